@@ -1,0 +1,5 @@
+#pragma once
+/// Umbrella header for the parts of cpc that need the audio libraries (link `cpc::audio`:
+/// libsndfile, libsamplerate, fftw3): audio files, speech corpora, window sampling.
+/// Kept apart from cpc/cpc.hpp so code that never touches audio needs none of them.
+#include "cpc/data/audio_file.hpp"
