@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <cpc/data/audio_file.hpp>
+
 namespace cpc::testing {
 
 /// A fresh directory under the system temp dir, removed (recursively) on destruction.
@@ -79,6 +81,28 @@ inline void write_bytes(const std::filesystem::path& path, const std::string& by
 inline std::string read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// One utterance of a corpus folder built by a test.
+struct fake_utterance {
+  std::string speaker, chapter, id;
+  std::size_t samples = 16000;  ///< length at `rate`
+  int rate = 16000;
+  std::string ext = ".flac";
+};
+
+/// Writes `u` as `<root>/<speaker>/<chapter>/<id><ext>`: a tone whose frequency depends on the
+/// id, 16-bit FLAC or WAV. Returns the path.
+inline std::filesystem::path write_fake_utterance(const std::filesystem::path& root,
+                                                  const fake_utterance& u) {
+  auto dir = root / u.speaker;
+  if (!u.chapter.empty()) dir /= u.chapter;
+  std::filesystem::create_directories(dir);
+  const auto path = dir / (u.id + u.ext);
+  double f = 200.0 + static_cast<double>(std::hash<std::string>{}(u.id) % 1000);
+  write_audio(path, tone(f, u.rate, u.samples, 0.3), u.rate, 1,
+              u.ext == ".flac" ? audio_format::flac_pcm16 : audio_format::wav_pcm16);
+  return path;
 }
 
 }  // namespace cpc::testing
