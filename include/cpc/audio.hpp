@@ -3,3 +3,5 @@
 /// libsndfile, libsamplerate, fftw3): audio files, speech corpora, window sampling.
 /// Kept apart from cpc/cpc.hpp so code that never touches audio needs none of them.
 #include "cpc/data/audio_file.hpp"
+#include "cpc/data/corpus.hpp"
+#include "cpc/data/window_sampler.hpp"
