@@ -217,8 +217,8 @@ TEST_CASE("info_nce: a random model on near-constant z starts at log(N + 1), acc
 }
 
 TEST_CASE("info_nce: the target of (t, k) is exactly z_{t+k}") {
-  // z_{b,t} = e_{bT+t}; c_{b,t} = e_{bT+t}; W_k maps e_{bT+t} -> alpha e_{bT+t+shift}. With shift = k only
-  // the true target scores alpha: accuracy 1, loss ~0. With shift = k + 1 (an off-by-one) accuracy is 0.
+  // z_{b,t} = e_{bT+t}; c_{b,t} = e_{bT+t}; W_k maps e_{bT+t} -> 1e4 e_{bT+t+shift}. With shift = k only
+  // the true target scores 1e4: accuracy 1, loss ~0. With shift = k + 1 (an off-by-one) accuracy is 0.
   const std::size_t B = 2, Tn = 8, K = 3, F = B * Tn;
   tensor3<double> z = xt::zeros<double>({B, Tn, F});
   for (std::size_t f = 0; f < F; ++f) z(f / Tn, f % Tn, f) = 1.0;
@@ -229,9 +229,11 @@ TEST_CASE("info_nce: the target of (t, k) is exactly z_{t+k}") {
     for (std::size_t k = 1; k <= K; ++k) {
       auto& w = m.head(k - 1).weight().value;
       w.fill(0.0);
-      for (std::size_t f = 0; f + k + off < F; ++f) w(f + k + off, f) = 50.0;
+      for (std::size_t f = 0; f + k + off < F; ++f)
+        w(f + k + off, f) = 1e4;  // logits of 1e4: softmax-then-log would give NaN
     }
     const auto r = m.compute(z, c, {}, gen, nullptr, nullptr);
+    CHECK(std::isfinite(r.loss));
     for (std::size_t k = 0; k < K; ++k) {
       CHECK(r.accuracy[k] == (off == 0 ? 1.0 : 0.0));
       if (off == 0) CHECK(r.loss_per_step[k] < 1e-15);
