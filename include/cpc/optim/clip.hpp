@@ -13,6 +13,25 @@
 
 namespace cpc {
 
+/// L2 norm over all gradients together, accumulated in double over fixed chunks (deterministic
+/// for any thread count). Errors: `cpc::shape_error` when a gradient's shape differs from its value's.
+template <class T>
+double gradient_norm(const named_parameter_list<T>& params) {
+  check_parameter_list("gradient_norm", params);
+  const auto chunks = make_parameter_chunks(params, optimizer_chunk_size);
+  std::vector<double> partial(chunks.size(), 0.0);
+  parallel_for(0, chunks.size(), [&](std::size_t c) {
+    const auto& ch = chunks[c];
+    const T* g = params[ch.param].second->grad.data() + ch.begin;
+    double s = 0;
+    for (std::size_t i = 0; i < ch.count; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+    partial[c] = s;
+  });
+  double sum = 0;
+  for (double s : partial) sum += s;
+  return std::sqrt(sum);
+}
+
 /// Scales every gradient by min(1, max_norm / (total_norm + 1e-6)), where total_norm is the L2
 /// norm over all gradients together, accumulated in double over fixed chunks (deterministic for
 /// any thread count). Returns total_norm (before clipping). Like torch with
@@ -25,19 +44,8 @@ template <class T>
 double clip_grad_norm(const named_parameter_list<T>& params, double max_norm) {
   if (!(max_norm >= 0))
     throw config_error("clip_grad_norm: expected max_norm >= 0, got " + std::to_string(max_norm));
-  check_parameter_list("clip_grad_norm", params);
+  const double total_norm = gradient_norm(params);
   const auto chunks = make_parameter_chunks(params, optimizer_chunk_size);
-  std::vector<double> partial(chunks.size(), 0.0);
-  parallel_for(0, chunks.size(), [&](std::size_t c) {
-    const auto& ch = chunks[c];
-    const T* g = params[ch.param].second->grad.data() + ch.begin;
-    double s = 0;
-    for (std::size_t i = 0; i < ch.count; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-    partial[c] = s;
-  });
-  double sum = 0;
-  for (double s : partial) sum += s;
-  const double total_norm = std::sqrt(sum);
   const double coef = max_norm / (total_norm + 1e-6);
   if (std::isnan(coef) || coef < 1.0) {
     const T scale = static_cast<T>(coef);

@@ -1,0 +1,99 @@
+#pragma once
+/// Compile-time model configurations, and how each component reads them.
+/// A configuration is a type with `static constexpr` members; `cpc::model` fills each component's
+/// run-time options from it through `default_options(std::type_identity<Component>, Config)`,
+/// an overload set that a new component extends (found by argument-dependent lookup).
+#include <array>
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include "cpc/encoder/strided_conv_encoder.hpp"
+#include "cpc/layers/gru.hpp"
+#include "cpc/layers/lstm.hpp"
+#include "cpc/loss/info_nce.hpp"
+
+namespace cpc::presets {
+
+/// The paper's audio model (section 3.1): 20480-sample windows (1.28 s at 16 kHz), encoder with
+/// kernels 10,8,4,4,4, strides 5,4,2,2,2, paddings 3,2,1,1,1 and 512 channels (one latent per
+/// 160 samples = 10 ms, 128 frames per window), channel norm, a 1-layer GRU with 256 units,
+/// K = 12 prediction steps, N = 128 negatives from the whole batch.
+struct audio_paper {
+  static constexpr std::size_t window_samples = 20480;
+  static constexpr std::size_t sample_rate = 16000;
+  static constexpr std::size_t latent_channels = 512;
+  static constexpr std::size_t context_channels = 256;
+  static constexpr std::size_t autoregressor_layers = 1;
+  static constexpr std::size_t prediction_steps = 12;
+  static constexpr std::size_t negatives = 128;
+  static constexpr std::array<std::size_t, 5> kernels{10, 8, 4, 4, 4};
+  static constexpr std::array<std::size_t, 5> strides{5, 4, 2, 2, 2};
+  static constexpr std::array<std::size_t, 5> paddings{3, 2, 1, 1, 1};
+};
+
+/// The paper's audio model at 256 encoder channels: a quarter of the encoder's FLOPs, for quick
+/// runs on a laptop-class CPU. Everything else as `audio_paper`.
+struct audio_small : audio_paper {
+  static constexpr std::size_t latent_channels = 256;
+};
+
+/// A tiny audio model for tests: 3 conv blocks (kernels 4,4,4, strides 4,4,2: 32 samples per
+/// frame), 16 latent channels, 8 context channels, K = 3, N = 4.
+struct audio_tiny {
+  static constexpr std::size_t window_samples = 512;
+  static constexpr std::size_t sample_rate = 16000;
+  static constexpr std::size_t latent_channels = 16;
+  static constexpr std::size_t context_channels = 8;
+  static constexpr std::size_t autoregressor_layers = 1;
+  static constexpr std::size_t prediction_steps = 3;
+  static constexpr std::size_t negatives = 4;
+  static constexpr std::array<std::size_t, 3> kernels{4, 4, 4};
+  static constexpr std::array<std::size_t, 3> strides{4, 4, 2};
+  static constexpr std::array<std::size_t, 3> paddings{0, 0, 1};
+};
+
+}  // namespace cpc::presets
+
+namespace cpc {
+
+/// Encoder options from an audio configuration: widths and geometry from `Config`.
+template <class T, class Backend, class Config>
+typename strided_conv_encoder<T, Backend>::options default_options(std::type_identity<strided_conv_encoder<T, Backend>>,
+                                                                   Config) {
+  typename strided_conv_encoder<T, Backend>::options o;
+  o.channels = Config::latent_channels;
+  o.kernels.assign(Config::kernels.begin(), Config::kernels.end());
+  o.strides.assign(Config::strides.begin(), Config::strides.end());
+  o.paddings.assign(Config::paddings.begin(), Config::paddings.end());
+  return o;
+}
+
+/// GRU autoregressor options: latent -> context channels.
+template <class T, class Backend, class Config>
+recurrent_options default_options(std::type_identity<gru<T, Backend>>, Config) {
+  return {.input_size = Config::latent_channels,
+          .hidden_size = Config::context_channels,
+          .num_layers = Config::autoregressor_layers};
+}
+
+/// LSTM autoregressor options: latent -> context channels.
+template <class T, class Backend, class Config>
+recurrent_options default_options(std::type_identity<lstm<T, Backend>>, Config) {
+  return {.input_size = Config::latent_channels,
+          .hidden_size = Config::context_channels,
+          .num_layers = Config::autoregressor_layers};
+}
+
+/// InfoNCE options: context -> latent heads, K steps, N negatives (other fields at their defaults).
+template <class T, class Backend, class Config>
+typename info_nce<T, Backend>::options default_options(std::type_identity<info_nce<T, Backend>>, Config) {
+  typename info_nce<T, Backend>::options o;
+  o.context_dim = Config::context_channels;
+  o.latent_dim = Config::latent_channels;
+  o.steps = Config::prediction_steps;
+  o.negatives = Config::negatives;
+  return o;
+}
+
+}  // namespace cpc

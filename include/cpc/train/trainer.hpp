@@ -1,0 +1,179 @@
+#pragma once
+/// The training loop: schedule, gradients, finiteness checks, clipping, optimiser step, a
+/// one-line progress display, a CSV log and periodic atomic checkpoints.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "cpc/core/error.hpp"
+#include "cpc/core/tensor.hpp"
+#include "cpc/loss/info_nce.hpp"
+#include "cpc/loss/negative_sampler.hpp"
+#include "cpc/optim/clip.hpp"
+#include "cpc/optim/schedule.hpp"
+#include "cpc/train/checkpoint.hpp"
+
+namespace cpc {
+
+/// One training batch: audio `[batch, samples]` (16 kHz) and its side information (lengths in
+/// frames, speaker ids). The trainer reuses one instance; the batch source refills it.
+template <class T>
+struct training_batch {
+  tensor2<T> audio;
+  batch_info info;
+};
+
+/// Settings of `train`. A run stops after `max_steps` optimiser steps in total (counting those of
+/// a resumed run) or after `max_seconds` of wall time in this call, whichever comes first (0 = no
+/// limit; at least one of them must be set).
+struct train_options {
+  std::uint64_t max_steps = 0;
+  double max_seconds = 0;
+  double clip_norm = 0;                   ///< gradient-norm clipping threshold; 0 = off
+  std::filesystem::path csv_path;         ///< per-step CSV log; empty = none
+  std::filesystem::path checkpoint_path;  ///< empty = no checkpoints
+  std::uint64_t checkpoint_every = 0;     ///< steps between checkpoints (0 = only at the end)
+  bool progress = true;                   ///< the one-line progress display on `out`
+  std::ostream* out = &std::cerr;
+  /// Warn once when, after this many steps, the loss is still within `chance_margin` (relative)
+  /// of the chance loss: the model has not left chance (REFERENCE.md: warm-up and head init fix it).
+  std::uint64_t chance_warning_after = 200;
+  double chance_margin = 0.02;
+  named_generators generators;  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
+  safetensors_metadata metadata;
+};
+
+/// What a `train` call did.
+struct train_summary {
+  std::uint64_t steps = 0;       ///< total optimiser steps after the call
+  std::uint64_t steps_run = 0;   ///< steps run in this call
+  double seconds = 0;
+  info_nce_result last;          ///< the last step's result
+  bool left_chance = false;      ///< whether the loss went below (1 - chance_margin) x chance
+};
+
+namespace detail {
+inline std::string format_duration(double s) {
+  const auto total = static_cast<long>(std::max(0.0, s) + 0.5);
+  std::ostringstream os;
+  if (total >= 3600) os << total / 3600 << 'h';
+  if (total >= 60) os << (total / 60) % 60 << 'm';
+  os << total % 60 << 's';
+  return os.str();
+}
+
+/// The chance-level value of `r.loss`: log(N + 1), times K when the steps are summed.
+inline double chance_loss(const info_nce_result& r, bool summed) {
+  return summed ? r.log_candidates * static_cast<double>(r.accuracy.size()) : r.log_candidates;
+}
+
+inline double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+}  // namespace detail
+
+/// Trains `m` with `opt` on batches from `next_batch(training_batch<T>&)` until `o.max_steps` or
+/// `o.max_seconds`. Before each step the learning rate is `schedule.lr_at(opt.steps())`, so a
+/// resumed run continues its schedule. CSV columns: step, seconds, lr, loss, accuracy_mean,
+/// grad_norm, accuracy_1..accuracy_K (appended when the file exists and a run resumes).
+/// Errors: `cpc::numeric_error` "training step <n>: ..." when the loss or a gradient is not finite
+/// (no optimiser step is taken, and the last checkpoint on disk stays intact); `cpc::config_error`
+/// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written;
+/// errors of the model and the batch source.
+template <class Model, class Optimizer, class Schedule, class NextBatch>
+train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatch&& next_batch,
+                    const train_options& o) {
+  using T = typename Model::value_type;
+  if (o.max_steps == 0 && o.max_seconds <= 0)
+    throw config_error("train: expected max_steps > 0 or max_seconds > 0");
+  std::ofstream csv;
+  if (!o.csv_path.empty()) {
+    const bool append = opt.steps() > 0 && std::filesystem::exists(o.csv_path);
+    csv.open(o.csv_path, append ? std::ios::app : std::ios::trunc);
+    if (!csv) throw io_error("train: cannot write the CSV log " + o.csv_path.string());
+    if (!append) {
+      csv << "step,seconds,lr,loss,accuracy_mean,grad_norm";
+      for (std::size_t k = 1; k <= m.config().loss.steps; ++k) csv << ",accuracy_" << k;
+      csv << '\n';
+    }
+  }
+  const bool tty = o.progress && o.out == &std::cerr && isatty(STDERR_FILENO);
+  const bool summed = m.config().loss.reduction == step_reduction::sum;
+  auto params = m.parameters();
+  training_batch<T> batch;
+  train_summary s;
+  bool warned = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const auto save = [&] {
+    if (!o.checkpoint_path.empty()) save_checkpoint(o.checkpoint_path, m, opt, o.generators, o.metadata);
+  };
+  while ((o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
+    const std::uint64_t step = opt.steps() + 1;
+    const double lr = apply_schedule(schedule, opt);
+    next_batch(batch);
+    const info_nce_result r = m.compute_gradients(batch.audio, batch.info);
+    if (!std::isfinite(r.loss))
+      throw numeric_error("training step " + std::to_string(step) + ": the loss is " + std::to_string(r.loss) +
+                          " (lower the learning rate or enable clipping; the last checkpoint is intact)");
+    if (const auto bad = find_nonfinite_gradient(params); bad.found)
+      throw numeric_error("training step " + std::to_string(step) + ": non-finite gradient in '" +
+                          params[bad.param].first + "' (the last checkpoint is intact)");
+    const double norm = o.clip_norm > 0 ? clip_grad_norm(params, o.clip_norm) : gradient_norm(params);
+    opt.step();
+    ++s.steps_run;
+    s.last = r;
+    const double chance = detail::chance_loss(r, summed);
+    if (r.loss < (1 - o.chance_margin) * chance) s.left_chance = true;
+    const double t = elapsed();
+    const double acc = detail::mean_of(r.accuracy);
+    if (csv) {
+      csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm;
+      for (double a : r.accuracy) csv << ',' << a;
+      csv << '\n';
+    }
+    if (o.progress) {
+      const double rate = static_cast<double>(s.steps_run) / std::max(t, 1e-9);
+      double eta = 0;
+      if (o.max_steps > 0) eta = static_cast<double>(o.max_steps - step) / rate;
+      if (o.max_seconds > 0) eta = o.max_steps > 0 ? std::min(eta, o.max_seconds - t) : o.max_seconds - t;
+      std::ostringstream line;
+      line << "step " << step;
+      if (o.max_steps > 0) line << '/' << o.max_steps;
+      line << std::fixed << std::setprecision(2) << " | " << rate << " steps/s | loss " << std::setprecision(3)
+           << r.loss << " (chance " << chance << ") | acc " << acc << " | lr " << std::scientific
+           << std::setprecision(1) << lr << " | ETA " << detail::format_duration(eta);
+      if (tty)
+        *o.out << '\r' << line.str() << "\033[K" << std::flush;
+      else if (step % 10 == 0 || step == 1)
+        *o.out << line.str() << '\n';
+    }
+    if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after) {
+      warned = true;
+      *o.out << (tty ? "\n" : "") << "warning: after " << s.steps_run << " steps the loss " << r.loss
+             << " is still within " << 100 * o.chance_margin << "% of chance (" << chance
+             << "): the model has not left chance - use a learning-rate warm-up, predictor_init::normal,"
+                " or a larger learning rate\n";
+    }
+    if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
+  }
+  if (tty) *o.out << '\n';
+  save();
+  s.steps = opt.steps();
+  s.seconds = elapsed();
+  return s;
+}
+
+}  // namespace cpc
