@@ -7,7 +7,9 @@
 #   --size ci        24 speakers x 10 sentences (about 10 minutes of audio; under a minute)
 #   --size default   24 speakers x 100 sentences (about 100 minutes of audio; a few minutes)
 #   --jobs N         parallel synthesis jobs (default: number of cores)
-#   --no-check       skip the label-alignment check (which compiles examples/corpus_check)
+#   --no-check       skip the label-alignment check (examples/corpus_check, compiled on first use
+#                    into ~/.cache/cpc; CPC_CORPUS_CHECK=/path/to/corpus_check uses a built one)
+#   --keep-work      keep OUT_DIR/.work (sentence lists, job list) for debugging
 # Installs its Debian packages when missing (scripts/install-deps.sh build corpus; needs root or
 # sudo). Deterministic: the same command on the same Debian release gives byte-identical files.
 #
@@ -31,7 +33,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-usage() { sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 out="" size=default jobs=$(nproc) check=1 keep=0
 while [ $# -gt 0 ]; do
@@ -172,10 +174,27 @@ echo "make-corpus: $utts utterances, $minutes minutes of audio, $num_speakers sp
   "$(wc -l < "$out/train.txt") train / $(wc -l < "$out/test.txt") test, in $(($(date +%s) - start)) s"
 
 if [ "$check" = 1 ]; then
+  # The check program (examples/corpus_check) is header-only cpc code: compile it directly, cached
+  # by a hash of its sources, unless CPC_CORPUS_CHECK names an already built binary.
+  checker=${CPC_CORPUS_CHECK:-}
+  if [ -z "$checker" ]; then
+    hash=$(cat "$repo/examples/corpus_check/corpus_check.cpp" $(find "$repo/include/cpc" -name '*.hpp' | LC_ALL=C sort) |
+      sha1sum | cut -c1-12)
+    cache=${XDG_CACHE_HOME:-$HOME/.cache}/cpc
+    checker=$cache/corpus_check-$hash
+    if [ ! -x "$checker" ]; then
+      echo "make-corpus: compiling the label check (examples/corpus_check, once; about a minute)"
+      mkdir -p "$cache"
+      g++ -std=c++20 -O2 -DNDEBUG -I"$repo/include" -isystem /usr/include/eigen3 -o "$checker.tmp" \
+        "$repo/examples/corpus_check/corpus_check.cpp" -lsndfile -lsamplerate -lfftw3f -ltbb
+      mv "$checker.tmp" "$checker"
+    fi
+  fi
   echo "make-corpus: checking label alignment (frame-level phone probe on shifted labels)"
-  g++ -std=c++20 -O2 -march=native -DNDEBUG -I"$repo/include" -I/usr/include/eigen3 \
-    -o "$work/corpus_check" "$repo/examples/corpus_check/corpus_check.cpp" -lsndfile -lfftw3f -ltbb
-  "$work/corpus_check" "$out"
+  if ! "$checker" "$out"; then
+    echo "make-corpus: the label check failed; the corpus is in $out but its labels are suspect" >&2
+    exit 1
+  fi
 fi
 [ "$keep" = 1 ] || rm -rf "$work"
 echo "make-corpus: done in $(($(date +%s) - start)) s: $out"
