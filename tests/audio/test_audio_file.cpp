@@ -109,6 +109,9 @@ TEST_CASE("read_audio: bad files throw io_error naming the file and the reason")
   SUBCASE("missing") {
     CHECK_THROWS_WITH_AS(read_audio(dir / "nope.wav"), doctest::Contains("nope.wav': no such file"),
                          io_error);
+    std::filesystem::create_directory(dir / "folder.wav");
+    CHECK_THROWS_WITH_AS(read_audio(dir / "folder.wav"), doctest::Contains("folder.wav': not a regular file"),
+                         io_error);
   }
   SUBCASE("empty") {
     write_bytes(dir / "empty.wav", "");

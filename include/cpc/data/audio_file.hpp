@@ -177,7 +177,8 @@ inline std::vector<float> read_audio(const std::filesystem::path& path, const au
                        std::to_string(opts.sample_rate));
   const std::string where = detail::audio_where(path);
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw io_error(where + ": no such file");
+  if (!std::filesystem::exists(path, ec)) throw io_error(where + ": no such file");
+  if (!std::filesystem::is_regular_file(path, ec)) throw io_error(where + ": not a regular file");
   SF_INFO info{};
   detail::sndfile_handle f(path, SFM_READ, info);
   if (info.channels <= 0 || info.samplerate <= 0)
