@@ -44,12 +44,14 @@ struct config {
 // Direct-loop path (K*C_in <= 16) and GEMM path (> 16), with and without padding, overlapping
 // windows (kernel > stride), gaps (kernel < stride), padding as wide as the kernel, no bias.
 const config configs[] = {
-    {2, 23, 1, 3, 10, 5, 3, true},  // the paper's first layer shape, direct loop
-    {2, 11, 5, 4, 4, 2, 1, true},   // GEMM path, odd length
-    {3, 9, 6, 3, 3, 1, 0, true},    // stride 1, no padding
-    {2, 13, 9, 2, 2, 3, 2, true},   // kernel < stride: some inputs get no gradient; padding = kernel
-    {1, 17, 3, 5, 8, 4, 2, false},  // no bias, GEMM path
-    {2, 4, 2, 3, 7, 2, 3, true},    // input shorter than the kernel: every window touches padding
+    {2, 23, 1, 3, 10, 5, 3, true},   // the paper's first layer shape, direct loop
+    {2, 11, 5, 4, 4, 2, 1, true},    // GEMM path, odd length
+    {3, 9, 6, 3, 3, 1, 0, true},     // stride 1, no padding
+    {2, 13, 9, 2, 2, 3, 2, true},    // kernel < stride: some inputs get no gradient; padding = kernel
+    {1, 17, 3, 5, 8, 4, 2, false},   // no bias, GEMM path
+    {2, 4, 2, 3, 7, 2, 3, true},     // input shorter than the kernel: every window touches padding
+    {2, 31, 1, 40, 10, 5, 3, true},  // direct loop: register blocks of 4 frames x 32 channels + remainders
+    {1, 20, 8, 40, 3, 2, 1, true},   // GEMM path with more channels
 };
 
 }  // namespace

@@ -138,10 +138,12 @@ class conv1d {
   parameter<T>& bias() { return bias_; }
 
  private:
-  static constexpr std::size_t row_block = 512;            // output frames per task (forward)
-  static constexpr std::size_t channel_block = 128;        // output channels per task (d weight)
-  static constexpr std::ptrdiff_t direct_max_window = 16;  // K*C_in up to which forward loops directly
-  static constexpr std::size_t direct_chunk = 64;          // output channels held in registers
+  static constexpr std::size_t row_block = 512;             // output frames per task (forward)
+  static constexpr std::size_t channel_block = 128;         // output channels per task (d weight)
+  static constexpr std::ptrdiff_t direct_max_window = 16;   // K*C_in up to which forward loops directly
+  static constexpr std::size_t direct_chunk = 32;           // output channels held in registers
+  static constexpr std::ptrdiff_t direct_rows_block = 4;    // frames held in registers
+  static constexpr std::ptrdiff_t direct_frame_tile = 128;  // frames per cache tile in d weight
 
   // Sizes of one call. Outputs [t_lo, t_hi) read only real input; the others touch padding.
   struct geometry {
@@ -223,30 +225,43 @@ class conv1d {
         }
   }
 
-  // Direct forward for narrow windows: y[t, :] = bias + sum_j rows[t, j] * wkc_[j, :].
+  // Direct forward for narrow windows: y[t, :] = bias + sum_j rows[t, j] * wkc_[j, :]. Blocks of
+  // direct_rows_block frames x direct_chunk channels stay in registers while j runs.
   void direct_rows(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, T* y) const {
+    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
+    constexpr std::ptrdiff_t rb = direct_rows_block;
     const std::size_t c_out = opt_.out_channels, win = static_cast<std::size_t>(window());
     const T* w = wkc_.data();
-    for (std::ptrdiff_t t = 0; t < n; ++t) {
-      const T* xr = rows + t * stride;
-      T* yr = y + static_cast<std::size_t>(t) * c_out;
+    const T* bias = opt_.bias ? bias_.value.data() : nullptr;
+    std::ptrdiff_t t0 = 0;
+    for (; t0 + rb <= n; t0 += rb) {
       std::size_t o0 = 0;
       for (; o0 + direct_chunk <= c_out; o0 += direct_chunk) {
-        std::array<T, direct_chunk> acc;
-        for (std::size_t i = 0; i < direct_chunk; ++i) acc[i] = opt_.bias ? bias_.value.data()[o0 + i] : T(0);
+        const chunk_t init = bias ? chunk_t(Eigen::Map<const chunk_t>(bias + o0)) : chunk_t::Zero();
+        std::array<chunk_t, rb> acc;
+        acc.fill(init);
         for (std::size_t j = 0; j < win; ++j) {
-          const T v = xr[j];
-          const T* wj = w + j * c_out + o0;
-          for (std::size_t i = 0; i < direct_chunk; ++i) acc[i] += v * wj[i];
+          const Eigen::Map<const chunk_t> wj(w + j * c_out + o0);
+          for (std::ptrdiff_t r = 0; r < rb; ++r) acc[r] += rows[(t0 + r) * stride + j] * wj;
         }
-        std::copy(acc.begin(), acc.end(), yr + o0);
+        for (std::ptrdiff_t r = 0; r < rb; ++r) Eigen::Map<chunk_t>(y + (t0 + r) * c_out + o0) = acc[r];
       }
-      for (std::size_t o = o0; o < c_out; ++o) {
-        T acc = opt_.bias ? bias_.value.data()[o] : T(0);
-        for (std::size_t j = 0; j < win; ++j) acc += xr[j] * w[j * c_out + o];
-        yr[o] = acc;
-      }
+      direct_scalar(rows + t0 * stride, stride, rb, o0, y + t0 * c_out);
     }
+    direct_scalar(rows + t0 * stride, stride, n - t0, 0, y + t0 * c_out);
+  }
+
+  // The same for frames [0, n) and channels [o_begin, C_out) one scalar at a time (remainders).
+  void direct_scalar(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, std::size_t o_begin,
+                     T* y) const {
+    const std::size_t c_out = opt_.out_channels, win = static_cast<std::size_t>(window());
+    const T* w = wkc_.data();
+    for (std::ptrdiff_t t = 0; t < n; ++t)
+      for (std::size_t o = o_begin; o < c_out; ++o) {
+        T acc = opt_.bias ? bias_.value.data()[o] : T(0);
+        for (std::size_t j = 0; j < win; ++j) acc += rows[t * stride + j] * w[j * c_out + o];
+        y[t * c_out + o] = acc;
+      }
   }
 
   // d weight += dy^T im2col(x), d bias += sum dy. Each task owns a block of output channels and
@@ -262,19 +277,21 @@ class conv1d {
       dw.setZero();
       for (std::size_t b = 0; b < g.batch; ++b) {
         const T* dyb = dy.data() + b * g.t_out * c_out;
-        for_each_segment(
-            x, g, b, 0, g.t_out, [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-              dw.noalias() +=
-                  cpu_kernels::strided_map(dyb + t0 * c_out + o0, n, n_o, static_cast<std::ptrdiff_t>(c_out))
-                      .transpose() *
-                  cpu_kernels::strided_map(rows, n, win, stride);
-            });
-        if (opt_.bias)
-          cpu_kernels::row_vector_map(bias_.grad.data() + o0, n_o) +=
-              cpu_kernels::strided_map(dyb + o0, static_cast<std::ptrdiff_t>(g.t_out), n_o,
-                                       static_cast<std::ptrdiff_t>(c_out))
-                  .colwise()
-                  .sum();
+        for_each_segment(x, g, b, 0, g.t_out,
+                         [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+                           if (win <= direct_max_window)
+                             direct_weight_rows(dyb + t0 * c_out, n, rows, stride, o0, n_o);
+                           else
+                             dw.noalias() += cpu_kernels::strided_map(dyb + t0 * c_out + o0, n, n_o,
+                                                                      static_cast<std::ptrdiff_t>(c_out))
+                                                 .transpose() *
+                                             cpu_kernels::strided_map(rows, n, win, stride);
+                         });
+        if (opt_.bias) {
+          auto db = cpu_kernels::row_vector_map(bias_.grad.data() + o0, n_o);
+          for (std::size_t t = 0; t < g.t_out; ++t)
+            db += cpu_kernels::row_vector_map(dyb + t * c_out + o0, n_o);
+        }
       }
       T* grad = weight_.grad.data();
       for (std::size_t o = o0; o < o0 + static_cast<std::size_t>(n_o); ++o)
@@ -282,6 +299,52 @@ class conv1d {
           for (std::size_t k = 0; k < kk; ++k)
             grad[(o * c_in + c) * kk + k] += dwkc_[o * kk * c_in + k * c_in + c];
     });
+  }
+
+  // Narrow windows: dwkc_[o, j] += sum_t dy[t, o] * rows[t, j] for o in [o0, o0 + n_o). Blocks of
+  // direct_chunk channels x J window positions are accumulated in registers over t.
+  void direct_weight_rows(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride, std::size_t o0,
+                          std::ptrdiff_t n_o) {
+    const auto win = static_cast<std::size_t>(window());
+    // Tiles of frames, so that the tile of dy stays in cache across the passes over j.
+    for (std::ptrdiff_t t0 = 0; t0 < n; t0 += direct_frame_tile) {
+      const std::ptrdiff_t nt = std::min(direct_frame_tile, n - t0);
+      const T* d = dy + static_cast<std::size_t>(t0) * opt_.out_channels;
+      const T* r = rows + t0 * stride;
+      std::size_t j0 = 0;
+      for (; j0 + 8 <= win; j0 += 8) direct_weight_block<8>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 + 4 <= win; j0 += 4) direct_weight_block<4>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 + 2 <= win; j0 += 2) direct_weight_block<2>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 < win; ++j0) direct_weight_block<1>(d, nt, r, stride, o0, n_o, j0);
+    }
+  }
+
+  template <std::size_t J>
+  void direct_weight_block(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride,
+                           std::size_t o0, std::ptrdiff_t n_o, std::size_t j0) {
+    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
+    const std::size_t c_out = opt_.out_channels;
+    const auto win = static_cast<std::size_t>(window());
+    const auto full = static_cast<std::size_t>(n_o) / direct_chunk * direct_chunk;
+    for (std::size_t i0 = 0; i0 < full; i0 += direct_chunk) {
+      std::array<chunk_t, J> acc;
+      acc.fill(chunk_t::Zero());
+      for (std::ptrdiff_t t = 0; t < n; ++t) {
+        const Eigen::Map<const chunk_t> d(dy + static_cast<std::size_t>(t) * c_out + o0 + i0);
+        const T* xr = rows + t * stride + static_cast<std::ptrdiff_t>(j0);
+        for (std::size_t j = 0; j < J; ++j) acc[j] += xr[j] * d;
+      }
+      for (std::size_t j = 0; j < J; ++j)
+        for (std::size_t i = 0; i < direct_chunk; ++i) dwkc_[(o0 + i0 + i) * win + j0 + j] += acc[j](i);
+    }
+    for (std::size_t o = o0 + full; o < o0 + static_cast<std::size_t>(n_o); ++o)
+      for (std::size_t j = j0; j < j0 + J; ++j) {
+        T acc = 0;
+        for (std::ptrdiff_t t = 0; t < n; ++t)
+          acc +=
+              dy[static_cast<std::size_t>(t) * c_out + o] * rows[t * stride + static_cast<std::ptrdiff_t>(j)];
+        dwkc_[o * win + j] += acc;
+      }
   }
 
   // dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
