@@ -154,12 +154,14 @@ class layer_norm {
         mean_[r] = mean;
         rstd_[r] = rstd;
         if (dx == nullptr) continue;
-        const row_array xhat = (row_map(xr, c) - mean) * rstd;
-        row_array g = dy_row(r);
+        const auto xhat = (row_map(xr, c) - mean) * rstd;
+        // g is built in dx's row, then replaced element by element (no temporaries).
+        Eigen::Map<row_array> g(dx->data() + r * c, c);
+        g = dy_row(r);
         if (opt_.elementwise_affine) g *= row_map(weight_.value.data(), c);
         const T g_mean = g.mean();
         const T gx_mean = (g * xhat).mean();
-        Eigen::Map<row_array>(dx->data() + r * c, c) = rstd * (g - g_mean - xhat * gx_mean);
+        g = rstd * (g - g_mean - xhat * gx_mean);
       }
     });
     if (!opt_.elementwise_affine) return;
