@@ -5,3 +5,5 @@
 #include "cpc/data/audio_file.hpp"
 #include "cpc/data/corpus.hpp"
 #include "cpc/data/window_sampler.hpp"
+#include "cpc/eval/features.hpp"
+#include "cpc/eval/speech_probes.hpp"

@@ -40,8 +40,8 @@ struct train_options {
   std::uint64_t max_steps = 0;
   double max_seconds = 0;
   double clip_norm = 0;                   ///< gradient-norm clipping threshold; 0 = off
-  std::filesystem::path csv_path;         ///< per-step CSV log; empty = none
-  std::filesystem::path checkpoint_path;  ///< empty = no checkpoints
+  std::filesystem::path csv_path{};       ///< per-step CSV log; empty = none
+  std::filesystem::path checkpoint_path{};  ///< empty = no checkpoints
   std::uint64_t checkpoint_every = 0;     ///< steps between checkpoints (0 = only at the end)
   bool progress = true;                   ///< the one-line progress display on `out`
   std::ostream* out = &std::cerr;
@@ -49,8 +49,8 @@ struct train_options {
   /// of the chance loss: the model has not left chance (REFERENCE.md: warm-up and head init fix it).
   std::uint64_t chance_warning_after = 200;
   double chance_margin = 0.02;
-  named_generators generators;  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
-  safetensors_metadata metadata;
+  named_generators generators{};  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
+  safetensors_metadata metadata{};
 };
 
 /// What a `train` call did.
