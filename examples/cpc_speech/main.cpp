@@ -338,7 +338,7 @@ int run_demo(const settings& s) {
   print_table(rows, std::cerr);
   const auto run = train_model<Config>(model, corpus, s, gain);
   std::ostringstream cpc_name;
-  cpc_name << "CPC (" << run.steps << " steps, " << std::fixed << std::setprecision(1) << run.seconds / 60 << " min)";
+  cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60 << " min)";
   rows.push_back({cpc_name.str(), probe_model<Config>(model, corpus, sets, s, gain, "CPC", &cpc_test), "64.6", "97.4"});
 
   stage("results");
