@@ -158,12 +158,12 @@ xargs -P "$jobs" -L 1 bash -c 'bash "$0/corpus/synth-chunk.sh" "$work" "$out" "$
   progress "$1 $(basename "$5")"' "$here" < "$work/jobs"
 
 # Drop the raw files; gather the labels, lengths and splits in utterance-id order.
-dropped=$(ls "$work/dropped" | wc -l)
+dropped=$(find "$work/dropped" -type f | wc -l)
 if [ "$dropped" -gt 0 ]; then
   echo "make-corpus: dropped $dropped utterances with unmapped phones:" >&2
   cat "$work/dropped"/* | sort | uniq -c | sort -rn | head -20 >&2
 fi
-( cd "$work/ali" && ls | LC_ALL=C sort | while read -r u; do cat "$u"; done ) > "$out/alignments.txt"
+( cd "$work/ali" && find . -type f -printf "%f\n" | LC_ALL=C sort | xargs cat ) > "$out/alignments.txt"
 cut -d' ' -f1 "$out/alignments.txt" | awk -v test="$out/test.txt" -v train="$out/train.txt" \
   '{ k = $0; sub(/.*-/, "", k); print > (k % 5 == 4 ? test : train) }'
 cp "$work/phones.txt" "$out/phones.txt"
@@ -179,15 +179,18 @@ if [ "$check" = 1 ]; then
   # by a hash of its sources, unless CPC_CORPUS_CHECK names an already built binary.
   checker=${CPC_CORPUS_CHECK:-}
   if [ -z "$checker" ]; then
-    hash=$(cat "$repo/examples/corpus_check/corpus_check.cpp" $(find "$repo/include/cpc" -name '*.hpp' | LC_ALL=C sort) |
+    flags=(-std=c++20 -O2 -DNDEBUG -I"$repo/include" -isystem /usr/include/eigen3)
+    src=$repo/examples/corpus_check/corpus_check.cpp
+    # shellcheck disable=SC2046
+    hash=$( (echo "${flags[*]}"; cat $(g++ "${flags[@]}" -MM "$src" | tr -d '\\\n' | cut -d: -f2-)) |
       sha1sum | cut -c1-12)
     cache=${XDG_CACHE_HOME:-$HOME/.cache}/cpc
     checker=$cache/corpus_check-$hash
     if [ ! -x "$checker" ]; then
       echo "make-corpus: compiling the label check (examples/corpus_check, once; about a minute)"
       mkdir -p "$cache"
-      g++ -std=c++20 -O2 -DNDEBUG -I"$repo/include" -isystem /usr/include/eigen3 -o "$checker.tmp" \
-        "$repo/examples/corpus_check/corpus_check.cpp" -lsndfile -lsamplerate -lfftw3f -ltbb
+      rm -f "$cache"/corpus_check-*  # older builds
+      g++ "${flags[@]}" -o "$checker.tmp" "$src" -lsndfile -lsamplerate -lfftw3f -ltbb
       mv "$checker.tmp" "$checker"
     fi
   fi
