@@ -211,7 +211,7 @@ void check_streaming() {
     tensor3<float> ys = xt::zeros<float>({det_b, T, det_h});
     std::size_t t0 = 0;
     bool first = true;
-    for (std::size_t len : {1UL, 3UL, 2UL, 5UL, 1UL}) {
+    for (std::size_t len : {1UL, 3UL, 0UL, 2UL, 5UL, 1UL}) {  // includes an empty chunk
       tensor3<float> xc = xt::view(x, xt::all(), xt::range(t0, t0 + len), xt::all()), yc;
       layer.forward(xc, yc, (first && !with_state) ? nullptr : &s, &s);  // h_n aliases h0
       xt::view(ys, xt::all(), xt::range(t0, t0 + len), xt::all()) = yc;

@@ -451,6 +451,7 @@ class recurrent_stack {
     ensure_size(dh_a_, rows * H);
     ensure_size(dh_b_, rows * H);
     if (dx) ensure_shape(*dx, x.shape());
+    if (rows == 0) return;      // an empty sequence has no gradient
     const T* dout = dy.data();  // gradient w.r.t. the current layer's outputs
     for (std::size_t li = L; li-- > 0;) {
       auto& p = layers_[li];
