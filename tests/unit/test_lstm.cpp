@@ -1,5 +1,7 @@
 #include "recurrent_checks.hpp"
 
+#include <xtensor/xbuilder.hpp>
+
 using namespace cpc;
 using namespace cpc::testing;
 
@@ -48,4 +50,29 @@ TEST_CASE("lstm: one step by hand") {
   const double c = sg(a) * 0.3 + sg(a) * std::tanh(a), h = sg(a) * std::tanh(c);
   CHECK(y(0, 0, 0) == doctest::Approx(h).epsilon(1e-14));
   CHECK(sn.c(0, 0, 0) == doctest::Approx(c).epsilon(1e-14));
+}
+
+TEST_CASE("lstm: packed [2L, B, H] state streams like the (h, c) state and fits cpc::model's interface") {
+  auto layer = make_det_layer<lstm<float>>();
+  const std::size_t T = 7;
+  tensor3<float> x = det_input(det_b, T), y, y2;
+  lstm<float>::state s0, sn;
+  rng gen(4);
+  random_state(s0, std::size_t(2), det_b, det_h, gen);
+  layer.forward(x, y, &s0, &sn);
+  tensor3<float> hc = xt::concatenate(xt::xtuple(s0.h, s0.c), 0);
+  tensor3<float> ys = xt::zeros<float>({det_b, T, det_h});
+  for (std::size_t t0 : {0UL, 4UL}) {
+    const std::size_t t1 = t0 == 0 ? 4 : T;
+    tensor3<float> xc = xt::view(x, xt::all(), xt::range(t0, t1), xt::all()), yc;
+    layer.forward(xc, yc, &hc, &hc);
+    xt::view(ys, xt::all(), xt::range(t0, t1), xt::all()) = yc;
+  }
+  CHECK(same(ys, y));
+  tensor3<float> ref = xt::concatenate(xt::xtuple(sn.h, sn.c), 0);
+  CHECK(same(hc, ref));
+  tensor3<float> bad = xt::zeros<float>({std::size_t(2), det_b, det_h});
+  CHECK_THROWS_WITH_AS(layer.forward(x, y2, &bad, nullptr),
+                       "lstm forward initial state (h then c): expected [4, *, 20], got [2, 6, 20]",
+                       shape_error);
 }

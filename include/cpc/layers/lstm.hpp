@@ -1,4 +1,6 @@
 #pragma once
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <string_view>
 
@@ -52,6 +54,26 @@ class lstm {
                   final ? &final->h : nullptr, final ? &final->c : nullptr);
   }
 
+  /// The same with the state packed in one tensor `[2 * num_layers, B, hidden_size]`: the h of
+  /// every layer, then the c of every layer (the form cpc::model's autoregressor interface takes).
+  /// `hc_n` may be the same object as `hc0`. Errors: `cpc::shape_error` on a wrong state shape.
+  void forward(const tensor3<T>& x, tensor3<T>& y, const tensor3<T>* hc0, tensor3<T>* hc_n) {
+    const std::size_t L = config().num_layers, H = config().hidden_size;
+    if (hc0) {
+      check_shape("lstm forward initial state (h then c)", *hc0,
+                  {static_cast<std::ptrdiff_t>(2 * L), any, static_cast<std::ptrdiff_t>(H)});
+      split(*hc0, packed_in_);
+    }
+    forward(x, y, hc0 ? &packed_in_ : nullptr, hc_n ? &packed_out_ : nullptr);
+    if (hc_n) {
+      const std::size_t half = packed_out_.h.size();
+      ensure_shape(*hc_n, std::array<std::size_t, 3>{2 * L, packed_out_.h.shape()[1], H});
+      std::copy(packed_out_.h.begin(), packed_out_.h.end(), hc_n->begin());
+      std::copy(packed_out_.c.begin(), packed_out_.c.end(),
+                hc_n->begin() + static_cast<std::ptrdiff_t>(half));
+    }
+  }
+
   /// Back-propagation through time over the whole sequence of the latest forward call (x and y
   /// must be that call's input and output). ACCUMULATES every parameter gradient and, when `dx`
   /// is not null, overwrites *dx (resized to `[B, T, input_size]`). dy `[B, T, hidden_size]`.
@@ -74,7 +96,17 @@ class lstm {
   parameter<T>& bias_hh(std::size_t k = 0) { return core_.bias_hh(k); }
 
  private:
+  static void split(const tensor3<T>& hc, state& s) {
+    const std::array<std::size_t, 3> shape{hc.shape()[0] / 2, hc.shape()[1], hc.shape()[2]};
+    ensure_shape(s.h, shape);
+    ensure_shape(s.c, shape);
+    const auto half = static_cast<std::ptrdiff_t>(s.h.size());
+    std::copy(hc.begin(), hc.begin() + half, s.h.begin());
+    std::copy(hc.begin() + half, hc.end(), s.c.begin());
+  }
+
   detail::recurrent_stack<T, detail::lstm_cell> core_;
+  state packed_in_, packed_out_;  // workspaces of the packed-state forward
 };
 
 }  // namespace cpc
