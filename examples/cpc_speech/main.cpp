@@ -41,6 +41,7 @@ struct settings {
   std::size_t batch = 8;
   double lr = 2e-4;
   std::uint64_t warmup = 100;
+  double head_std = 0;  // 0: 1 / sqrt(context channels)
   double clip = 0;
   std::uint64_t seed = 1;
   std::size_t threads = 0;
@@ -51,6 +52,9 @@ struct settings {
   std::string features = "cpc";  // cpc | mfcc | random
   std::string split = "test";
   fs::path output;
+  // Corpus files other than the defaults (e.g. LibriSpeech with the CPC paper's label files).
+  std::optional<fs::path> alignments, train_split, test_split;
+  std::size_t num_phones = 0;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -62,7 +66,10 @@ void stage(const std::string& what) { std::cerr << "\n== " << what << '\n'; }
 cpc::speech_corpus load_corpus(const settings& s) {
   stage("loading corpus " + s.corpus.string());
   const auto t0 = std::chrono::steady_clock::now();
-  cpc::speech_corpus corpus(s.corpus);
+  cpc::speech_corpus corpus(s.corpus, {.alignments = s.alignments,
+                                       .train_split = s.train_split,
+                                       .test_split = s.test_split,
+                                       .num_phones = s.num_phones});
   std::cerr << corpus.size() << " utterances, " << corpus.speakers().size() << " speakers, "
             << std::fixed << std::setprecision(1) << corpus.total_seconds() / 60 << " min of audio, "
             << corpus.num_phones() << " phone classes, train/test " << corpus.indices(cpc::corpus_split::train).size()
@@ -97,7 +104,7 @@ typename model_t<Config>::options model_options(const settings& s) {
   // Unit-normal prediction heads: with PyTorch's default init the model can sit at chance for
   // hundreds of steps (REFERENCE.md); with these it leaves chance early.
   o.loss.init = cpc::predictor_init::normal;
-  o.loss.init_scale = 1.0 / std::sqrt(static_cast<double>(Config::context_channels));
+  o.loss.init_scale = s.head_std > 0 ? s.head_std : 1.0 / std::sqrt(static_cast<double>(Config::context_channels));
   return o;
 }
 
@@ -449,6 +456,10 @@ int main(int argc, char** argv) {
     c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)")->capture_default_str();
     c->add_option("--seed", s.seed, "seed of weights, negatives and windows")->capture_default_str();
     c->add_option("--threads", s.threads, "threads (0 = all cores)")->capture_default_str();
+    c->add_option("--alignments", s.alignments, "phone alignment file (default CORPUS/alignments.txt)");
+    c->add_option("--train-split", s.train_split, "train utterance ids (default CORPUS/train.txt)");
+    c->add_option("--test-split", s.test_split, "test utterance ids (default CORPUS/test.txt)");
+    c->add_option("--num-phones", s.num_phones, "phone classes when there is no phones.txt (CPC LibriSpeech: 41)");
   };
   const auto train_opts = [&](CLI::App* c) {
     c->add_option("--out", s.out, "output folder (checkpoint, CSV logs, pictures)")->capture_default_str();
@@ -458,6 +469,7 @@ int main(int argc, char** argv) {
     c->add_option("--lr", s.lr, "Adam learning rate (paper: 2e-4)")->capture_default_str();
     c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")->capture_default_str();
     c->add_option("--clip", s.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
+    c->add_option("--head-std", s.head_std, "std of the prediction heads' normal init (0 = 1/sqrt(context))");
   };
   const auto probe_opts = [&](CLI::App* c) {
     c->add_option("--probe-minutes", s.probe_minutes, "minutes of train audio for the probes (test: half; 0 = all)")
