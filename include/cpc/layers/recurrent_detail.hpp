@@ -78,6 +78,10 @@ class packed_matrix {
   static constexpr std::size_t align_elems = 64;  // keeps every packed panel 64-byte aligned
 
  public:
+  /// GEBP's register block of columns; column counts that are multiples of it keep every column
+  /// on the same code path.
+  static constexpr std::size_t column_block = static_cast<std::size_t>(traits::nr);
+
   /// Packs A `[m, k]` stored with leading dimension `lda` in `Order` (Eigen::RowMajor: A(i, p) at
   /// a[i * lda + p]; Eigen::ColMajor: at a[p * lda + i]).
   template <int Order>
@@ -110,7 +114,7 @@ class packed_matrix {
   std::size_t work_size(index_t n) const { return static_cast<std::size_t>(kc_ * std::max<index_t>(n, 1)); }
 
   /// C += A B: B column-major `[k, n]` (column j at b + j * ldb), C column-major `[m, n]` (column j
-  /// at c + j * ldc). `work` holds `work_size(n)` aligned scalars. Pass n a multiple of 4 for
+  /// at c + j * ldc). `work` holds `work_size(n)` aligned scalars. Pass n a multiple of column_block for
   /// results that do not depend on a column's position (see the file comment).
   void multiply_add(const T* b, index_t ldb, index_t n, T* c, index_t ldc, T* work) const {
     if (n == 0 || m_ == 0) return;
@@ -515,10 +519,12 @@ class recurrent_stack {
   parameter<T>& bias_hh(std::size_t l) { return layer(l).b_hh; }
 
  private:
-  static constexpr std::size_t proj_block = 64;  // rows per input-projection GEMM (multiple of 4)
+  static constexpr std::size_t proj_block = 64;  // rows per input-projection GEMM
   static constexpr std::size_t grad_block = 64;  // gate rows per task in the weight gradients
   static constexpr std::size_t row_block = 256;  // rows per task in dx
   static constexpr std::size_t max_slice = 16;   // batch items per recurrence task, at most
+  static constexpr std::size_t cb = packed_matrix<T>::column_block;  // GEBP column block
+  static_assert(proj_block % cb == 0, "cpc: proj_block must be a multiple of GEBP's column block");
 
   struct layer_params {
     parameter<T> w_ih, w_hh, b_ih, b_hh;
@@ -536,15 +542,15 @@ class recurrent_stack {
     return layers_[l];
   }
 
-  /// Batch items per recurrence task: a multiple of 4 (GEBP's column block) sized so that the
+  /// Batch items per recurrence task: a multiple of `cb` (GEBP's column block) sized so that the
   /// threads get one slice each. Results do not depend on it (see the file comment).
   std::size_t slice_size(std::size_t B) const {
     const std::size_t per_thread = (B + num_threads() - 1) / num_threads();
-    return std::clamp<std::size_t>(round_up(per_thread, 4), 4, max_slice);
+    return std::clamp<std::size_t>(round_up(per_thread, cb), cb, round_up(max_slice, cb));
   }
 
   /// gates[r, :] = x[r, :] W_ih^T + b_ih for r < rows, in blocks of `proj_block` rows; a partial
-  /// block of rows is padded to a multiple of 4 so that each row is computed the same way.
+  /// block of rows is padded to a multiple of `cb` so that each row is computed the same way.
   void project_inputs(const layer_params& p, const T* x, std::size_t in, std::size_t rows, T* out) {
     const std::size_t GH = G * opt_.hidden_size;
     const std::size_t blocks = (rows + proj_block - 1) / proj_block;
@@ -554,20 +560,20 @@ class recurrent_stack {
     const auto sin = static_cast<index_t>(in), sGH = static_cast<index_t>(GH);
     parallel_for(0, parts, [&](std::size_t part) {
       auto& ws = proj_work_[part];
-      ensure_size(ws, work + 4 * in + 4 * GH);
+      ensure_size(ws, work + cb * in + cb * GH);
       T* pack = ws.data();
       T* xpad = pack + work;
-      T* ypad = xpad + 4 * in;
+      T* ypad = xpad + cb * in;
       for (std::size_t blk = part * blocks / parts; blk < (part + 1) * blocks / parts; ++blk) {
-        const std::size_t r0 = blk * proj_block, n = std::min(proj_block, rows - r0), n4 = n / 4 * 4;
+        const std::size_t r0 = blk * proj_block, n = std::min(proj_block, rows - r0), n4 = n / cb * cb;
         T* y0 = out + r0 * GH;
         fill_rows(p.b_ih, y0, n);
         w_ih_packed_.multiply_add(x + r0 * in, sin, static_cast<index_t>(n4), y0, sGH, pack);
         if (n4 == n) continue;
-        std::fill_n(xpad, 4 * in, T(0));
+        std::fill_n(xpad, cb * in, T(0));
         std::copy_n(x + (r0 + n4) * in, (n - n4) * in, xpad);
-        fill_rows(p.b_ih, ypad, 4);
-        w_ih_packed_.multiply_add(xpad, sin, 4, ypad, sGH, pack);
+        fill_rows(p.b_ih, ypad, cb);
+        w_ih_packed_.multiply_add(xpad, sin, static_cast<index_t>(cb), ypad, sGH, pack);
         std::copy_n(ypad, (n - n4) * GH, y0 + n4 * GH);
       }
     });
@@ -601,7 +607,7 @@ class recurrent_stack {
     const T* h0 = h0_.data() + l * B * H;
     const T* c0 = Cell::has_cell_state ? c0_.data() + l * B * H : nullptr;
     parallel_for(0, slices, [&](std::size_t s) {
-      const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = round_up(nb, 4);
+      const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = round_up(nb, cb);
       auto& ws = slice_work_[s];
       ensure_size(ws, pack_size + S * H + S * GH);
       T* pack = ws.data();
@@ -644,7 +650,7 @@ class recurrent_stack {
     const T* h0 = h0_.data() + l * B * H;
     const T* c0 = Cell::has_cell_state ? c0_.data() + l * B * H : nullptr;
     parallel_for(0, slices, [&](std::size_t s) {
-      const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = round_up(nb, 4);
+      const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = round_up(nb, cb);
       auto& ws = slice_work_[s];
       ensure_size(ws, pack_size + 2 * S * H + S * GH);
       T* pack = ws.data();
