@@ -1,0 +1,152 @@
+#pragma once
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpc/backend/tags.hpp"
+#include "cpc/core/error.hpp"
+#include "cpc/core/parameter.hpp"
+#include "cpc/core/random.hpp"
+#include "cpc/core/tensor.hpp"
+#include "cpc/core/threads.hpp"
+#include "cpc/encoder/patches.hpp"
+#include "cpc/encoder/resnet_block.hpp"
+#include "cpc/layers/conv2d.hpp"
+#include "cpc/layers/layer_norm.hpp"
+
+namespace cpc {
+
+/// The image encoder g_enc of CPC (van den Oord et al. 2018, section 3.2), small: every image is
+/// cut into a grid of overlapping patches (`patch_grid`), and every patch goes through
+///   stem conv (kernel x kernel, "same", C_in -> channels) -> `blocks` pre-activation residual
+///   blocks with layer norm (`resnet_block`) -> layer norm + ReLU -> mean over the patch's pixels,
+/// giving one latent vector per patch (the paper: ResNet-v2-101, mean-pooled to 1024-d).
+/// Shapes: images `[batch, H, W, C_in]` -> z `[batch, rows, cols, channels]` (rows =
+/// grid.count(H), cols = grid.count(W)). Parameters: "stem.{weight,bias}",
+/// "block.{i}.{ln1,conv1,ln2,conv2}.*", "norm.{weight,bias}".
+/// Errors: `cpc::config_error` for zero sizes or an even kernel; `cpc::shape_error` for a wrong
+/// channel count, an image smaller than one patch, or a latent gradient of the wrong shape.
+/// Source: torch code in tests/golden/gen_image.py (PatchEncoder).
+template <class T, class Backend = cpu>
+class resnet_patch_encoder {
+  CPC_REQUIRE_BACKEND(Backend);
+
+ public:
+  /// Widths, depth and patch geometry (defaults: 28x28 grey images, 7x7 grid of 8x8 patches).
+  struct options {
+    std::size_t in_channels = 1;
+    std::size_t channels = 64;
+    std::size_t blocks = 2;
+    std::size_t kernel = 3;
+    patch_grid grid{};
+  };
+
+  /// Draws the stem, then each block's convolutions, from `gen`.
+  resnet_patch_encoder(options opt, rng& gen)
+      : opt_(check(opt)),
+        stem_({.in_channels = opt.in_channels,
+               .out_channels = opt.channels,
+               .kernel = opt.kernel,
+               .stride = 1,
+               .padding = opt.kernel / 2},
+              gen),
+        norm_({.normalized_shape = opt.channels}) {
+    blocks_.reserve(opt.blocks);
+    for (std::size_t i = 0; i < opt.blocks; ++i)
+      blocks_.emplace_back(typename resnet_block<T, Backend>::options{opt.channels, opt.kernel}, gen);
+    h_.resize(opt.blocks + 1);
+  }
+
+  const options& config() const { return opt_; }
+
+  /// Grid extent (rows or cols) for an image extent (pixels). Errors: as `patch_grid::count`.
+  std::size_t grid_size(std::size_t extent) const { return opt_.grid.count(extent); }
+
+  /// Latents of every patch. Shapes: images `[B, H, W, C_in]`, z resized to `[B, rows, cols, channels]`.
+  void forward(const tensor4<T>& images, tensor4<T>& z) {
+    check_shape("resnet_patch_encoder input", images,
+                {any, any, any, static_cast<std::ptrdiff_t>(opt_.in_channels)});
+    const std::size_t B = images.shape()[0];
+    rows_ = grid_size(images.shape()[1]);
+    cols_ = grid_size(images.shape()[2]);
+    extract_patches(images, opt_.grid, patches_);
+    stem_.forward(patches_, h_[0]);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].forward(h_[i], h_[i + 1]);
+    detail::as_frames(h_.back(), f3_);
+    norm_.forward_relu(f3_, a3_);
+    const std::size_t N = a3_.shape()[0], Q = a3_.shape()[1], C = opt_.channels;
+    ensure_shape(z, std::array<std::size_t, 4>{B, rows_, cols_, C});
+    const T inv = T(1) / static_cast<T>(Q);
+    parallel_for(0, (N + patch_block - 1) / patch_block, [&](std::size_t blk) {
+      for (std::size_t n = blk * patch_block; n < std::min(N, (blk + 1) * patch_block); ++n) {
+        T* out = z.data() + n * C;
+        std::fill(out, out + C, T(0));
+        const T* a = a3_.data() + n * Q * C;
+        for (std::size_t q = 0; q < Q; ++q)
+          for (std::size_t c = 0; c < C; ++c) out[c] += a[q * C + c];
+        for (std::size_t c = 0; c < C; ++c) out[c] *= inv;
+      }
+    });
+  }
+
+  /// Accumulates every parameter gradient from dz = d loss / d z of the last `forward`.
+  /// Shapes: dz `[B, rows, cols, channels]` as z.
+  void backward(const tensor4<T>& dz) {
+    const std::size_t N = a3_.shape()[0], Q = a3_.shape()[1], C = opt_.channels;
+    check_shape("resnet_patch_encoder latent gradient", dz,
+                {static_cast<std::ptrdiff_t>(N / std::max<std::size_t>(1, rows_ * cols_)),
+                 static_cast<std::ptrdiff_t>(rows_), static_cast<std::ptrdiff_t>(cols_),
+                 static_cast<std::ptrdiff_t>(C)});
+    ensure_shape(da3_, a3_.shape());
+    const T inv = T(1) / static_cast<T>(Q);
+    parallel_for(0, (N + patch_block - 1) / patch_block, [&](std::size_t blk) {
+      for (std::size_t n = blk * patch_block; n < std::min(N, (blk + 1) * patch_block); ++n)
+        for (std::size_t q = 0; q < Q; ++q)
+          for (std::size_t c = 0; c < C; ++c) da3_.data()[(n * Q + q) * C + c] = dz.data()[n * C + c] * inv;
+    });
+    norm_.backward_relu(f3_, a3_, da3_, &df3_);
+    detail::as_image(df3_, h_.back().shape(), dh_);
+    for (std::size_t i = blocks_.size(); i-- > 0;) {
+      blocks_[i].backward(h_[i], h_[i + 1], dh_, &dh_prev_);
+      std::swap(dh_, dh_prev_);
+    }
+    stem_.backward(patches_, h_[0], dh_, nullptr);
+  }
+
+  /// Visits "stem.*", "block.{i}.*", "norm.*".
+  template <class F>
+  void for_each_parameter(F&& f, std::string_view prefix = "") {
+    stem_.for_each_parameter(f, join_name(prefix, "stem"));
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      blocks_[i].for_each_parameter(f, join_name(prefix, "block." + std::to_string(i)));
+    norm_.for_each_parameter(f, join_name(prefix, "norm"));
+  }
+
+  conv2d<T, Backend>& stem() { return stem_; }
+  resnet_block<T, Backend>& block(std::size_t i) { return blocks_.at(i); }
+
+ private:
+  static constexpr std::size_t patch_block = 64;  // patches per task in pooling
+
+  static const options& check(const options& o) {
+    if (o.in_channels == 0 || o.channels == 0)
+      throw config_error("resnet_patch_encoder: expected in_channels > 0 and channels > 0");
+    if (o.kernel % 2 == 0)
+      throw config_error("resnet_patch_encoder: expected an odd kernel, got " + std::to_string(o.kernel));
+    (void)o.grid.count(o.grid.size);  // validates size and stride
+    return o;
+  }
+
+  options opt_;
+  conv2d<T, Backend> stem_;
+  std::vector<resnet_block<T, Backend>> blocks_;
+  layer_norm<T, Backend> norm_;
+  std::size_t rows_ = 0, cols_ = 0;
+  tensor4<T> patches_, dh_, dh_prev_;
+  std::vector<tensor4<T>> h_;  // h_[0] stem output, h_[i+1] block i output
+  tensor3<T> f3_, a3_, da3_, df3_;
+};
+
+}  // namespace cpc

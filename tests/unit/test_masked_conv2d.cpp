@@ -1,0 +1,95 @@
+#include <doctest/doctest.h>
+
+#include <cpc/layers/masked_conv2d.hpp>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include "support/golden.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace cpc;
+using namespace cpc::testing;
+
+TEST_CASE("masked_conv2d: kernel rows below the centre are zero after init, forward and backward") {
+  rng gen(1);
+  masked_conv2d<double> layer({.in_channels = 2, .out_channels = 3, .kernel = 5}, gen);
+  CHECK(layer.visible_rows() == 3);
+  auto& w = layer.weight();
+  tensor4<double> x = xt::zeros<double>({2, 6, 5, 2}), y, dx;
+  fill_uniform(x, gen);
+  w.value.fill(0.5);  // as if loaded from an unmasked checkpoint
+  layer.forward(x, y);
+  tensor4<double> dy = xt::ones<double>(y.shape());
+  layer.backward(x, y, dy, &dx);
+  for (std::size_t o = 0; o < 3; ++o)
+    for (std::size_t c = 0; c < 2; ++c)
+      for (std::size_t u = 0; u < 5; ++u)
+        for (std::size_t v = 0; v < 5; ++v) {
+          CHECK((w.value(o, c, u, v) == 0.0) == (u > 2));
+          if (u > 2) CHECK(w.grad(o, c, u, v) == 0.0);
+        }
+}
+
+TEST_CASE("masked_conv2d: finite differences for x, weight (unmasked entries) and bias") {
+  rng gen(3);
+  masked_conv2d<double> layer({.in_channels = 3, .out_channels = 2, .kernel = 3}, gen);
+  tensor4<double> x = xt::zeros<double>({2, 4, 5, 3}), y, dx;
+  fill_uniform(x, gen);
+  layer.forward(x, y);
+  tensor4<double> r = xt::zeros<double>(y.shape());
+  fill_uniform(r, gen);
+  layer.backward(x, y, r, &dx);
+  auto loss = [&] {
+    tensor4<double> yy;
+    layer.forward(x, yy);
+    return project(yy, r);
+  };
+  CHECK(gradient_error(loss, x.data(), x.size(), dx.data()) < 1e-6);
+  // Masked weights are re-zeroed by forward, so their numerical gradient is 0 as well.
+  auto& w = layer.weight();
+  CHECK(gradient_error(loss, w.value.data(), w.size(), w.grad.data()) < 1e-6);
+  auto& b = layer.bias();
+  CHECK(gradient_error(loss, b.value.data(), b.size(), b.grad.data()) < 1e-6);
+}
+
+TEST_CASE("masked_conv2d: an output row never changes when rows below it change (stacked layers too)") {
+  rng gen(5);
+  masked_conv2d<float> a({.in_channels = 2, .out_channels = 4, .kernel = 3}, gen);
+  masked_conv2d<float> b({.in_channels = 4, .out_channels = 3, .kernel = 5}, gen);
+  tensor4<float> x = xt::zeros<float>({2, 7, 7, 2}), h, y;
+  fill_uniform(x, gen);
+  a.forward(x, h);
+  b.forward(h, y);
+  for (std::size_t row = 0; row < 7; ++row) {
+    tensor4<float> x2 = x, h2, y2;
+    for (std::size_t r = row + 1; r < 7; ++r) xt::view(x2, xt::all(), r) += 3.0f;
+    a.forward(x2, h2);
+    b.forward(h2, y2);
+    CHECK(xt::view(y2, xt::all(), xt::range(0, row + 1)) == xt::view(y, xt::all(), xt::range(0, row + 1)));
+    if (row + 1 < 7) CHECK(xt::view(y2, xt::all(), row + 1) != xt::view(y, xt::all(), row + 1));
+  }
+}
+
+TEST_CASE("masked_conv2d: matches torch conv2d with weight * mask (golden, float)") {
+  auto g = read_golden("image.txt");
+  rng gen(0);
+  masked_conv2d<float> layer({.in_channels = 2, .out_channels = 2, .kernel = 3}, gen);
+  assign(layer.weight().value, g["masked.weight"]);  // unmasked values: the layer applies the mask
+  assign(layer.bias().value, g["masked.bias"]);
+  tensor4<float> x, y, dy, dx;
+  assign(x, g["masked.x"]);
+  assign(dy, g["masked.dy"]);
+  layer.forward(x, y);
+  CHECK(max_relative_error(y, g["masked.y"]) < 1e-4);
+  layer.backward(x, y, dy, &dx);
+  CHECK(max_relative_error(dx, g["masked.dx"]) < 1e-4);
+  CHECK(max_relative_error(layer.weight().grad, g["masked.dweight"]) < 1e-4);
+  CHECK(max_relative_error(layer.bias().grad, g["masked.dbias"]) < 1e-4);
+}
+
+TEST_CASE("masked_conv2d: an even kernel is a config_error") {
+  rng gen(0);
+  CHECK_THROWS_WITH_AS(masked_conv2d<float>({.in_channels = 1, .out_channels = 1, .kernel = 4}, gen),
+                       "masked_conv2d: expected an odd kernel, got 4", config_error);
+}

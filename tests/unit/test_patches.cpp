@@ -1,0 +1,109 @@
+#include <doctest/doctest.h>
+
+#include <cpc/encoder/patches.hpp>
+#include <cpc/encoder/resnet_patch_encoder.hpp>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include "support/golden.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace cpc;
+using namespace cpc::testing;
+
+TEST_CASE("patch_grid: 28x28 digits give the paper's 7x7 grid; 256x256 with 64/32 too") {
+  CHECK(patch_grid{}.count(28) == 7);
+  CHECK(patch_grid{.size = 64, .stride = 32, .padding = 0}.count(256) == 7);
+  const patch_grid unpadded{.size = 8, .stride = 4, .padding = 0};
+  CHECK(unpadded.count(28) == 6);
+  CHECK_THROWS_WITH_AS(unpadded.count(7), "patch_grid: expected an image extent >= 8, got 7", shape_error);
+  const patch_grid no_stride{.size = 8, .stride = 0};
+  CHECK_THROWS_AS(no_stride.count(28), config_error);
+}
+
+TEST_CASE("extract_patches: every patch pixel is the padded image pixel it covers") {
+  const std::size_t B = 2, H = 10, W = 9, C = 2;
+  tensor4<float> img = xt::zeros<float>({B, H, W, C}), patches;
+  for (std::size_t i = 0; i < img.size(); ++i) img.data()[i] = static_cast<float>(i + 1);
+  const patch_grid grid{.size = 4, .stride = 3, .padding = 1};
+  extract_patches(img, grid, patches);
+  const std::size_t rows = grid.count(H), cols = grid.count(W);
+  CHECK(rows == 3);
+  CHECK(cols == 3);
+  REQUIRE(patches.shape() == std::array<std::size_t, 4>{B * rows * cols, 4, 4, C});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c)
+        for (std::size_t u = 0; u < 4; ++u)
+          for (std::size_t v = 0; v < 4; ++v)
+            for (std::size_t ch = 0; ch < C; ++ch) {
+              const long y = static_cast<long>(r * 3 + u) - 1, x = static_cast<long>(c * 3 + v) - 1;
+              const float want = (y < 0 || x < 0 || y >= long(H) || x >= long(W))
+                                     ? 0.f
+                                     : img(b, static_cast<std::size_t>(y), static_cast<std::size_t>(x), ch);
+              CHECK(patches((b * rows + r) * cols + c, u, v, ch) == want);
+            }
+}
+
+TEST_CASE("resnet_patch_encoder: matches PyTorch (unfold -> stem -> block -> layer norm + ReLU -> mean)") {
+  auto g = read_golden("image.txt");
+  rng gen(0);
+  resnet_patch_encoder<float> enc({.in_channels = 1,
+                                   .channels = 2,
+                                   .blocks = 1,
+                                   .kernel = 3,
+                                   .grid = {.size = 4, .stride = 3, .padding = 1}},
+                                  gen);
+  enc.for_each_parameter(
+      [&](const std::string& name, parameter<float>& p) { assign(p.value, g["enc." + name]); });
+  tensor4<float> img, z, dz;
+  assign(img, g["enc.img"]);
+  assign(dz, g["enc.dz"]);
+  enc.forward(img, z);
+  CHECK(max_relative_error(z, g["enc.z"]) < 1e-4);
+  enc.backward(dz);
+  enc.for_each_parameter([&](const std::string& name, parameter<float>& p) {
+    CAPTURE(name);
+    CHECK(max_relative_error(p.grad, g["enc.d" + name]) < 1e-4);
+  });
+}
+
+TEST_CASE("resnet_patch_encoder: finite differences for every parameter; patches are independent") {
+  rng gen(4);
+  resnet_patch_encoder<double> enc({.in_channels = 1,
+                                    .channels = 3,
+                                    .blocks = 2,
+                                    .kernel = 3,
+                                    .grid = {.size = 4, .stride = 2, .padding = 0}},
+                                   gen);
+  tensor4<double> img = xt::zeros<double>({2, 8, 6, 1}), z;
+  fill_uniform(img, gen);
+  enc.forward(img, z);
+  REQUIRE(z.shape() == std::array<std::size_t, 4>{2, 3, 2, 3});
+  tensor4<double> r = xt::zeros<double>(z.shape());
+  fill_uniform(r, gen);
+  enc.backward(r);
+  auto probe = enc;
+  auto loss = [&] {
+    tensor4<double> zz;
+    probe.forward(img, zz);
+    return project(zz, r);
+  };
+  auto mine = named_parameters<double>(enc), theirs = named_parameters<double>(probe);
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    CAPTURE(mine[i].first);
+    CHECK(gradient_error(loss, theirs[i].second->value.data(), theirs[i].second->size(),
+                         mine[i].second->grad.data()) < 1e-6);
+  }
+  // Changing pixels covered only by the bottom-right patch changes only that patch's latent.
+  tensor4<double> img2 = img, z2;
+  img2(1, 7, 5, 0) += 1.0;
+  enc.forward(img2, z2);
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 2; ++j) {
+        const bool changed = xt::view(z2, b, i, j) != xt::view(z, b, i, j);
+        CHECK(changed == (b == 1 && i == 2 && j == 1));
+      }
+}
