@@ -193,9 +193,21 @@ inline std::vector<float> read_audio(const std::filesystem::path& path, const au
     throw io_error(where + ": truncated (the header announces more data than the file holds)");
 
   const auto channels = static_cast<std::size_t>(info.channels);
-  const auto frames = static_cast<std::size_t>(info.frames);
-  std::vector<float> interleaved(frames * channels);
-  const sf_count_t got = sf_readf_float(f.get(), interleaved.data(), info.frames);
+  // Decode in blocks instead of allocating what the header announces up front: a corrupt header
+  // (e.g. a FLAC STREAMINFO) can claim billions of frames in a file of a hundred bytes.
+  constexpr sf_count_t block = sf_count_t{1} << 16;
+  std::vector<float> interleaved;
+  sf_count_t got = 0;
+  while (got < info.frames) {
+    const sf_count_t want = std::min(block, info.frames - got);
+    interleaved.resize(static_cast<std::size_t>(got + want) * channels);
+    const sf_count_t n =
+        sf_readf_float(f.get(), interleaved.data() + static_cast<std::size_t>(got) * channels, want);
+    if (n <= 0) break;
+    got += n;
+  }
+  interleaved.resize(static_cast<std::size_t>(got) * channels);
+  const auto frames = static_cast<std::size_t>(got);
   if (got != info.frames) {
     const char* why = sf_strerror(f.get());
     throw io_error(where + ": truncated or corrupt: decoded " + std::to_string(got) + " of " +

@@ -1,0 +1,126 @@
+// Bad audio inputs that have no test elsewhere (docs/bad-inputs.md lists every row and where it
+// is tested), and the fuzzers' audio regression inputs.
+#include <doctest/doctest.h>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cpc/data/audio_file.hpp>
+#include <cpc/data/corpus.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "audio_test_util.hpp"
+
+using namespace cpc;
+using namespace cpc::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool under_asan = true;
+#else
+constexpr bool under_asan = false;
+#endif
+#else
+constexpr bool under_asan = false;
+#endif
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Runs read_audio(path) in a child process limited to `limit_mb` MiB of address space beyond
+/// what it has mapped already (no
+/// limit under ASan, whose shadow memory needs terabytes of address space; its allocator then
+/// reports the huge allocation instead). Exit status: 0 = io_error, 1 = read fine, 2 = bad_alloc,
+/// 3 = another exception.
+int read_audio_in_child(const fs::path& path, std::size_t limit_mb) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (!under_asan) {
+      std::size_t pages = 0;
+      std::ifstream("/proc/self/statm") >> pages;  // address space in use now
+      const rlim_t bytes = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + (limit_mb << 20);
+      rlimit r{bytes, bytes};
+      ::setrlimit(RLIMIT_AS, &r);
+    }
+    int code = 3;
+    try {
+      (void)read_audio(path);
+      code = 1;
+    } catch (const io_error&) {
+      code = 0;
+    } catch (const std::bad_alloc&) {
+      code = 2;
+    } catch (...) {
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "bad audio: a FLAC header announcing 2^31 frames in 190 bytes is io_error, without a huge allocation") {
+  // tests/fuzz/corpus/fuzz_read_audio/regression-flac-huge-frame-count (found by fuzz_read_audio;
+  // byte 0 is the fuzzer's option byte). read_audio used to allocate the announced 8.8 GB up front.
+  const std::string input =
+      slurp(fs::path(CPC_SOURCE_DIR) / "tests/fuzz/corpus/fuzz_read_audio/regression-flac-huge-frame-count");
+  REQUIRE(input.size() > 100);
+  temp_dir dir;
+  const auto path = dir / "huge.flac";
+  std::ofstream(path, std::ios::binary) << input.substr(1);
+  CHECK(probe_audio(path).frames > (std::size_t{1} << 30));
+  CHECK_THROWS_WITH_AS(read_audio(path), doctest::Contains("huge.flac': truncated or corrupt: decoded "),
+                       io_error);
+  // 256 MiB more address space is plenty for the real content; the old code died with bad_alloc.
+  CHECK(read_audio_in_child(path, 256) == 0);
+}
+
+TEST_CASE("bad audio: stereo 44.1 kHz is downmixed and resampled by default, refused in strict mode") {
+  temp_dir dir;
+  std::vector<float> stereo;
+  for (float x : tone(440.0, 44100, 4410)) {
+    stereo.push_back(x);
+    stereo.push_back(-0.5f * x);
+  }
+  write_audio(dir / "s.wav", stereo, 44100, 2);
+  CHECK(read_audio(dir / "s.wav").size() == 1600);  // 0.1 s at 16 kHz
+  CHECK_THROWS_WITH_AS(
+      read_audio(dir / "s.wav", {.strict = true}),
+      doctest::Contains("s.wav': strict mode expects mono 16000 Hz, got 2 channel(s) at 44100 Hz"), io_error);
+}
+
+TEST_CASE("bad audio: a corpus with a NaN file and a truncated file skips both with their reasons") {
+  temp_dir dir;
+  fs::create_directories(dir / "spk/ch");
+  write_wav(dir / "spk/ch/good.wav", tone(300.0, 16000, 1600), 16000);
+  std::vector<float> nan_samples(1600, 0.1f);
+  nan_samples[800] = std::numeric_limits<float>::quiet_NaN();
+  write_audio(dir / "spk/ch/nan.wav", nan_samples, 16000, 1, audio_format::wav_float);
+  write_wav(dir / "spk/ch/cut.wav", tone(300.0, 16000, 1600), 16000);
+  const std::string cut = slurp(dir / "spk/ch/cut.wav");
+  std::ofstream(dir / "spk/ch/cut.wav", std::ios::binary | std::ios::trunc) << cut.substr(0, cut.size() / 2);
+
+  const speech_corpus c(dir.path(), {.log = nullptr});
+  CHECK(c.size() == 1);
+  REQUIRE(c.skipped().size() == 2);
+  CHECK(c.skipped()[0].reason.find("cut.wav': truncated") != std::string::npos);
+  CHECK(c.skipped()[1].reason.find("nan.wav': non-finite sample (NaN or Inf) at frame 800") !=
+        std::string::npos);
+  CHECK_THROWS_WITH_AS(speech_corpus(dir.path(), {.skip_bad_files = false, .log = nullptr}),
+                       doctest::Contains("speech_corpus: audio file '"), io_error);
+}
