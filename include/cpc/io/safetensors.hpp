@@ -249,9 +249,14 @@ struct loaded_tensor {
   /// Number of elements (1 for a 0-d tensor).
   std::size_t size() const { return bytes.size() / dtype_size(type); }
 
-  /// The elements converted to U by `static_cast`, row-major.
+  /// The elements converted to U by `static_cast`, row-major. Integer data converts to any U;
+  /// floating-point data only to floating-point U.
+  /// Errors: `cpc::io_error` when U is an integer type and the data are F32/F64 (the cast is
+  /// undefined for NaN and out-of-range values, which a corrupt file can hold).
   template <class U>
   std::vector<U> values() const {
+    if (std::is_integral_v<U> && is_floating(type))
+      throw io_error("safetensors: cannot convert " + std::string(dtype_name(type)) + " data to integers");
     std::vector<U> out(size());
     switch (type) {
       case dtype::f32:
@@ -281,6 +286,8 @@ struct loaded_tensor {
   void convert(std::vector<U>& out) const {
     if constexpr (std::is_same_v<S, U>) {
       if (!out.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+    } else if constexpr (std::is_integral_v<U> && std::is_floating_point_v<S>) {
+      // Refused by values(); not instantiated as a cast.
     } else {
       for (std::size_t i = 0; i < out.size(); ++i) {
         S s;

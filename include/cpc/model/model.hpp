@@ -124,7 +124,10 @@ class model {
   /// forward pass, the loss (negatives drawn from the model's generator) and the backward pass.
   /// Parameters' `grad` then hold d loss / d parameter. Shapes: audio `[B, samples]`; `info`
   /// lengths in frames and speaker ids per item (see batch_info).
+  /// Errors: `cpc::shape_error` for an empty batch (B = 0) or too few samples for one frame;
+  /// the loss's `cpc::config_error` when no item has 2 valid frames.
   info_nce_result compute_gradients(const tensor2<T>& audio, const batch_info& info = {}) {
+    check_not_empty(audio);
     zero_grad<T>(*this);
     encoder_.forward(audio, z_);
     ar_.forward(z_, c_);
@@ -135,8 +138,9 @@ class model {
     return r;
   }
 
-  /// Loss and accuracies without gradients (evaluation). Shapes as `compute_gradients`.
+  /// Loss and accuracies without gradients (evaluation). Shapes and errors as `compute_gradients`.
   info_nce_result evaluate(const tensor2<T>& audio, const batch_info& info = {}) {
+    check_not_empty(audio);
     encode(audio, z_, c_);
     return loss_.compute(z_, c_, info, gen_, nullptr, nullptr);
   }
@@ -175,6 +179,11 @@ class model {
   loss_type& loss() { return loss_; }
 
  private:
+  static void check_not_empty(const tensor2<T>& audio) {
+    if (audio.shape()[0] == 0)
+      throw shape_error("cpc::model: expected a non-empty batch [>= 1, samples], got " +
+                        shape_string(audio.shape()));
+  }
   static const options& check(const options& o) {
     if constexpr (requires { o.encoder.channels; o.autoregressor.input_size; o.loss.latent_dim; }) {
       if (o.encoder.channels != o.autoregressor.input_size || o.encoder.channels != o.loss.latent_dim)

@@ -50,33 +50,42 @@ void save_checkpoint(const std::filesystem::path& path, Model& m, const Optimize
 
 /// Loads a checkpoint written by `save_checkpoint` into `m`, `opt` and `generators`; returns the
 /// file's metadata. Every tensor the model and optimiser expect must be present with the same
-/// shape. Errors: `cpc::io_error` "load_checkpoint: <path>: <reason>" for an unreadable, truncated
-/// or corrupted file (see load_safetensors), a file of another format, a missing tensor, or a
-/// tensor whose shape does not match this model (a checkpoint of another model); nothing is
-/// modified in that case.
+/// shape. Parameters and optimiser state may be stored as F32 or F64 whatever `T` is (converted,
+/// rounding to nearest); the step count and generator states must be U64.
+/// Errors: `cpc::io_error` "load_checkpoint: <path>: <reason>" for an unreadable, truncated
+/// or corrupted file (see load_safetensors), a file of another format, a missing tensor, a
+/// tensor of the wrong dtype, or a tensor whose shape does not match this model (a checkpoint of
+/// another model); nothing is modified in that case.
 template <class Model, class Optimizer>
 safetensors_metadata load_checkpoint(const std::filesystem::path& path, Model& m, Optimizer& opt,
                                      const named_generators& generators = {}) {
   using T = typename Model::value_type;
   const safetensors_file f = load_safetensors(path);
-  const auto fail = [&](const std::string& why) { return io_error("load_checkpoint: " + path.string() + ": " + why); };
+  const auto fail = [&](const std::string& why) {
+    return io_error("load_checkpoint: " + path.string() + ": " + why);
+  };
   const auto fmt = f.metadata.find("format");
   if (fmt == f.metadata.end() || fmt->second != checkpoint_format)
     throw fail(std::string("not a cpc checkpoint (expected metadata format = ") + checkpoint_format + ")");
   // Validate everything before touching the model, so a bad file changes nothing.
-  const auto expect = [&](const std::string& name, const auto& shape) {
+  // Values must be F32 or F64 (converted to T), counters and generator states U64.
+  const auto expect = [&](const std::string& name, const auto& shape, bool floating) {
     if (!f.contains(name)) throw fail("missing tensor '" + name + "' (a checkpoint of another model?)");
     const auto& t = f.at(name);
+    if (floating ? !is_floating(t.type) : t.type != dtype::u64)
+      throw fail("tensor '" + name + "': expected " + (floating ? "F32 or F64" : "U64") + " data, got " +
+                 std::string(dtype_name(t.type)));
     if (!std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
       throw fail("tensor '" + name + "': expected " + shape_string(shape) + ", got " + shape_string(t.shape) +
                  " (a checkpoint of another model?)");
   };
-  m.for_each_parameter([&](const std::string& name, parameter<T>& p) { expect("model." + name, p.value.shape()); });
-  opt.for_each_state([&](const std::string& name, const array<T>& s) { expect(name, s.shape()); });
+  m.for_each_parameter(
+      [&](const std::string& name, parameter<T>& p) { expect("model." + name, p.value.shape(), true); });
+  opt.for_each_state([&](const std::string& name, const array<T>& s) { expect(name, s.shape(), true); });
   const std::vector<std::size_t> one{1}, four{4};
-  expect("optimizer.steps", one);
-  expect("rng.model", four);
-  for (const auto& [name, g] : generators) expect("rng." + name, four);
+  expect("optimizer.steps", one, false);
+  expect("rng.model", four, false);
+  for (const auto& [name, g] : generators) expect("rng." + name, four, false);
   const auto rng_state = [&](const std::string& name) {
     const auto v = f.at(name).values<std::uint64_t>();
     rng::state_type s{v[0], v[1], v[2], v[3]};
@@ -87,8 +96,9 @@ safetensors_metadata load_checkpoint(const std::filesystem::path& path, Model& m
   std::map<std::string, rng::state_type> other_states;
   for (const auto& [name, g] : generators) other_states[name] = rng_state("rng." + name);
 
-  m.for_each_parameter(
-      [&](const std::string& name, parameter<T>& p) { load_into(f.at("model." + name), p.value, "model." + name); });
+  m.for_each_parameter([&](const std::string& name, parameter<T>& p) {
+    load_into(f.at("model." + name), p.value, "model." + name);
+  });
   opt.for_each_state([&](const std::string& name, array<T>& s) { load_into(f.at(name), s, name); });
   opt.set_steps(f.at("optimizer.steps").values<std::uint64_t>()[0]);
   m.generator().set_state(model_state);
