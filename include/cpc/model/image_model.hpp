@@ -1,0 +1,259 @@
+#pragma once
+/// The CPC image model (van den Oord et al. 2018, section 3.2): patch encoder, masked-convolution
+/// autoregressor over the patch grid and InfoNCE over rows, composed at compile time.
+#include <concepts>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "cpc/autoregressor/masked_conv_autoregressor.hpp"
+#include "cpc/backend/tags.hpp"
+#include "cpc/core/error.hpp"
+#include "cpc/core/parameter.hpp"
+#include "cpc/core/random.hpp"
+#include "cpc/core/tensor.hpp"
+#include "cpc/encoder/resnet_patch_encoder.hpp"
+#include "cpc/loss/grid_info_nce.hpp"
+#include "cpc/model/model.hpp"
+
+namespace cpc {
+
+namespace presets {
+/// A small image model for 28x28 grey digits / clothes (MNIST, Fashion-MNIST): a 7x7 grid of 8x8
+/// patches (stride 4, padding 2), a patch ResNet with 64 channels and 2 blocks, a 3-layer masked
+/// autoregressor with 64 channels, K = 3 rows ahead, N = 32 negatives from the whole batch.
+struct image_small {
+  static constexpr std::size_t in_channels = 1;
+  static constexpr std::size_t latent_channels = 64;
+  static constexpr std::size_t encoder_blocks = 2;
+  static constexpr std::size_t context_channels = 64;
+  static constexpr std::size_t autoregressor_layers = 3;
+  static constexpr std::size_t kernel = 3;
+  static constexpr std::size_t patch_size = 8;
+  static constexpr std::size_t patch_stride = 4;
+  static constexpr std::size_t patch_padding = 2;
+  static constexpr std::size_t prediction_steps = 3;
+  static constexpr std::size_t negatives = 32;
+};
+
+/// A tiny image model for tests: 8 channels, 1 block, 2 masked layers, K = 2, N = 4, on the
+/// same 7x7 grid of 8x8 patches.
+struct image_tiny : image_small {
+  static constexpr std::size_t latent_channels = 8;
+  static constexpr std::size_t encoder_blocks = 1;
+  static constexpr std::size_t context_channels = 8;
+  static constexpr std::size_t autoregressor_layers = 2;
+  static constexpr std::size_t prediction_steps = 2;
+  static constexpr std::size_t negatives = 4;
+};
+}  // namespace presets
+
+/// Patch encoder options from an image configuration.
+template <class T, class Backend, class Config>
+requires requires {
+  Config::patch_size;
+}
+typename resnet_patch_encoder<T, Backend>::options default_options(
+    std::type_identity<resnet_patch_encoder<T, Backend>>, Config) {
+  return {
+      .in_channels = Config::in_channels,
+      .channels = Config::latent_channels,
+      .blocks = Config::encoder_blocks,
+      .kernel = Config::kernel,
+      .grid = {.size = Config::patch_size, .stride = Config::patch_stride, .padding = Config::patch_padding}};
+}
+
+/// Masked autoregressor options: latent -> context channels.
+template <class T, class Backend, class Config>
+typename masked_conv_autoregressor<T, Backend>::options default_options(
+    std::type_identity<masked_conv_autoregressor<T, Backend>>, Config) {
+  return {.input_size = Config::latent_channels,
+          .hidden_size = Config::context_channels,
+          .layers = Config::autoregressor_layers,
+          .kernel = Config::kernel};
+}
+
+/// Grid InfoNCE options: context -> latent heads, K rows ahead, N negatives.
+template <class T, class Backend, class Config>
+typename grid_info_nce<T, Backend>::options default_options(std::type_identity<grid_info_nce<T, Backend>>,
+                                                            Config) {
+  typename grid_info_nce<T, Backend>::options o;
+  o.context_dim = Config::context_channels;
+  o.latent_dim = Config::latent_channels;
+  o.steps = Config::prediction_steps;
+  o.negatives = Config::negatives;
+  return o;
+}
+
+/// An encoder from images `[batch, H, W, C]` to a grid of latents `[batch, rows, cols, D]`.
+template <class E, class T>
+concept image_encoder = requires(E e, const tensor4<T>& images, tensor4<T>& z, const tensor4<T>& dz) {
+  e.forward(images, z);
+  e.backward(dz);
+};
+
+/// A grid autoregressor `[B, R, C, in]` -> `[B, R, C, hidden]` whose row i sees rows <= i only.
+template <class A, class T>
+concept grid_autoregressor = requires(A a, const tensor4<T>& x, tensor4<T>& y, const tensor4<T>& dy,
+                                      tensor4<T>* dx) {
+  a.forward(x, y);
+  a.backward(x, y, dy, dx);
+};
+
+/// A contrastive loss over latent and context grids.
+template <class L, class T>
+concept grid_contrastive_loss = requires(L l, const tensor4<T>& z, const tensor4<T>& c, rng& gen,
+                                         tensor4<T>* dz, tensor4<T>* dc) {
+  { l.compute(z, c, gen, dz, dc) } -> std::same_as<info_nce_result>;
+};
+
+/// A CPC image model, e.g. `cpc::image_model<cpc::presets::image_small, cpc::resnet_patch_encoder,
+/// cpc::masked_conv_autoregressor, cpc::grid_info_nce>`. Shapes: images `[batch, H, W, C]` (float,
+/// any scale; the examples use pixel / 255), latents z `[batch, rows, cols, latent]`, contexts c
+/// `[batch, rows, cols, context]`. Parameter names: "encoder.*", "autoregressor.*", "loss.*".
+/// Errors: `cpc::config_error` when the components' sizes disagree; components' own errors for
+/// wrong input shapes.
+template <class Config, template <class, class> class Encoder, template <class, class> class Autoregressor,
+          template <class, class> class Loss, class T = float, class Backend = cpu>
+class image_model {
+  CPC_REQUIRE_BACKEND(Backend);
+  static_assert(std::is_floating_point_v<T>, "cpc::image_model: T must be float or double");
+
+ public:
+  using value_type = T;
+  using config_type = Config;
+  using encoder_type = Encoder<T, Backend>;
+  using autoregressor_type = Autoregressor<T, Backend>;
+  using loss_type = Loss<T, Backend>;
+
+  static_assert(
+      image_encoder<encoder_type, T>,
+      "cpc::image_model: Encoder must map images [batch, H, W, C] to a latent grid - it needs "
+      "forward(const tensor4<T>&, tensor4<T>&) and backward(const tensor4<T>&), like resnet_patch_encoder");
+  static_assert(grid_autoregressor<autoregressor_type, T>,
+                "cpc::image_model: Autoregressor must map a latent grid to a context grid - it needs "
+                "forward(x, y) and backward(x, y, dy, dx) on tensor4, like masked_conv_autoregressor");
+  static_assert(
+      grid_contrastive_loss<loss_type, T>,
+      "cpc::image_model: Loss must provide compute(z, c, rng&, dz*, dc*) -> info_nce_result on grids, "
+      "like grid_info_nce");
+  static_assert(configurable_by<encoder_type, Config> && configurable_by<autoregressor_type, Config> &&
+                    configurable_by<loss_type, Config>,
+                "cpc::image_model: Config gives no options for one of the components - define "
+                "default_options(std::type_identity<Component>, Config) (see cpc/model/image_model.hpp)");
+
+  /// Every component's options (defaults from `Config`) and the seed of the model's generator.
+  struct options {
+    typename encoder_type::options encoder = default_options(std::type_identity<encoder_type>{}, Config{});
+    typename autoregressor_type::options autoregressor =
+        default_options(std::type_identity<autoregressor_type>{}, Config{});
+    typename loss_type::options loss = default_options(std::type_identity<loss_type>{}, Config{});
+    std::uint64_t seed = 0;
+  };
+
+  /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
+  explicit image_model(options opt = {})
+      : opt_(check(opt)),
+        gen_(opt.seed),
+        encoder_(opt.encoder, gen_),
+        ar_(opt.autoregressor, gen_),
+        loss_(opt.loss, gen_) {}
+
+  const options& config() const { return opt_; }
+
+  /// Latent and context grids of `images` (for probes). Buffers are resized and reused.
+  void encode(const tensor4<T>& images, tensor4<T>& z, tensor4<T>& c) {
+    encoder_.forward(images, z);
+    ar_.forward(z, c);
+  }
+
+  /// Latent grid only (the probe features of the paper: mean-pooled patch latents).
+  void encode_latents(const tensor4<T>& images, tensor4<T>& z) { encoder_.forward(images, z); }
+
+  /// Zeroes every gradient, runs forward, loss (negatives from the model's generator) and backward.
+  info_nce_result compute_gradients(const tensor4<T>& images) {
+    zero_grad<T>(*this);
+    encoder_.forward(images, z_);
+    ar_.forward(z_, c_);
+    info_nce_result r = loss_.compute(z_, c_, gen_, &dz_, &dc_);
+    ar_.backward(z_, c_, dc_, &dz_ar_);
+    dz_ += dz_ar_;
+    encoder_.backward(dz_);
+    return r;
+  }
+
+  /// Loss and accuracies without gradients.
+  info_nce_result evaluate(const tensor4<T>& images) {
+    encode(images, z_, c_);
+    return loss_.compute(z_, c_, gen_, nullptr, nullptr);
+  }
+
+  /// `compute_gradients` then one optimiser step.
+  template <class Optimizer>
+  info_nce_result train_step(const tensor4<T>& images, Optimizer& opt) {
+    info_nce_result r = compute_gradients(images);
+    opt.step();
+    return r;
+  }
+
+  /// Visits "encoder.*", "autoregressor.*", "loss.*".
+  template <class F>
+  void for_each_parameter(F&& f, std::string_view prefix = "") {
+    encoder_.for_each_parameter(f, join_name(prefix, "encoder"));
+    ar_.for_each_parameter(f, join_name(prefix, "autoregressor"));
+    loss_.for_each_parameter(f, join_name(prefix, "loss"));
+  }
+
+  std::vector<std::pair<std::string, parameter<T>*>> parameters() { return named_parameters<T>(*this); }
+
+  std::size_t parameter_count() {
+    std::size_t n = 0;
+    for_each_parameter([&](const std::string&, parameter<T>& p) { n += p.size(); });
+    return n;
+  }
+
+  rng& generator() { return gen_; }
+  encoder_type& encoder() { return encoder_; }
+  autoregressor_type& autoregressor() { return ar_; }
+  loss_type& loss() { return loss_; }
+
+ private:
+  static const options& check(const options& o) {
+    if constexpr (requires {
+                    o.encoder.channels;
+                    o.autoregressor.input_size;
+                    o.loss.latent_dim;
+                  }) {
+      if (o.encoder.channels != o.autoregressor.input_size || o.encoder.channels != o.loss.latent_dim)
+        throw config_error("cpc::image_model: encoder channels (" + std::to_string(o.encoder.channels) +
+                           "), autoregressor input size (" + std::to_string(o.autoregressor.input_size) +
+                           ") and loss latent_dim (" + std::to_string(o.loss.latent_dim) + ") must be equal");
+    }
+    if constexpr (requires {
+                    o.autoregressor.hidden_size;
+                    o.loss.context_dim;
+                  }) {
+      if (o.autoregressor.hidden_size != o.loss.context_dim)
+        throw config_error("cpc::image_model: autoregressor hidden size (" +
+                           std::to_string(o.autoregressor.hidden_size) + ") and loss context_dim (" +
+                           std::to_string(o.loss.context_dim) + ") must be equal");
+    }
+    return o;
+  }
+
+  options opt_;
+  rng gen_;
+  encoder_type encoder_;
+  autoregressor_type ar_;
+  loss_type loss_;
+  tensor4<T> z_, c_, dz_, dc_, dz_ar_;
+};
+
+/// The small image model in float: patch ResNet, masked-convolution autoregressor, grid InfoNCE.
+template <class Config = presets::image_small, class T = float>
+using cpc_image_model =
+    image_model<Config, resnet_patch_encoder, masked_conv_autoregressor, grid_info_nce, T>;
+
+}  // namespace cpc
