@@ -35,9 +35,9 @@ using tensor4 = tensor<T, 4>;
 /// pixels each). For a chunk, the receptive fields are gathered into an im2col matrix
 /// `[pixels, kernel*kernel*C_in]` (order u, v, c), and the forward pass is one GEMM with the
 /// weight reordered to `[C_out, kernel, kernel, C_in]`, split over fixed row blocks. Backward
-/// recomputes the same matrix: d weight += dy^T cols (split over output-channel blocks, summed
-/// over chunks in order), and dx by dcols = dy W scattered back image by image. Every output
-/// element is written by one task in a fixed order, so results do not depend on the thread count.
+/// recomputes the same matrix: d weight += dy^T cols (split over output-channel blocks and fixed
+/// row parts, partial sums added in order), and dx by dcols = dy W scattered back image by image. Every
+/// output element is written by one task in a fixed order, so results do not depend on the thread count.
 template <class T, class Backend = cpu>
 class conv2d {
   CPC_REQUIRE_BACKEND(Backend);
@@ -116,22 +116,38 @@ class conv2d {
     const std::size_t c_out = opt_.out_channels;
     const auto win = window();
     dwk_.assign(c_out * static_cast<std::size_t>(win), T(0));
+    dwk_parts_.resize(((chunk_rows_max(g) + part_rows - 1) / part_rows) * dwk_.size());
     if (dx != nullptr) ensure_shape(*dx, x.shape());
     for_each_chunk(g, [&](std::size_t b0, std::size_t nb) {
       im2col(x, g, b0, nb);
       const std::size_t rows = nb * g.pixels_out();
       const T* dy0 = dy.data() + b0 * g.pixels_out() * c_out;
-      // d weight and d bias: each block of output channels is owned by one task.
-      parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
-        const std::size_t o0 = blk * channel_block;
+      // d weight and d bias: task (channel block, row part) adds into its own partial sum; the
+      // parts are fixed by the chunk geometry and summed in order below (deterministic).
+      const std::size_t c_blocks = (c_out + channel_block - 1) / channel_block;
+      const std::size_t parts = (rows + part_rows - 1) / part_rows;
+      parallel_for(0, c_blocks * parts, [&](std::size_t task) {
+        const std::size_t o0 = (task / parts) * channel_block, r0 = (task % parts) * part_rows;
         const auto n = static_cast<std::ptrdiff_t>(std::min(channel_block, c_out - o0));
-        const auto dyb = cpu_kernels::strided_map(dy0 + o0, static_cast<std::ptrdiff_t>(rows), n,
-                                                  static_cast<std::ptrdiff_t>(c_out));
-        cpu_kernels::matrix_map(dwk_.data() + o0 * static_cast<std::size_t>(win), n, win).noalias() +=
-            dyb.transpose() * cpu_kernels::matrix_map(static_cast<const T*>(cols_.data()),
-                                                      static_cast<std::ptrdiff_t>(rows), win);
-        if (opt_.bias) cpu_kernels::row_vector_map(bias_.grad.data() + o0, n) += dyb.colwise().sum();
+        const auto nr = static_cast<std::ptrdiff_t>(std::min(part_rows, rows - r0));
+        const auto dyb =
+            cpu_kernels::strided_map(dy0 + r0 * c_out + o0, nr, n, static_cast<std::ptrdiff_t>(c_out));
+        T* part = dwk_parts_.data() + (task % parts) * c_out * static_cast<std::size_t>(win);
+        cpu_kernels::matrix_map(part + o0 * static_cast<std::size_t>(win), n, win).noalias() =
+            dyb.transpose() *
+            cpu_kernels::matrix_map(static_cast<const T*>(cols_.data()) + r0 * static_cast<std::size_t>(win),
+                                    nr, win);
       });
+      for (std::size_t q = 0; q < parts; ++q)
+        cpu_kernels::row_vector_map(dwk_.data(), static_cast<std::ptrdiff_t>(dwk_.size())) +=
+            cpu_kernels::row_vector_map(static_cast<const T*>(dwk_parts_.data()) + q * dwk_.size(),
+                                        static_cast<std::ptrdiff_t>(dwk_.size()));
+      if (opt_.bias)
+        cpu_kernels::row_vector_map(bias_.grad.data(), static_cast<std::ptrdiff_t>(c_out)) +=
+            cpu_kernels::matrix_map(dy0, static_cast<std::ptrdiff_t>(rows),
+                                    static_cast<std::ptrdiff_t>(c_out))
+                .colwise()
+                .sum();
       if (dx == nullptr) return;
       // dcols = dy W (rows x window), reusing cols_, then scattered back one image per task.
       parallel_for(0, (rows + row_block - 1) / row_block, [&](std::size_t blk) {
@@ -171,7 +187,8 @@ class conv2d {
  private:
   static constexpr std::size_t chunk_rows = 4096;   // output pixels per chunk (whole images)
   static constexpr std::size_t row_block = 256;     // output pixels per task
-  static constexpr std::size_t channel_block = 32;  // output channels per task in d weight
+  static constexpr std::size_t channel_block = 64;  // output channels per task in d weight
+  static constexpr std::size_t part_rows = 1024;    // output pixels per partial d weight
 
   struct geometry {
     std::size_t batch, h, w, h_out, w_out;
@@ -192,6 +209,12 @@ class conv2d {
                         ", " + std::to_string(opt_.in_channels) + "] (kernel " + std::to_string(opt_.kernel) +
                         ", padding " + std::to_string(opt_.padding) + "), got " + shape_string(x.shape()));
     return {x.shape()[0], h, w, output_size(h), output_size(w)};
+  }
+
+  // Output pixels of the largest chunk.
+  static std::size_t chunk_rows_max(const geometry& g) {
+    const std::size_t per = std::max<std::size_t>(1, chunk_rows / std::max<std::size_t>(1, g.pixels_out()));
+    return std::min(per, g.batch) * g.pixels_out();
   }
 
   // Calls f(first image, images) for consecutive chunks of whole images, in order.
@@ -269,7 +292,7 @@ class conv2d {
   options opt_;
   parameter<T> weight_;
   parameter<T> bias_;
-  std::vector<T> wk_, dwk_, cols_;  // workspaces, reused across calls
+  std::vector<T> wk_, dwk_, dwk_parts_, cols_;  // workspaces, reused across calls
 };
 
 }  // namespace cpc
