@@ -124,3 +124,19 @@ TEST_CASE("bad audio: a corpus with a NaN file and a truncated file skips both w
   CHECK_THROWS_WITH_AS(speech_corpus(dir.path(), {.skip_bad_files = false, .log = nullptr}),
                        doctest::Contains("speech_corpus: audio file '"), io_error);
 }
+
+TEST_CASE(
+    "bad audio: one frame at 44.1 kHz resamples to no samples at 16 kHz: io_error, not an empty vector") {
+  // tests/fuzz/corpus/fuzz_read_audio/regression-one-frame-resampled-to-none (found by
+  // fuzz_read_audio): a stereo 44.1 kHz WAV with a streaming placeholder data size and one frame.
+  const std::string input = slurp(fs::path(CPC_SOURCE_DIR) /
+                                  "tests/fuzz/corpus/fuzz_read_audio/regression-one-frame-resampled-to-none");
+  temp_dir dir;
+  std::ofstream(dir / "one.wav", std::ios::binary) << input.substr(1);
+  CHECK_THROWS_WITH_AS(
+      read_audio(dir / "one.wav"),
+      doctest::Contains("one.wav': contains no samples at 16000 Hz (1 frame(s) at 44100 Hz)"), io_error);
+  write_audio(dir / "one-written.wav", std::vector<float>{0.5f, 0.5f}, 44100, 2);
+  CHECK_THROWS_AS(read_audio(dir / "one-written.wav"), io_error);
+  CHECK(read_audio(dir / "one-written.wav", {.sample_rate = 44100}).size() == 1);
+}

@@ -169,8 +169,9 @@ inline std::vector<float> resample(std::span<const float> input, int from_rate, 
 /// Errors: throws `cpc::io_error` naming the file and the reason when it is missing, empty,
 /// not audio, malformed (libsndfile's `sf_strerror`), truncated (fewer frames decoded than the
 /// header announces, or libsndfile reporting a data chunk longer than the file), holds no
-/// samples, or holds NaN/Inf samples (float files; a corrupt file, so io_error, not
-/// numeric_error); in strict mode also when it is not mono at `opts.sample_rate`.
+/// samples (also: none left after resampling, e.g. one frame at 44.1 kHz), or holds NaN/Inf
+/// samples (float files; a corrupt file, so io_error, not numeric_error); in strict mode also
+/// when it is not mono at `opts.sample_rate`.
 inline std::vector<float> read_audio(const std::filesystem::path& path, const audio_read_options& opts = {}) {
   if (opts.sample_rate <= 0)
     throw config_error("read_audio: expected a positive sample_rate, got " +
@@ -231,6 +232,9 @@ inline std::vector<float> read_audio(const std::filesystem::path& path, const au
   }
   if (info.samplerate != opts.sample_rate)
     mono = resample(mono, info.samplerate, opts.sample_rate, opts.quality);
+  if (mono.empty())  // e.g. 1 frame at 44.1 kHz rounds to 0 samples at 16 kHz
+    throw io_error(where + ": contains no samples at " + std::to_string(opts.sample_rate) + " Hz (" +
+                   std::to_string(frames) + " frame(s) at " + std::to_string(info.samplerate) + " Hz)");
   for (auto& x : mono) x = std::clamp(x, -1.0f, 1.0f);
   return mono;
 }
