@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages cpc needs, only those that are missing. Run as root (or with
 # sudo available). Groups: build (compiler, cmake, libraries), corpus (speech synthesizers),
-# torch (PyTorch for golden fixtures and side-by-side benchmarks). Usage: install-deps.sh [group...]
+# torch (PyTorch for golden fixtures and side-by-side benchmarks), fuzz (clang + libFuzzer runtime,
+# clang-tidy). Usage: install-deps.sh [group...]
 set -euo pipefail
 groups=("${@:-build}")
 pkgs=()
@@ -13,7 +14,8 @@ for g in "${groups[@]}"; do
     corpus) pkgs+=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite espeak-ng
                    libespeak-ng-dev sox wordnet-base gnuplot-nox) ;;
     torch) pkgs+=(python3-torch) ;;
-    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus or torch)" >&2; exit 2 ;;
+    fuzz) pkgs+=(clang libclang-rt-14-dev llvm clang-tidy) ;;
+    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, torch or fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=()
