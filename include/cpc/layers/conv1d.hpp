@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpc/backend/cpu/eigen.hpp"
+#include "cpc/backend/cpu/gemm.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
@@ -90,22 +91,23 @@ class conv1d {
     const auto c_out = static_cast<std::ptrdiff_t>(opt_.out_channels);
     const bool direct = window() <= direct_max_window;
     reorder_weight(direct);
+    // GEMM operand B(j, o) = wkc_[o, j], packed once for every task.
+    if (!direct) wpack_.pack(wkc_.data(), 1, window(), static_cast<std::size_t>(window()), opt_.out_channels);
     const std::size_t blocks = (g.t_out + row_block - 1) / row_block;
     parallel_for(0, g.batch * blocks, [&](std::size_t task) {
       const std::size_t b = task / blocks;
       const std::size_t r0 = (task % blocks) * row_block;
       const std::size_t r1 = std::min(g.t_out, r0 + row_block);
       T* yb = y.data() + b * g.t_out * opt_.out_channels;
-      for_each_segment(
-          x, g, b, r0, r1, [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-            if (direct) {
-              direct_rows(rows, stride, n, yb + t0 * opt_.out_channels);
-            } else {
-              const auto w = cpu_kernels::matrix_map(static_cast<const T*>(wkc_.data()), c_out, window());
-              cpu_kernels::matrix_map(yb + t0 * opt_.out_channels, n, c_out).noalias() =
-                  cpu_kernels::strided_map(rows, n, window(), stride) * w.transpose();
-            }
-          });
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      for_each_segment(x, g, b, r0, r1,
+                       [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+                         if (direct)
+                           direct_rows(rows, stride, n, yb + t0 * opt_.out_channels);
+                         else
+                           cpu_kernels::gemm<T>(static_cast<std::size_t>(n), rows, stride, 1, wpack_,
+                                                yb + t0 * opt_.out_channels, c_out, false, work.data());
+                       });
       if (opt_.bias && !direct)
         cpu_kernels::matrix_map(yb + r0 * opt_.out_channels, static_cast<std::ptrdiff_t>(r1 - r0), c_out)
             .rowwise() += cpu_kernels::row_vector_map(static_cast<const T*>(bias_.value.data()), c_out);
@@ -121,7 +123,10 @@ class conv1d {
                 {static_cast<std::ptrdiff_t>(g.batch), static_cast<std::ptrdiff_t>(g.t_out),
                  static_cast<std::ptrdiff_t>(opt_.out_channels)});
     gather_edges(x, g);
-    parameter_gradients(x, dy, g);
+    if (window() <= direct_max_window)
+      parameter_gradients(x, dy, g);
+    else
+      parameter_gradients_gemm(x, dy, g);
     if (dx == nullptr) return;
     reorder_weight(false);
     input_gradient(dy, g, *dx);
@@ -144,6 +149,7 @@ class conv1d {
   static constexpr std::size_t direct_chunk = 32;           // output channels held in registers
   static constexpr std::ptrdiff_t direct_rows_block = 4;    // frames held in registers
   static constexpr std::ptrdiff_t direct_frame_tile = 128;  // frames per cache tile in d weight
+  static constexpr std::size_t window_block = 256;          // window positions per task (d weight, GEMM)
 
   // Sizes of one call. Outputs [t_lo, t_hi) read only real input; the others touch padding.
   struct geometry {
@@ -301,6 +307,45 @@ class conv1d {
     });
   }
 
+  // Wide windows: dW^T[j, o] = sum over items and frames t of rows[t, j] dy[t, o], one GEMM per
+  // item and segment of frames with dy packed once and shared by the tasks, each task owning a
+  // block of window positions j and summing items and segments in a fixed order
+  // (deterministic for any thread count). d bias: blocks of channels, frames in order.
+  void parameter_gradients_gemm(const tensor3<T>& x, const tensor3<T>& dy, const geometry& g) {
+    const std::size_t c_out = opt_.out_channels, c_in = opt_.in_channels, kk = opt_.kernel;
+    const auto win = static_cast<std::size_t>(window());
+    dwt_.assign(win * c_out, T(0));
+    const std::size_t blocks = (win + window_block - 1) / window_block;
+    for (std::size_t b = 0; b < g.batch; ++b) {
+      const T* dyb = dy.data() + b * g.t_out * c_out;
+      for_each_segment(x, g, b, 0, g.t_out,
+                       [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+                         dypack_.pack(dyb + t0 * c_out, static_cast<std::ptrdiff_t>(c_out), 1,
+                                      static_cast<std::size_t>(n), c_out);
+                         parallel_for(0, blocks, [&](std::size_t blk) {
+                           const std::size_t j0 = blk * window_block, nj = std::min(window_block, win - j0);
+                           alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+                           cpu_kernels::gemm<T>(nj, rows + j0, 1, stride, dypack_, dwt_.data() + j0 * c_out,
+                                                static_cast<std::ptrdiff_t>(c_out), true, work.data());
+                         });
+                       });
+    }
+    parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
+      const std::size_t o0 = blk * channel_block, o1 = std::min(c_out, o0 + channel_block);
+      const auto n_o = static_cast<std::ptrdiff_t>(o1 - o0);
+      if (opt_.bias) {
+        auto db = cpu_kernels::row_vector_map(bias_.grad.data() + o0, n_o);
+        for (std::size_t r = 0; r < g.batch * g.t_out; ++r)
+          db += cpu_kernels::row_vector_map(dy.data() + r * c_out + o0, n_o);
+      }
+      T* grad = weight_.grad.data();
+      for (std::size_t o = o0; o < o1; ++o)
+        for (std::size_t c = 0; c < c_in; ++c)
+          for (std::size_t k = 0; k < kk; ++k)
+            grad[(o * c_in + c) * kk + k] += dwt_[(k * c_in + c) * c_out + o];
+    });
+  }
+
   // Narrow windows: dwkc_[o, j] += sum_t dy[t, o] * rows[t, j] for o in [o0, o0 + n_o). Blocks of
   // direct_chunk channels x J window positions are accumulated in registers over t.
   void direct_weight_rows(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride, std::size_t o0,
@@ -350,7 +395,7 @@ class conv1d {
   // dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
   // For a fixed k the rows u = t*s + k - p form a strided view of dx, so dx is K GEMMs
   // (`[n, C_out] x [C_out, C_in]`) accumulated into strided views. Tasks own blocks of dx rows.
-  void input_gradient(const tensor3<T>& dy, const geometry& g, tensor3<T>& dx) const {
+  void input_gradient(const tensor3<T>& dy, const geometry& g, tensor3<T>& dx) {
     ensure_shape(dx, std::array<std::size_t, 3>{g.batch, g.t_in, opt_.in_channels});
     const auto c_out = static_cast<std::ptrdiff_t>(opt_.out_channels);
     const auto c_in = static_cast<std::ptrdiff_t>(opt_.in_channels);
@@ -358,6 +403,10 @@ class conv1d {
     const auto t_out = static_cast<std::ptrdiff_t>(g.t_out);
     const std::size_t rows_per_task = row_block * opt_.stride;
     const std::size_t blocks = (g.t_in + rows_per_task - 1) / rows_per_task;
+    // GEMM operands B_k(o, c) = W_k[o, c] = wkc_[o, k, c], packed once for every task.
+    if (kpack_.size() < opt_.kernel) kpack_.resize(opt_.kernel);
+    for (std::size_t k = 0; k < opt_.kernel; ++k)
+      kpack_[k].pack(wkc_.data() + k * opt_.in_channels, window(), 1, opt_.out_channels, opt_.in_channels);
     parallel_for(0, g.batch * blocks, [&](std::size_t task) {
       const std::size_t b = task / blocks;
       const auto u0 = static_cast<std::ptrdiff_t>((task % blocks) * rows_per_task);
@@ -365,15 +414,16 @@ class conv1d {
       T* dxb = dx.data() + b * g.t_in * opt_.in_channels;
       const T* dyb = dy.data() + b * g.t_out * opt_.out_channels;
       cpu_kernels::matrix_map(dxb + u0 * c_in, u1 - u0, c_in).setZero();
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
       for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(opt_.kernel); ++k) {
         // Outputs t with u0 <= t*s + k - p < u1.
         const std::ptrdiff_t lo = u0 + p - k, hi = u1 - 1 + p - k;
         const std::ptrdiff_t ta = lo <= 0 ? 0 : (lo + s - 1) / s;
         const std::ptrdiff_t tb = hi < 0 ? 0 : std::min(t_out, hi / s + 1);
         if (ta >= tb) continue;
-        cpu_kernels::strided_map(dxb + (ta * s + k - p) * c_in, tb - ta, c_in, s * c_in).noalias() +=
-            cpu_kernels::matrix_map(dyb + ta * c_out, tb - ta, c_out) *
-            cpu_kernels::strided_map(wkc_.data() + k * c_in, c_out, c_in, window());
+        cpu_kernels::gemm<T>(static_cast<std::size_t>(tb - ta), dyb + ta * c_out, c_out, 1,
+                             kpack_[static_cast<std::size_t>(k)], dxb + (ta * s + k - p) * c_in, s * c_in,
+                             true, work.data());
       }
     });
   }
@@ -384,6 +434,9 @@ class conv1d {
   std::vector<T> wkc_;    // reordered weight (see reorder_weight)
   std::vector<T> dwkc_;   // d weight in the `[C_out, K, C_in]` layout
   std::vector<T> edges_;  // gathered windows of outputs that touch padding `[B, edges, K*C_in]`
+  std::vector<T> dwt_;    // d weight transposed, `[K*C_in, C_out]` (GEMM path)
+  cpu_kernels::packed_rhs<T> wpack_, dypack_;      // forward weight; one segment of dy (d weight)
+  std::vector<cpu_kernels::packed_rhs<T>> kpack_;  // per kernel tap k, W_k for d input
 };
 
 }  // namespace cpc
