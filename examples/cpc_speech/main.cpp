@@ -41,7 +41,7 @@ struct settings {
   std::size_t batch = 8;
   double lr = 2e-4;
   std::uint64_t warmup = 100;
-  double head_std = 0;  // 0: 1 / sqrt(context channels)
+  double head_std = 0;  // 0: the preset's (1 / context channels)
   double clip = 0;
   std::uint64_t seed = 1;
   std::size_t threads = 0;
@@ -101,10 +101,8 @@ template <class Config>
 typename model_t<Config>::options model_options(const settings& s) {
   typename model_t<Config>::options o;
   o.seed = s.seed;
-  // Unit-normal prediction heads: with PyTorch's default init the model can sit at chance for
-  // hundreds of steps (REFERENCE.md); with these it leaves chance early.
-  o.loss.init = cpc::predictor_init::normal;
-  o.loss.init_scale = s.head_std > 0 ? s.head_std : 1.0 / std::sqrt(static_cast<double>(Config::context_channels));
+  // The preset's heads are small normal (std 1 / context channels; see cpc/model/presets.hpp).
+  if (s.head_std > 0) o.loss.init_scale = s.head_std;
   return o;
 }
 
@@ -469,7 +467,7 @@ int main(int argc, char** argv) {
     c->add_option("--lr", s.lr, "Adam learning rate (paper: 2e-4)")->capture_default_str();
     c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")->capture_default_str();
     c->add_option("--clip", s.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
-    c->add_option("--head-std", s.head_std, "std of the prediction heads' normal init (0 = 1/sqrt(context))");
+    c->add_option("--head-std", s.head_std, "std of the prediction heads' normal init (0 = the preset's 1/context)");
   };
   const auto probe_opts = [&](CLI::App* c) {
     c->add_option("--probe-minutes", s.probe_minutes, "minutes of train audio for the probes (test: half; 0 = all)")

