@@ -30,10 +30,12 @@ namespace cpc {
 /// How it runs: with channel-last storage the receptive field of output t, x[b, t*s - p ..
 /// t*s - p + K - 1, :], is K*C_in consecutive scalars, and consecutive outputs start s*C_in
 /// scalars apart. So the im2col matrix of a batch item is a strided view of x itself
-/// (`[T_out, K*C_in]`, row stride s*C_in) and the forward pass is one GEMM with the weight
-/// reordered to `[C_out, K, C_in]`, without copying the input. Only the few outputs whose window
-/// reaches into the padding read a small gathered copy. Narrow windows (K*C_in <= 16, e.g. the
-/// first layer on raw audio) use a direct loop instead of a GEMM with a tiny inner dimension.
+/// (`[T_out, K*C_in]`, row stride s*C_in) and the forward pass is one GEMM against the weight
+/// (packed once per call, `cpu_kernels::gemm`), without copying the input. Only the few outputs
+/// whose window reaches into the padding read a small gathered copy. d weight is the GEMM
+/// im2col^T dy and d input K GEMMs dy W_k into strided views of dx. Narrow windows (K*C_in <= 16,
+/// e.g. the first layer on raw audio) use a direct loop instead of a GEMM with a tiny inner
+/// dimension. Results do not depend on the thread count (see cpu_kernels::gemm).
 template <class T, class Backend = cpu>
 class conv1d {
   CPC_REQUIRE_BACKEND(Backend);
@@ -90,9 +92,10 @@ class conv1d {
     gather_edges(x, g);
     const auto c_out = static_cast<std::ptrdiff_t>(opt_.out_channels);
     const bool direct = window() <= direct_max_window;
-    reorder_weight(direct);
-    // GEMM operand B(j, o) = wkc_[o, j], packed once for every task.
-    if (!direct) wpack_.pack(wkc_.data(), 1, window(), static_cast<std::size_t>(window()), opt_.out_channels);
+    if (direct)
+      reorder_weight();
+    else
+      pack_forward_weight();
     const std::size_t blocks = (g.t_out + row_block - 1) / row_block;
     parallel_for(0, g.batch * blocks, [&](std::size_t task) {
       const std::size_t b = task / blocks;
@@ -128,7 +131,6 @@ class conv1d {
     else
       parameter_gradients_gemm(x, dy, g);
     if (dx == nullptr) return;
-    reorder_weight(false);
     input_gradient(dy, g, *dx);
   }
 
@@ -217,9 +219,19 @@ class conv1d {
         static_cast<std::ptrdiff_t>(win));
   }
 
-  // weight [C_out, C_in, K] -> wkc_ [C_out, K, C_in] (GEMM layout) or, for the direct loop,
-  // [K, C_in, C_out] so that one input scalar scales a contiguous row of output channels.
-  void reorder_weight(bool direct) {
+  // The forward GEMM's B(j, o) = weight[o, c, k] for window position j = k * C_in + c, packed
+  // straight from the weight (row j starts at weight + c * K + k, columns C_in * K apart).
+  void pack_forward_weight() {
+    const std::size_t c_in = opt_.in_channels, kk = opt_.kernel;
+    const T* w = weight_.value.data();
+    wpack_.pack_rows(
+        kk * c_in, opt_.out_channels, [&](std::size_t j) { return w + (j % c_in) * kk + j / c_in; },
+        static_cast<std::ptrdiff_t>(c_in * kk));
+  }
+
+  // weight [C_out, C_in, K] -> wkc_ [K, C_in, C_out] for the direct loop, so that one input
+  // scalar scales a contiguous row of output channels.
+  void reorder_weight() {
     const std::size_t c_out = opt_.out_channels, c_in = opt_.in_channels, kk = opt_.kernel;
     wkc_.resize(c_out * c_in * kk);
     const T* w = weight_.value.data();
@@ -227,7 +239,7 @@ class conv1d {
       for (std::size_t c = 0; c < c_in; ++c)
         for (std::size_t k = 0; k < kk; ++k) {
           const std::size_t j = k * c_in + c;
-          wkc_[direct ? j * c_out + o : o * kk * c_in + j] = w[(o * c_in + c) * kk + k];
+          wkc_[j * c_out + o] = w[(o * c_in + c) * kk + k];
         }
   }
 
@@ -270,8 +282,9 @@ class conv1d {
       }
   }
 
-  // d weight += dy^T im2col(x), d bias += sum dy. Each task owns a block of output channels and
-  // sums over batch items and frames in a fixed order, so the result does not depend on threads.
+  // Narrow windows: d weight += dy^T im2col(x), d bias += sum dy. Each task owns a block of output
+  // channels and sums over batch items and frames in a fixed order, so the result does not depend
+  // on threads.
   void parameter_gradients(const tensor3<T>& x, const tensor3<T>& dy, const geometry& g) {
     const std::size_t c_out = opt_.out_channels, c_in = opt_.in_channels, kk = opt_.kernel;
     const std::ptrdiff_t win = window();
@@ -285,13 +298,7 @@ class conv1d {
         const T* dyb = dy.data() + b * g.t_out * c_out;
         for_each_segment(x, g, b, 0, g.t_out,
                          [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-                           if (win <= direct_max_window)
-                             direct_weight_rows(dyb + t0 * c_out, n, rows, stride, o0, n_o);
-                           else
-                             dw.noalias() += cpu_kernels::strided_map(dyb + t0 * c_out + o0, n, n_o,
-                                                                      static_cast<std::ptrdiff_t>(c_out))
-                                                 .transpose() *
-                                             cpu_kernels::strided_map(rows, n, win, stride);
+                           direct_weight_rows(dyb + t0 * c_out, n, rows, stride, o0, n_o);
                          });
         if (opt_.bias) {
           auto db = cpu_kernels::row_vector_map(bias_.grad.data() + o0, n_o);
@@ -314,8 +321,9 @@ class conv1d {
   void parameter_gradients_gemm(const tensor3<T>& x, const tensor3<T>& dy, const geometry& g) {
     const std::size_t c_out = opt_.out_channels, c_in = opt_.in_channels, kk = opt_.kernel;
     const auto win = static_cast<std::size_t>(window());
-    dwt_.assign(win * c_out, T(0));
+    dwt_.resize(win * c_out);
     const std::size_t blocks = (win + window_block - 1) / window_block;
+    bool first = true;  // the first GEMM overwrites dwt_, the others accumulate
     for (std::size_t b = 0; b < g.batch; ++b) {
       const T* dyb = dy.data() + b * g.t_out * c_out;
       for_each_segment(x, g, b, 0, g.t_out,
@@ -326,8 +334,9 @@ class conv1d {
                            const std::size_t j0 = blk * window_block, nj = std::min(window_block, win - j0);
                            alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
                            cpu_kernels::gemm<T>(nj, rows + j0, 1, stride, dypack_, dwt_.data() + j0 * c_out,
-                                                static_cast<std::ptrdiff_t>(c_out), true, work.data());
+                                                static_cast<std::ptrdiff_t>(c_out), !first, work.data());
                          });
+                         first = false;
                        });
     }
     parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
@@ -403,10 +412,11 @@ class conv1d {
     const auto t_out = static_cast<std::ptrdiff_t>(g.t_out);
     const std::size_t rows_per_task = row_block * opt_.stride;
     const std::size_t blocks = (g.t_in + rows_per_task - 1) / rows_per_task;
-    // GEMM operands B_k(o, c) = W_k[o, c] = wkc_[o, k, c], packed once for every task.
+    // GEMM operands B_k(o, c) = W_k[o, c] = weight[o, c, k], packed once for every task.
     if (kpack_.size() < opt_.kernel) kpack_.resize(opt_.kernel);
     for (std::size_t k = 0; k < opt_.kernel; ++k)
-      kpack_[k].pack(wkc_.data() + k * opt_.in_channels, window(), 1, opt_.out_channels, opt_.in_channels);
+      kpack_[k].pack(weight_.value.data() + k, static_cast<std::ptrdiff_t>(opt_.in_channels * opt_.kernel),
+                     static_cast<std::ptrdiff_t>(opt_.kernel), opt_.out_channels, opt_.in_channels);
     parallel_for(0, g.batch * blocks, [&](std::size_t task) {
       const std::size_t b = task / blocks;
       const auto u0 = static_cast<std::ptrdiff_t>((task % blocks) * rows_per_task);
@@ -431,8 +441,8 @@ class conv1d {
   options opt_;
   parameter<T> weight_;
   parameter<T> bias_;
-  std::vector<T> wkc_;    // reordered weight (see reorder_weight)
-  std::vector<T> dwkc_;   // d weight in the `[C_out, K, C_in]` layout
+  std::vector<T> wkc_;    // weight as `[K, C_in, C_out]` for the direct loop (see reorder_weight)
+  std::vector<T> dwkc_;   // d weight in the `[C_out, K, C_in]` layout (direct loop)
   std::vector<T> edges_;  // gathered windows of outputs that touch padding `[B, edges, K*C_in]`
   std::vector<T> dwt_;    // d weight transposed, `[K*C_in, C_out]` (GEMM path)
   cpu_kernels::packed_rhs<T> wpack_, dypack_;      // forward weight; one segment of dy (d weight)

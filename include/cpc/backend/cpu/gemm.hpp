@@ -24,6 +24,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "cpc/core/threads.hpp"
+
 namespace cpc::cpu_kernels {
 
 namespace gemm_detail {
@@ -55,30 +57,41 @@ class packed_rhs {
   using tile = gemm_tile<T>;
 
  public:
-  /// Packs B(k, j) = b[k * row_stride + j * col_stride] for k < depth, j < cols.
+  /// Packs B(k, j) = b[k * row_stride + j * col_stride] for k < depth, j < cols. Panels are
+  /// packed in parallel (cpc::parallel_for; each panel is written by one task).
   void pack(const T* b, std::ptrdiff_t row_stride, std::ptrdiff_t col_stride, std::size_t depth,
             std::size_t cols) {
+    pack_rows(
+        depth, cols, [&](std::size_t k) { return b + static_cast<std::ptrdiff_t>(k) * row_stride; },
+        col_stride);
+  }
+
+  /// Packs B(k, j) = row(k)[j * col_stride] for k < depth, j < cols, where `row(k)` returns a
+  /// pointer to B(k, 0) (for operands whose rows are not evenly spaced, e.g. a convolution weight
+  /// read tap by tap). `row` is called from several threads.
+  template <class RowFn>
+  void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride) {
     k_ = depth;
     n_ = cols;
     panels_ = (cols + tile::cols - 1) / tile::cols;
     data_.resize(panels_ * tile::cols * depth);
-    for (std::size_t k0 = 0; k0 < depth; k0 += tile::depth) {
+    const std::size_t k_blocks = (depth + tile::depth - 1) / tile::depth;
+    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
+      const std::size_t k0 = unit / panels_ * tile::depth, p = unit % panels_;
       const std::size_t kb = std::min(tile::depth, depth - k0);
-      for (std::size_t p = 0; p < panels_; ++p) {
-        T* dst = block(k0, p);
-        const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
-        for (std::size_t k = 0; k < kb; ++k) {
-          const T* src = b + static_cast<std::ptrdiff_t>(k0 + k) * row_stride;
-          T* d = dst + k * tile::cols;
-          if (col_stride == 1) {
-            std::copy_n(src + j0, nj, d);
-          } else {
-            for (std::size_t j = 0; j < nj; ++j) d[j] = src[static_cast<std::ptrdiff_t>(j0 + j) * col_stride];
-          }
-          std::fill(d + nj, d + tile::cols, T(0));
+      T* dst = block(k0, p);
+      const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
+      for (std::size_t k = 0; k < kb; ++k) {
+        const T* src = row(k0 + k) + static_cast<std::ptrdiff_t>(j0) * col_stride;
+        T* d = dst + k * tile::cols;
+        if (col_stride == 1) {
+          std::copy_n(src, nj, d);
+        } else {
+          for (std::size_t j = 0; j < nj; ++j) d[j] = src[static_cast<std::ptrdiff_t>(j) * col_stride];
         }
+        std::fill(d + nj, d + tile::cols, T(0));
       }
-    }
+    });
   }
 
   std::size_t depth() const { return k_; }
