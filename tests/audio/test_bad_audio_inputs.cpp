@@ -140,3 +140,15 @@ TEST_CASE(
   CHECK_THROWS_AS(read_audio(dir / "one-written.wav"), io_error);
   CHECK(read_audio(dir / "one-written.wav", {.sample_rate = 44100}).size() == 1);
 }
+
+TEST_CASE("bad labels: a label of 2^31 - 1 without a phone list gives 2^31 classes, not a signed overflow") {
+  // tests/fuzz/corpus/fuzz_corpus/regression-label-int32-max (found by clang-tidy's
+  // bugprone-misplaced-widening-cast, replayed by fuzz_corpus): num_phones was max_label + 1 in int32.
+  temp_dir dir;
+  fs::create_directories(dir / "s1/c1");
+  write_wav(dir / "s1/c1/u1.wav", tone(300.0, 16000, 480), 16000);
+  std::ofstream(dir / "alignments.txt") << "u1 0 1 2147483647\n";
+  const speech_corpus c(dir.path(), {.log = nullptr});
+  CHECK(c.num_phones() == (std::size_t{1} << 31));
+  CHECK(c[0].labels == std::vector<std::int32_t>{0, 1, 2147483647});
+}

@@ -470,7 +470,8 @@ inline void speech_corpus::read_alignments(const std::filesystem::path& path) {
                       labels.begin() + static_cast<std::ptrdiff_t>(std::min(frames, labels.size())));
     utt.labels.resize(frames, -1);
   });
-  if (limit == 0) num_phones_ = static_cast<std::size_t>(max_label + 1);
+  // Widened before adding: a label of 2^31 - 1 must not overflow int32 (max_label = -1 gives 0).
+  if (limit == 0) num_phones_ = static_cast<std::size_t>(static_cast<std::int64_t>(max_label) + 1);
   report_unknown(path, "alignment file", unknown, examples);
   const auto missing = static_cast<std::size_t>(std::count(aligned.begin(), aligned.end(), 0));
   if (missing != 0) {
