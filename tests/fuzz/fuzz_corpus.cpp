@@ -4,7 +4,8 @@
 //   s2/u3.wav    160 (1)                   s2/c2/u4.wav 1600 (10)
 // Input: byte 0 = flags (bit 0 strict_ids, bits 1-2 alignment_tolerance, bit 3 num_phones = 5,
 // bit 4 max_per_speaker = 1), then up to four sections separated by NUL bytes: phones.txt,
-// alignments.txt, train.txt, test.txt (a missing section = no such file). Only cpc::error may
+// alignments.txt, train.txt, test.txt (a missing or empty section = no such file; empty files
+// are covered by the unit tests). Only cpc::error may
 // escape, and a loaded corpus must satisfy the documented invariants (checked below).
 #include <algorithm>
 #include <cstddef>
@@ -50,9 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::error_code ec;
     std::filesystem::remove(root / name, ec);
   }
-  for (std::size_t k = 0; k < 4 && (k == 0 || !rest.empty()); ++k) {
+  for (std::size_t k = 0; k < 4 && !rest.empty(); ++k) {
     const std::size_t end = std::min(rest.find('\0'), rest.size());
-    cpc::fuzz::write_file(root / names[k], reinterpret_cast<const std::uint8_t*>(rest.data()), end);
+    if (end > 0)
+      cpc::fuzz::write_file(root / names[k], reinterpret_cast<const std::uint8_t*>(rest.data()), end);
     rest.remove_prefix(std::min(end + 1, rest.size()));
   }
   const std::uint8_t flags = data[0];
@@ -68,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const std::size_t frames = u.samples.size() / c.frame_length();
       if (!u.labels.empty() && u.labels.size() != frames) __builtin_trap();
       for (auto l : u.labels)
-        if (l < -1 || (c.num_phones() != 0 && l >= static_cast<std::int32_t>(c.num_phones())))
+        if (l < -1 || (c.num_phones() != 0 && l >= 0 && static_cast<std::size_t>(l) >= c.num_phones()))
           __builtin_trap();
     }
     for (auto s : {cpc::corpus_split::all, cpc::corpus_split::train, cpc::corpus_split::test}) {

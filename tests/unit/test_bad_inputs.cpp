@@ -113,7 +113,7 @@ train_options quiet(std::uint64_t steps, fs::path checkpoint = {}) {
 /// (root ignores permission bits; sysfs refuses new files to everyone).
 fs::path unwritable_dir(const temp_dir& dir) {
   if (::geteuid() != 0) {
-    const auto p = dir.path / "read-only";
+    auto p = dir.path / "read-only";
     fs::create_directories(p);
     fs::permissions(p, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
                            fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);

@@ -40,6 +40,8 @@ struct step_decay {
   double gamma = 0.1;
   double lr_at(std::uint64_t step) const {
     if (step_size == 0) throw config_error("step_decay: expected step_size > 0, got 0");
+    // Integer division on purpose: StepLR's exponent is floor(step / step_size).
+    // NOLINTNEXTLINE(bugprone-integer-division)
     return base_lr * std::pow(gamma, static_cast<double>(step / step_size));
   }
 };

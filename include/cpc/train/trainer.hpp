@@ -64,7 +64,7 @@ struct train_summary {
 
 namespace detail {
 inline std::string format_duration(double s) {
-  const auto total = static_cast<long>(std::max(0.0, s) + 0.5);
+  const long total = std::lround(std::max(0.0, s));
   std::ostringstream os;
   if (total >= 3600) os << total / 3600 << 'h';
   if (total >= 60) os << (total / 60) % 60 << 'm';
