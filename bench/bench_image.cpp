@@ -1,0 +1,127 @@
+// Image CPC at the cpc-image example's shapes: 7x7 grid of 8x8 patches per 28x28 image, batch 32
+// (1568 patches), 32 channels: conv2d, resnet_block, masked_conv2d (on the 7x7 grid) forward and
+// backward, and the whole training step.
+#include <benchmark/benchmark.h>
+
+#include <cpc/core/allocator.hpp>
+#include <cpc/encoder/resnet_block.hpp>
+#include <cpc/layers/conv2d.hpp>
+#include <cpc/layers/masked_conv2d.hpp>
+#include <cpc/model/image_model.hpp>
+#include <cpc/optim/adam.hpp>
+
+namespace {
+
+template <class Tensor>
+void fill(Tensor& t, cpc::rng& gen) {
+  for (auto& v : t) v = static_cast<float>(gen.uniform(-1.0, 1.0));
+}
+
+// args: batch of patches (or images for the masked conv), height = width, channels
+void BM_conv2d(benchmark::State& state) {
+  cpc::configure_allocator();
+  const auto n = static_cast<std::size_t>(state.range(0)), hw = static_cast<std::size_t>(state.range(1)),
+             c = static_cast<std::size_t>(state.range(2));
+  const bool backward = state.range(3) != 0;
+  cpc::rng gen(1);
+  cpc::conv2d<float> layer({.in_channels = c, .out_channels = c, .kernel = 3, .padding = 1}, gen);
+  cpc::tensor4<float> x = xt::zeros<float>({n, hw, hw, c}), y, dx;
+  fill(x, gen);
+  layer.forward(x, y);
+  cpc::tensor4<float> dy = y;
+  for (auto _ : state) {
+    if (backward)
+      layer.backward(x, y, dy, &dx);
+    else
+      layer.forward(x, y);
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2 * layer.forward_macs(n, hw, hw) * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_conv2d)
+    ->ArgNames({"patches", "hw", "ch", "bwd"})
+    ->Args({1568, 8, 32, 0})
+    ->Args({1568, 8, 32, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_masked_conv2d(benchmark::State& state) {
+  cpc::configure_allocator();
+  const auto n = static_cast<std::size_t>(state.range(0)), c = static_cast<std::size_t>(state.range(1));
+  const bool backward = state.range(2) != 0;
+  cpc::rng gen(2);
+  cpc::masked_conv2d<float> layer({.in_channels = c, .out_channels = c, .kernel = 3}, gen);
+  cpc::tensor4<float> x = xt::zeros<float>(std::array<std::size_t, 4>{n, 7, 7, c}), y, dx;
+  fill(x, gen);
+  layer.forward(x, y);
+  cpc::tensor4<float> dy = y;
+  for (auto _ : state) {
+    if (backward)
+      layer.backward(x, y, dy, &dx);
+    else
+      layer.forward(x, y);
+    benchmark::ClobberMemory();
+  }
+  // Useful work: the 6 unmasked taps of 9.
+  const double flops = 2.0 * n * 49 * c * c * 6 * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_masked_conv2d)
+    ->ArgNames({"images", "ch", "bwd"})
+    ->Args({32, 32, 0})
+    ->Args({32, 32, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_resnet_block(benchmark::State& state) {
+  cpc::configure_allocator();
+  const auto n = static_cast<std::size_t>(state.range(0)), c = static_cast<std::size_t>(state.range(1));
+  cpc::rng gen(3);
+  cpc::resnet_block<float> block({.channels = c}, gen);
+  cpc::tensor4<float> x = xt::zeros<float>(std::array<std::size_t, 4>{n, 8, 8, c}), y, dx;
+  fill(x, gen);
+  block.forward(x, y);
+  cpc::tensor4<float> dy = y;
+  for (auto _ : state) {
+    block.forward(x, y);
+    block.backward(x, y, dy, &dx);
+    benchmark::ClobberMemory();
+  }
+  const double flops = 3 * 2 * 2.0 * n * 64 * c * c * 9;  // two convs, forward + backward (x3)
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_resnet_block)
+    ->ArgNames({"patches", "ch"})
+    ->Args({1568, 32})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_image_train_step(benchmark::State& state) {
+  cpc::configure_allocator();
+  using model_t = cpc::cpc_image_model<cpc::presets::image_small>;
+  model_t::options o;
+  const auto c = static_cast<std::size_t>(state.range(1));
+  o.encoder.channels = o.autoregressor.input_size = o.autoregressor.hidden_size = o.loss.latent_dim =
+      o.loss.context_dim = c;
+  o.encoder.blocks = 1;
+  model_t m(o);
+  cpc::adam<float> opt(m.parameters(), {.learning_rate = 1e-3});
+  cpc::rng gen(4);
+  cpc::tensor4<float> images =
+      xt::zeros<float>(std::array<std::size_t, 4>{static_cast<std::size_t>(state.range(0)), 28, 28, 1});
+  for (auto& v : images) v = static_cast<float>(gen.uniform());
+  for (auto _ : state) benchmark::DoNotOptimize(m.train_step(images, opt).loss);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(state.range(0)), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_image_train_step)
+    ->ArgNames({"batch", "ch"})
+    ->Args({32, 32})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace

@@ -1,0 +1,317 @@
+// cpc-image: CPC on 28x28 grey images (Fashion-MNIST, MNIST) - van den Oord et al. 2018, section 3.2,
+// at a small scale. Subcommands:
+//   train  trains the image model on the training split and saves a checkpoint;
+//   probe  loads a checkpoint and runs the linear probes (CPC features, random encoder, raw pixels);
+//   demo   train then probe in one run, with a picture of nearest neighbours in feature space.
+// Data: a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; the default is the
+// Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <cpc/core/allocator.hpp>
+#include <cpc/data/idx_gzip.hpp>
+#include <cpc/eval/linear_probe.hpp>
+#include <cpc/model/image_model.hpp>
+#include <cpc/optim/adam.hpp>
+#include <cpc/train/checkpoint.hpp>
+
+namespace fs = std::filesystem;
+using model_t = cpc::cpc_image_model<cpc::presets::image_small>;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct settings {
+  std::string data = "/usr/share/datasets/fashion-mnist";
+  std::string out = "cpc-image-out";
+  std::string checkpoint;
+  std::size_t channels = 32, blocks = 1, ar_layers = 3, steps_ahead = 3, negatives = 32;
+  std::size_t batch = 32, steps = 3000, threads = 0;
+  double minutes = 4.0, learning_rate = 1e-3;
+  std::size_t probe_train = 10000, probe_epochs = 30;
+  std::uint64_t seed = 1;
+};
+
+struct split {
+  cpc::tensor4<float> images;  // [N, 28, 28, 1], pixel / 255
+  std::vector<int> labels;
+};
+
+std::string find_file(const std::string& dir, const std::string& stem) {
+  for (const std::string& name : {stem, stem + ".gz"})
+    if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  throw cpc::io_error("cpc-image: " + dir + " has no " + stem + "[.gz]. Fashion-MNIST: apt-get install " +
+                      "dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist); MNIST: " +
+                      "scripts/fetch-mnist.sh, then --data <its directory>");
+}
+
+split load_split(const std::string& dir, const std::string& prefix) {
+  split s;
+  cpc::idx_images(cpc::read_idx_gzip(find_file(dir, prefix + "-images-idx3-ubyte")), s.images);
+  s.labels = cpc::idx_labels(cpc::read_idx_gzip(find_file(dir, prefix + "-labels-idx1-ubyte")));
+  if (s.labels.size() != s.images.shape()[0])
+    throw cpc::io_error("cpc-image: " + prefix + ": " + std::to_string(s.images.shape()[0]) + " images but " +
+                        std::to_string(s.labels.size()) + " labels");
+  return s;
+}
+
+model_t::options model_options(const settings& s) {
+  model_t::options o;
+  o.encoder.channels = s.channels;
+  o.encoder.blocks = s.blocks;
+  o.autoregressor.input_size = s.channels;
+  o.autoregressor.hidden_size = s.channels;
+  o.autoregressor.layers = s.ar_layers;
+  o.loss.latent_dim = s.channels;
+  o.loss.context_dim = s.channels;
+  o.loss.steps = s.steps_ahead;
+  o.loss.negatives = s.negatives;
+  o.seed = s.seed;
+  return o;
+}
+
+void copy_images(const cpc::tensor4<float>& src, const std::vector<std::size_t>& idx, std::size_t first,
+                 std::size_t n, cpc::tensor4<float>& dst) {
+  const std::size_t per = src.shape()[1] * src.shape()[2] * src.shape()[3];
+  cpc::ensure_shape(dst, std::array<std::size_t, 4>{n, src.shape()[1], src.shape()[2], src.shape()[3]});
+  for (std::size_t i = 0; i < n; ++i)
+    std::copy_n(src.data() + idx[first + i] * per, per, dst.data() + i * per);
+}
+
+void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings& s) {
+  cpc::rng order(s.seed + 100);
+  std::vector<std::size_t> idx(data.labels.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  cpc::tensor4<float> batch;
+  const auto t0 = clock_type::now();
+  double loss_avg = 0, acc_avg = 0;
+  std::size_t pos = idx.size(), window = 0;
+  std::printf("training: %zu parameters, batch %zu, up to %zu steps or %.1f min\n", m.parameter_count(),
+              s.batch, s.steps, s.minutes);
+  for (std::size_t step = 1; step <= s.steps; ++step) {
+    if (pos + s.batch > idx.size()) {
+      for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[order.uniform_int(i)]);
+      pos = 0;
+    }
+    copy_images(data.images, idx, pos, s.batch, batch);
+    pos += s.batch;
+    const auto r = m.train_step(batch, opt);
+    if (!std::isfinite(r.loss))
+      throw cpc::numeric_error("cpc-image: loss is not finite at step " + std::to_string(step));
+    loss_avg += r.loss;
+    acc_avg += r.accuracy[0];
+    ++window;
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const bool out_of_time = elapsed > 60.0 * s.minutes;
+    if (step % 100 == 0 || step == s.steps || out_of_time) {
+      std::printf("  step %5zu  loss %.3f (chance %.3f)  acc(k=1) %.3f (chance %.3f)  %.1f img/s\n", step,
+                  loss_avg / static_cast<double>(window), r.log_candidates,
+                  acc_avg / static_cast<double>(window), r.chance,
+                  static_cast<double>(step * s.batch) / elapsed);
+      std::fflush(stdout);
+      loss_avg = acc_avg = 0;
+      window = 0;
+    }
+    if (out_of_time) {
+      std::printf("  time budget reached after %zu steps\n", step);
+      break;
+    }
+  }
+}
+
+// Patch latents of n images: mean over the grid [N, channels] and the whole grid [N, cells * channels].
+struct image_features {
+  cpc::tensor2<float> mean, grid;
+};
+image_features features(model_t& m, const cpc::tensor4<float>& images, std::size_t n) {
+  const std::size_t D = m.config().encoder.channels, chunk = 256;
+  image_features out;
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  cpc::tensor4<float> batch, z;
+  for (std::size_t b0 = 0; b0 < n; b0 += chunk) {
+    const std::size_t nb = std::min(chunk, n - b0);
+    copy_images(images, idx, b0, nb, batch);
+    m.encode_latents(batch, z);
+    const std::size_t cells = z.shape()[1] * z.shape()[2];
+    if (b0 == 0) {
+      out.mean = xt::zeros<float>({n, D});
+      out.grid = xt::zeros<float>({n, cells * D});
+    }
+    std::copy_n(z.data(), nb * cells * D, out.grid.data() + b0 * cells * D);
+    for (std::size_t b = 0; b < nb; ++b)
+      for (std::size_t q = 0; q < cells; ++q)
+        for (std::size_t d = 0; d < D; ++d)
+          out.mean(b0 + b, d) += z.data()[(b * cells + q) * D + d] / static_cast<float>(cells);
+  }
+  return out;
+}
+
+cpc::tensor2<float> raw_pixels(const cpc::tensor4<float>& images, std::size_t n) {
+  const std::size_t per = images.size() / images.shape()[0];
+  cpc::tensor2<float> out = xt::zeros<float>({n, per});
+  std::copy_n(images.data(), n * per, out.data());
+  return out;
+}
+
+double probe_accuracy(const cpc::tensor2<float>& xtr, std::span<const int> ytr,
+                      const cpc::tensor2<float>& xte, std::span<const int> yte, const settings& s) {
+  cpc::linear_probe<float> p(xtr.shape()[1], 10,
+                             {.epochs = s.probe_epochs, .learning_rate = 1e-3, .seed = s.seed});
+  p.fit(xtr, ytr);
+  return p.accuracy(xte, yte);
+}
+
+// Writes a PGM: each row is a test query followed by its nearest probe-training images (cosine
+// similarity of standardised features).
+void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr, const split& train,
+                        const cpc::tensor2<float>& fte, const split& test, std::size_t queries,
+                        std::size_t k) {
+  const std::size_t D = ftr.shape()[1], ntr = ftr.shape()[0];
+  std::vector<double> mean(D, 0), sd(D, 0);
+  for (std::size_t i = 0; i < ntr; ++i)
+    for (std::size_t d = 0; d < D; ++d) mean[d] += ftr(i, d) / static_cast<double>(ntr);
+  for (std::size_t i = 0; i < ntr; ++i)
+    for (std::size_t d = 0; d < D; ++d) sd[d] += std::pow(ftr(i, d) - mean[d], 2) / static_cast<double>(ntr);
+  auto norm_row = [&](const cpc::tensor2<float>& f, std::size_t i) {
+    std::vector<double> v(D);
+    double n2 = 1e-12;
+    for (std::size_t d = 0; d < D; ++d) {
+      v[d] = (f(i, d) - mean[d]) / std::sqrt(sd[d] + 1e-12);
+      n2 += v[d] * v[d];
+    }
+    for (auto& x : v) x /= std::sqrt(n2);
+    return v;
+  };
+  std::vector<std::vector<double>> tr(ntr);
+  for (std::size_t i = 0; i < ntr; ++i) tr[i] = norm_row(ftr, i);
+  const std::size_t cell = 30, W = (k + 1) * cell, H = queries * cell;
+  std::vector<unsigned char> img(W * H, 255);
+  auto put = [&](const cpc::tensor4<float>& src, std::size_t n, std::size_t row, std::size_t col) {
+    for (std::size_t y = 0; y < 28; ++y)
+      for (std::size_t x = 0; x < 28; ++x)
+        img[(row * cell + 1 + y) * W + col * cell + 1 + x] =
+            static_cast<unsigned char>(255 - std::clamp(src(n, y, x, 0), 0.f, 1.f) * 255);
+  };
+  for (std::size_t q = 0; q < queries; ++q) {
+    const std::size_t qi = q * (test.labels.size() / queries);
+    const auto v = norm_row(fte, qi);
+    std::vector<std::pair<double, std::size_t>> sim(ntr);
+    for (std::size_t i = 0; i < ntr; ++i)
+      sim[i] = {-std::inner_product(v.begin(), v.end(), tr[i].begin(), 0.0), i};
+    std::partial_sort(sim.begin(), sim.begin() + static_cast<std::ptrdiff_t>(k), sim.end());
+    put(test.images, qi, q, 0);
+    for (std::size_t j = 0; j < k; ++j) put(train.images, sim[j].second, q, j + 1);
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << "P5\n" << W << " " << H << "\n255\n";
+  out.write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
+  if (!out) throw cpc::io_error("cpc-image: cannot write " + path);
+}
+
+void probe(model_t& m, const split& train, const split& test, const settings& s, bool picture) {
+  const std::size_t ntr = std::min(s.probe_train, train.labels.size()), nte = test.labels.size();
+  std::span<const int> ytr(train.labels.data(), ntr), yte(test.labels);
+  std::printf("linear probes: softmax classifier on %zu training images, accuracy on %zu test images\n", ntr,
+              nte);
+  const auto t0 = clock_type::now();
+  const auto ftr = features(m, train.images, ntr), fte = features(m, test.images, nte);
+  const double cpc_acc = probe_accuracy(ftr.mean, ytr, fte.mean, yte, s);
+  const double cpc_grid = probe_accuracy(ftr.grid, ytr, fte.grid, yte, s);
+  model_t random_model(model_options(s));  // same architecture and seed, untrained
+  const auto rtr = features(random_model, train.images, ntr), rte = features(random_model, test.images, nte);
+  const double random_acc = probe_accuracy(rtr.mean, ytr, rte.mean, yte, s);
+  const double random_grid = probe_accuracy(rtr.grid, ytr, rte.grid, yte, s);
+  const double raw_acc =
+      probe_accuracy(raw_pixels(train.images, ntr), ytr, raw_pixels(test.images, nte), yte, s);
+  std::printf("\n  %-44s %9s %10s\n", "features", "dims", "test acc");
+  const auto row = [](const char* name, std::size_t dims, double acc) {
+    std::printf("  %-44s %9zu %9.2f%%\n", name, dims, 100 * acc);
+  };
+  row("CPC encoder, patch latents mean-pooled", ftr.mean.shape()[1], cpc_acc);
+  row("random-init encoder, same pooling", rtr.mean.shape()[1], random_acc);
+  row("CPC encoder, all patch latents (7x7 grid)", ftr.grid.shape()[1], cpc_grid);
+  row("random-init encoder, all patch latents", rtr.grid.shape()[1], random_grid);
+  std::printf("  %-44s %9zu %9.2f%%\n", "raw pixels", std::size_t(784), 100 * raw_acc);
+  std::printf("  %-44s %9s %9.2f%%\n", "chance", "", 10.0);
+  std::printf("  (probes took %.0f s)\n", std::chrono::duration<double>(clock_type::now() - t0).count());
+  if (picture) {
+    fs::create_directories(s.out);
+    const std::string path = (fs::path(s.out) / "neighbours.pgm").string();
+    neighbours_picture(path, ftr.mean, train, fte.mean, test, 10, 9);
+    std::printf("  nearest neighbours in CPC feature space (query left, 9 training neighbours): %s\n",
+                path.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cpc::configure_allocator();
+  settings s;
+  CLI::App app{"CPC on 28x28 grey images (Fashion-MNIST / MNIST): train, probe, demo"};
+  app.require_subcommand(1);
+  auto common = [&](CLI::App* c) {
+    c->add_option("--data", s.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
+    c->add_option("--out", s.out, "output directory (checkpoint, picture)");
+    c->add_option("--channels", s.channels, "encoder and autoregressor width");
+    c->add_option("--blocks", s.blocks, "residual blocks in the patch encoder");
+    c->add_option("--ar-layers", s.ar_layers, "masked convolution layers");
+    c->add_option("--steps-ahead", s.steps_ahead, "rows predicted below each context (K)");
+    c->add_option("--negatives", s.negatives, "negatives per prediction (N)");
+    c->add_option("--threads", s.threads, "threads (0: all cores)");
+    c->add_option("--seed", s.seed, "seed of weights, negatives and batches");
+    c->add_option("--probe-train", s.probe_train, "training images used to fit the probes");
+    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs");
+  };
+  auto training = [&](CLI::App* c) {
+    c->add_option("--batch", s.batch, "images per step");
+    c->add_option("--steps", s.steps, "maximum training steps");
+    c->add_option("--minutes", s.minutes, "training time budget in minutes");
+    c->add_option("--lr", s.learning_rate, "Adam learning rate");
+  };
+  auto* train_cmd = app.add_subcommand("train", "train CPC and save a checkpoint to <out>/model.safetensors");
+  auto* probe_cmd =
+      app.add_subcommand("probe", "linear probes of a checkpoint vs random encoder and raw pixels");
+  auto* demo_cmd = app.add_subcommand("demo", "train, then probe, on Fashion-MNIST by default");
+  for (auto* c : {train_cmd, probe_cmd, demo_cmd}) common(c);
+  training(train_cmd);
+  training(demo_cmd);
+  probe_cmd->add_option("--checkpoint", s.checkpoint, "checkpoint (default <out>/model.safetensors)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (s.threads > 0) cpc::set_num_threads(s.threads);
+    std::printf("data: %s\n", s.data.c_str());
+    const split train_set = load_split(s.data, "train"), test_set = load_split(s.data, "t10k");
+    std::printf("  %zu training and %zu test images of %zux%zu\n", train_set.labels.size(),
+                test_set.labels.size(), train_set.images.shape()[1], train_set.images.shape()[2]);
+    model_t m(model_options(s));
+    cpc::adam<float> opt(m.parameters(), {.learning_rate = s.learning_rate});
+    const fs::path ckpt =
+        s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
+    if (*train_cmd || *demo_cmd) {
+      train(m, opt, train_set, s);
+      fs::create_directories(s.out);
+      cpc::save_checkpoint(ckpt, m, opt, {},
+                           {{"model", "cpc-image"}, {"channels", std::to_string(s.channels)}});
+      std::printf("checkpoint: %s\n", ckpt.string().c_str());
+    } else {
+      cpc::load_checkpoint(ckpt, m, opt);
+    }
+    if (*probe_cmd || *demo_cmd) probe(m, train_set, test_set, s, true);
+  } catch (const cpc::error& e) {
+    std::fprintf(stderr, "cpc-image: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
