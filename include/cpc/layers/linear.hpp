@@ -1,8 +1,10 @@
 #pragma once
+#include <array>
 #include <cstddef>
 #include <string_view>
 
 #include "cpc/backend/cpu/eigen.hpp"
+#include "cpc/backend/cpu/gemm.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
@@ -23,7 +25,7 @@ template <class T, class Backend = cpu>
 class linear {
   CPC_REQUIRE_BACKEND(Backend);
 
-public:
+ public:
   /// Layer sizes; `bias = false` drops the bias term.
   struct options {
     std::size_t in_features = 0;
@@ -52,12 +54,16 @@ public:
     ensure_shape(y, std::array<std::size_t, 3>{x.shape()[0], x.shape()[1], opt_.out_features});
     const auto in = static_cast<std::ptrdiff_t>(opt_.in_features);
     const auto out = static_cast<std::ptrdiff_t>(opt_.out_features);
-    const auto w = cpu_kernels::matrix_map(weight_.value.data(), out, in);
+    // B(i, o) = W[o, i], packed once for every task.
+    wpack_.pack(weight_.value.data(), 1, in, opt_.in_features, opt_.out_features);
     parallel_for(0, row_blocks(rows), [&](std::size_t blk) {
       const auto [r0, n] = block(blk, rows);
-      auto yb = cpu_kernels::matrix_map(y.data() + r0 * out, n, out);
-      yb.noalias() = cpu_kernels::matrix_map(x.data() + r0 * in, n, in) * w.transpose();
-      if (opt_.bias) yb.rowwise() += cpu_kernels::row_vector_map(bias_.value.data(), out);
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), x.data() + r0 * in, in, 1, wpack_,
+                           y.data() + r0 * out, out, false, work.data());
+      if (opt_.bias)
+        cpu_kernels::matrix_map(y.data() + r0 * out, n, out).rowwise() +=
+            cpu_kernels::row_vector_map(bias_.value.data(), out);
     });
   }
 
@@ -71,24 +77,30 @@ public:
     const std::size_t rows = x.shape()[0] * x.shape()[1];
     const auto in = static_cast<std::ptrdiff_t>(opt_.in_features);
     const auto out = static_cast<std::ptrdiff_t>(opt_.out_features);
-    const auto xm = cpu_kernels::matrix_map(x.data(), static_cast<std::ptrdiff_t>(rows), in);
-    // Parameter gradients: each block of output features is owned by one task (deterministic).
+    // Parameter gradients dW[o, :] += sum_r dy[r, o] x[r, :]: x packed once; each block of output
+    // features is owned by one task and sums rows in order (deterministic).
+    xpack_.pack(x.data(), in, 1, rows, opt_.in_features);
     const std::size_t out_blocks = (opt_.out_features + feature_block - 1) / feature_block;
     parallel_for(0, out_blocks, [&](std::size_t blk) {
       const std::size_t o0 = blk * feature_block;
       const auto n = static_cast<std::ptrdiff_t>(std::min(feature_block, opt_.out_features - o0));
-      const auto dyb = cpu_kernels::strided_map(dy.data() + o0, static_cast<std::ptrdiff_t>(rows), n, out);
-      cpu_kernels::matrix_map(weight_.grad.data() + o0 * in, n, in).noalias() += dyb.transpose() * xm;
-      if (opt_.bias)
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), dy.data() + o0, 1, out, xpack_,
+                           weight_.grad.data() + o0 * in, in, true, work.data());
+      if (opt_.bias) {
+        const auto dyb = cpu_kernels::strided_map(dy.data() + o0, static_cast<std::ptrdiff_t>(rows), n, out);
         cpu_kernels::row_vector_map(bias_.grad.data() + o0, n) += dyb.colwise().sum();
+      }
     });
     if (dx == nullptr) return;
     ensure_shape(*dx, x.shape());
-    const auto w = cpu_kernels::matrix_map(weight_.value.data(), out, in);
+    // B(o, i) = W[o, i].
+    wpack_.pack(weight_.value.data(), in, 1, opt_.out_features, opt_.in_features);
     parallel_for(0, row_blocks(rows), [&](std::size_t blk) {
       const auto [r0, n] = block(blk, rows);
-      cpu_kernels::matrix_map(dx->data() + r0 * in, n, in).noalias() =
-          cpu_kernels::matrix_map(dy.data() + r0 * out, n, out) * w;
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), dy.data() + r0 * out, out, 1, wpack_,
+                           dx->data() + r0 * in, in, false, work.data());
     });
   }
 
@@ -102,9 +114,9 @@ public:
   parameter<T>& weight() { return weight_; }
   parameter<T>& bias() { return bias_; }
 
-private:
-  static constexpr std::size_t row_block = 256;      // rows per task in forward / dx
-  static constexpr std::size_t feature_block = 64;   // output features per task in dW
+ private:
+  static constexpr std::size_t row_block = 256;     // rows per task in forward / dx
+  static constexpr std::size_t feature_block = 64;  // output features per task in dW
   static std::size_t row_blocks(std::size_t rows) { return (rows + row_block - 1) / row_block; }
   static std::pair<std::size_t, std::ptrdiff_t> block(std::size_t blk, std::size_t rows) {
     const std::size_t r0 = blk * row_block;
@@ -114,6 +126,7 @@ private:
   options opt_;
   parameter<T> weight_;
   parameter<T> bias_;
+  cpu_kernels::packed_rhs<T> wpack_, xpack_;  // GEMM workspaces: packed weight, packed input (d weight)
 };
 
 }  // namespace cpc

@@ -84,6 +84,10 @@ class packed_rhs {
       for (std::size_t k = 0; k < kb; ++k) {
         const T* src = row(k0 + k) + static_cast<std::ptrdiff_t>(j0) * col_stride;
         T* d = dst + k * tile::cols;
+        if (col_stride == 1 && nj == tile::cols) {
+          for (std::size_t j = 0; j < tile::cols; ++j) d[j] = src[j];  // fixed size: a few vector moves
+          continue;
+        }
         if (col_stride == 1) {
           std::copy_n(src, nj, d);
         } else {
