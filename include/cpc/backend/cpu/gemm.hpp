@@ -180,6 +180,10 @@ void gemm(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t
         // The R rows of one k are consecutive scalars (a transposed operand): copy them.
         for (std::size_t k = 0; k < kb; ++k) {
           const T* src = a0 + static_cast<std::ptrdiff_t>(k) * a_depth_stride;
+          if (mr == R) {
+            for (std::size_t r = 0; r < R; ++r) ap[k * R + r] = src[r];  // fixed size: no library call
+            continue;
+          }
           std::copy_n(src, mr, ap + k * R);
           std::fill(ap + k * R + mr, ap + (k + 1) * R, T(0));
         }
