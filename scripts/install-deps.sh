@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages cpc needs, only those that are missing. Run as root (or with
 # sudo available). Groups: build (compiler, cmake, libraries), corpus (speech synthesizers),
+# images (Fashion-MNIST),
 # torch (PyTorch for golden fixtures and side-by-side benchmarks), fuzz (clang + libFuzzer runtime,
 # clang-tidy). Usage: install-deps.sh [group...]
 set -euo pipefail
@@ -10,12 +11,13 @@ for g in "${groups[@]}"; do
   case "$g" in
     build) pkgs+=(g++ cmake make pkg-config git ca-certificates libeigen3-dev libxtensor-dev libxsimd-dev
                   libtbb-dev nlohmann-json3-dev doctest-dev libbenchmark-dev libsndfile1-dev
-                  libsamplerate0-dev libfftw3-dev libcli11-dev python3 python3-numpy) ;;
+                  libsamplerate0-dev libfftw3-dev libcli11-dev zlib1g-dev python3 python3-numpy) ;;
+    images) pkgs+=(dataset-fashion-mnist) ;;
     corpus) pkgs+=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite espeak-ng
                    libespeak-ng-dev sox wordnet-base gnuplot-nox) ;;
     torch) pkgs+=(python3-torch) ;;
     fuzz) pkgs+=(clang libclang-rt-14-dev llvm clang-tidy) ;;
-    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, torch or fuzz)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, torch or fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=()
