@@ -3,6 +3,7 @@
 // N = 128 negatives from the batch, windows of 20480 samples = 128 frames).
 //   bm_train_step/<batch>/<threads>: compute_gradients + one Adam step, batch 8, 16, 32.
 //   bm_encode/<batch>/<threads>:     encode (encoder + GRU forward, no gradients), batch 32.
+//   bm_train_phases/8/1:             the train step phase by phase, CPU seconds of each phase.
 //
 // FLOPs are counted analytically (2 per multiply-add) from the shapes, per batch item, with
 // S = 20480 samples, C = 512 channels, H = 256, T = 128 frames, K = 12, N = 128:
@@ -25,11 +26,13 @@
 // environment variable CPC_BENCH_MALLOC=default to keep glibc's defaults (to measure its effect).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include <cpc/core/allocator.hpp>
@@ -127,6 +130,54 @@ void bm_train_step(benchmark::State& state) {
   set_counters(state, batch, train_flops_per_item());
 }
 
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+/// The train step of bm_train_step phase by phase (the same calls as model::compute_gradients and
+/// adam::step), reporting each phase's process CPU seconds per step: where the time goes.
+void bm_train_phases(benchmark::State& state) {
+  setup_allocator();
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  cpc::set_num_threads(static_cast<std::size_t>(state.range(1)));
+  auto model = std::make_unique<cpc::audio_model<cpc::presets::audio_paper>>();
+  cpc::adam<float> opt(model->parameters(), {});
+  cpc::rng gen(7);
+  const auto audio = random_audio(batch, gen);
+  cpc::tensor3<float> z, c, dz, dc, dz_ar;
+  constexpr std::size_t phases = 7;
+  const std::array<const char*, phases> names{"zero_grad", "encoder_fwd", "gru_fwd", "loss_fwd_bwd",
+                                              "gru_bwd",   "encoder_bwd", "adam"};
+  std::array<double, phases> total{};
+  model->train_step(audio, opt);  // warm-up: sizes every buffer
+  for (auto _ : state) {
+    std::array<double, phases + 1> t{};
+    t[0] = cpu_seconds();
+    cpc::zero_grad<float>(*model);
+    t[1] = cpu_seconds();
+    model->encoder().forward(audio, z);
+    t[2] = cpu_seconds();
+    model->autoregressor().forward(z, c);
+    t[3] = cpu_seconds();
+    const auto r = model->loss().compute(z, c, {}, model->generator(), &dz, &dc);
+    benchmark::DoNotOptimize(r.loss);
+    t[4] = cpu_seconds();
+    model->autoregressor().backward(z, c, dc, &dz_ar);
+    dz += dz_ar;
+    t[5] = cpu_seconds();
+    model->encoder().backward(dz);
+    t[6] = cpu_seconds();
+    opt.step();
+    t[7] = cpu_seconds();
+    for (std::size_t i = 0; i < phases; ++i) total[i] += t[i + 1] - t[i];
+  }
+  for (std::size_t i = 0; i < phases; ++i)
+    state.counters[std::string(names[i]) + "_cpu_s"] = total[i] / static_cast<double>(state.iterations());
+  set_counters(state, batch, train_flops_per_item());
+}
+
 void bm_encode(benchmark::State& state) {
   setup_allocator();
   const auto batch = static_cast<std::size_t>(state.range(0));
@@ -148,6 +199,12 @@ void bm_encode(benchmark::State& state) {
 BENCHMARK(bm_train_step)
     ->ArgNames({"batch", "threads"})
     ->ArgsProduct({{8, 16, 32}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+BENCHMARK(bm_train_phases)
+    ->ArgNames({"batch", "threads"})
+    ->Args({8, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MeasureProcessCPUTime();

@@ -20,8 +20,8 @@ Environment of each side, printed with the table:
            torch.set_num_threads, OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = threads.
 Where /usr/bin/python3 cannot import torch, it says so and exits 0 (cpc's side is still shown).
 
-Usage: bench/compare.py [--bench build/bench/bench_train_step] [--batch 8] [--threads 1 2]
-                        [--mode train encode] [--reps 3]
+Usage: bench/compare.py [--bench build/bench/bench_train_step] [--mode train encode]
+                        [--batch 8 16 32] [--encode-batch 32] [--threads 1 2] [--reps 3]
 """
 import argparse
 import glob
@@ -107,7 +107,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", default=None, help="path of bench_train_step (default: newest build*/bench/)")
     ap.add_argument("--mode", nargs="+", default=["train"], choices=["train", "encode"])
-    ap.add_argument("--batch", nargs="+", type=int, default=[8])
+    ap.add_argument("--batch", nargs="+", type=int, default=[8], help="train-step batches (8, 16, 32)")
+    ap.add_argument("--encode-batch", nargs="+", type=int, default=[32], help="encode batches (32)")
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--reps", type=int, default=3, help="processes per side and configuration (median reported)")
     ap.add_argument("--torch-steps", type=int, default=1, help="timed steps per PyTorch process")
@@ -133,7 +134,7 @@ def main():
 
     results = {}  # (mode, batch, threads, side) -> list of runs
     skipped = {}
-    configs = [(m, b, t) for m in a.mode for b in a.batch for t in a.threads]
+    configs = [(m, b, t) for m in a.mode for b in (a.batch if m == "train" else a.encode_batch) for t in a.threads]
     for rep in range(a.reps):
         for (m, b, t) in configs:
             sides = ["cpc"]
