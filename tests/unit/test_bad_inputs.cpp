@@ -420,3 +420,24 @@ TEST_CASE(
     CHECK(snapshot(resumed, resumed_opt) == snapshot(m, opt));
   }
 }
+
+TEST_CASE("bad input: a JSON number too large for a double in a checkpoint header is io_error, not a crash") {
+  // tests/fuzz/corpus/fuzz_safetensors/regression-json-number-overflow (found by fuzz_safetensors
+  // and fuzz_checkpoint): nlohmann::json throws out_of_range, not parse_error, for 1E999, and it
+  // escaped load_safetensors as a foreign exception.
+  const fs::path p =
+      fs::path(CPC_SOURCE_DIR) / "tests/fuzz/corpus/fuzz_safetensors/regression-json-number-overflow";
+  CHECK_THROWS_WITH_AS(load_safetensors(p),
+                       doctest::Contains("header is not valid JSON ([json.exception.out_of_range.406]"),
+                       io_error);
+  temp_dir dir;
+  const std::string header = R"({"__metadata__": {"format": "cpc-checkpoint-1"}, "x": 1E999})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    bytes[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  write_bytes(dir.path / "big.ckpt", bytes + header);
+  tiny_f m;
+  adam<float> opt(m.parameters(), {});
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir.path / "big.ckpt", m, opt), doctest::Contains("number overflow"),
+                       io_error);
+}

@@ -350,7 +350,7 @@ inline safetensors_file load_safetensors(const std::filesystem::path& path) {
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
     throw fail(std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!header.is_object()) throw fail("header is not a JSON object");
