@@ -1,6 +1,7 @@
 // Writes the binary seed inputs of the fuzz targets into <dir>/<target>/ (usage:
-// gen_fuzz_seeds tests/fuzz/corpus). Deterministic; the committed seeds are its output, plus
-// regression inputs (files named regression-*) that fuzzing found.
+// gen_fuzz_seeds tests/fuzz/corpus). Deterministic but for the timestamp libsndfile puts in the
+// PEAK chunk of float files; the committed seeds are its output, plus regression inputs (files
+// named regression-*) that fuzzing found.
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -63,6 +64,35 @@ int main(int argc, char** argv) {
     put(out / "fuzz_read_audio" / a.name, std::string(1, '\0') + slurp(tmp / a.name));
   }
   put(out / "fuzz_read_audio" / "strict-mono16k.wav", std::string(1, '\1') + slurp(tmp / "mono16k.wav"));
+  // Other containers and encodings libsndfile reads, written with libsndfile directly (libsndfile
+  // is not instrumented, so the fuzzer only reaches the formats it has a seed for).
+  struct sf_seed {
+    const char* name;
+    int format, rate, channels;
+  } more[] = {{"pcm16.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 16000, 1},
+              {"pcm16.au", SF_FORMAT_AU | SF_FORMAT_PCM_16, 8000, 1},
+              {"ulaw.wav", SF_FORMAT_WAV | SF_FORMAT_ULAW, 16000, 1},
+              {"ima-adpcm.wav", SF_FORMAT_WAV | SF_FORMAT_IMA_ADPCM, 16000, 1},
+              {"pcm24.w64", SF_FORMAT_W64 | SF_FORMAT_PCM_24, 22050, 2},
+              {"float.caf", SF_FORMAT_CAF | SF_FORMAT_FLOAT, 16000, 1},
+              {"pcm16.rf64", SF_FORMAT_RF64 | SF_FORMAT_PCM_16, 48000, 1},
+              {"pcm24.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 16000, 2},
+              {"vorbis.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS, 16000, 1}};
+  for (const auto& a : more) {
+    SF_INFO info{};
+    info.samplerate = a.rate;
+    info.channels = a.channels;
+    info.format = a.format;
+    SNDFILE* f = sf_open((tmp / a.name).c_str(), SFM_WRITE, &info);
+    if (!f) {
+      std::cerr << "gen_fuzz_seeds: cannot write " << a.name << ": " << sf_strerror(nullptr) << '\n';
+      continue;
+    }
+    const auto x = wave(64, a.channels);
+    sf_writef_float(f, x.data(), 64);
+    sf_close(f);
+    put(out / "fuzz_read_audio" / a.name, std::string(1, '\0') + slurp(tmp / a.name));
+  }
 
   // safetensors: every dtype, a 0-d and an empty tensor, metadata.
   {
