@@ -2,6 +2,9 @@
 
 #include <cpc/layers/linear.hpp>
 
+#include <thread>
+#include <utility>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
@@ -70,7 +73,8 @@ TEST_CASE("linear: wrong input width throws shape_error naming both shapes") {
   rng gen(1);
   linear<float> layer({.in_features = 8, .out_features = 3}, gen);
   tensor3<float> x = xt::zeros<float>({2, 5, 7}), y;
-  CHECK_THROWS_WITH_AS(layer.forward(x, y), "linear forward input: expected [*, *, 8], got [2, 5, 7]", shape_error);
+  CHECK_THROWS_WITH_AS(layer.forward(x, y), "linear forward input: expected [*, *, 8], got [2, 5, 7]",
+                       shape_error);
 }
 
 TEST_CASE("linear: PyTorch default init bound 1/sqrt(in_features)") {
@@ -80,4 +84,31 @@ TEST_CASE("linear: PyTorch default init bound 1/sqrt(in_features)") {
   CHECK(xt::amax(xt::abs(layer.weight().value))() <= bound);
   CHECK(xt::amax(xt::abs(layer.weight().value))() > 0.95 * bound);
   CHECK(std::abs(xt::mean(layer.weight().value)()) < 0.01);
+}
+
+TEST_CASE("linear: results are bit-identical for 1 and 2 threads, and a row does not depend on its batch") {
+  rng gen(11);
+  // 3 x 150 = 450 rows (two row blocks, partial GEMM tiles), 70 outputs (a partial column panel).
+  linear<float> layer({.in_features = 37, .out_features = 70}, gen);
+  tensor3<float> x = xt::zeros<float>({3, 150, 37}), y1, y2, dy, dx1, dx2;
+  fill_uniform(x, gen);
+  auto run = [&](std::size_t threads, tensor3<float>& y, tensor3<float>& dx) {
+    set_num_threads(threads);
+    layer.forward(x, y);
+    dy = xt::cos(y * 3.0f);
+    zero_grad<float>(layer);
+    layer.backward(x, y, dy, &dx);
+    return std::make_pair(array<float>(layer.weight().grad), array<float>(layer.bias().grad));
+  };
+  const auto g1 = run(1, y1, dx1);
+  const auto g2 = run(2, y2, dx2);
+  set_num_threads(std::thread::hardware_concurrency());
+  CHECK(y1 == y2);
+  CHECK(dx1 == dx2);
+  CHECK(g1.first == g2.first);
+  CHECK(g1.second == g2.second);
+  // The last item alone gives bit-identical outputs (its rows sit at other tile positions).
+  tensor3<float> x_last = xt::view(x, xt::range(2, 3)), y_last;
+  layer.forward(x_last, y_last);
+  CHECK(y_last == tensor3<float>(xt::view(y1, xt::range(2, 3))));
 }
