@@ -27,6 +27,7 @@
 #include "cpc/loss/grid_info_nce.hpp"
 #include "cpc/loss/info_nce.hpp"
 #include "cpc/loss/negative_sampler.hpp"
+#include "cpc/model/context_stream.hpp"
 #include "cpc/model/image_model.hpp"
 #include "cpc/model/model.hpp"
 #include "cpc/model/presets.hpp"

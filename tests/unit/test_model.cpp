@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include <cpc/model/context_stream.hpp>
 #include <cpc/model/model.hpp>
 #include <cpc/optim/adam.hpp>
 
@@ -139,4 +140,38 @@ TEST_CASE("model: learns a predictable synthetic sequence task; starts at log(N+
   CHECK(last.accuracy[0] > 3 * last.chance);
   CHECK(last.loss < 0.8 * first.loss);
   (void)acc;
+}
+
+TEST_CASE("model: audio fed in chunks through context_stream gives the contexts of one pass") {
+  tiny_model_f m;
+  const auto audio = random_audio<float>(2, 3000, 12);
+  tensor3<float> z, c_full;
+  m.encode(audio, z, c_full);
+  // The receptive field of frame t (tiny encoder) and its look-ahead.
+  CHECK(m.encoder().receptive_field(3) == std::pair<std::ptrdiff_t, std::ptrdiff_t>{80, 143});
+  context_stream<tiny_model_f> stream(m);
+  std::vector<tensor3<float>> parts;
+  std::size_t s0 = 0;
+  for (std::size_t len : {700u, 1u, 0u, 1500u, 333u, 466u}) {
+    tensor2<float> chunk = xt::view(audio, xt::all(), xt::range(s0, s0 + len));
+    s0 += len;
+    parts.emplace_back();
+    stream.push(chunk, parts.back());
+  }
+  REQUIRE(s0 == 3000);
+  parts.emplace_back();
+  stream.finish(parts.back());
+  std::size_t t0 = 0;
+  bool same = true;
+  for (const auto& p : parts) {
+    for (std::size_t t = 0; t < p.shape()[1]; ++t)
+      for (std::size_t b = 0; b < 2; ++b)
+        for (std::size_t j = 0; j < p.shape()[2]; ++j) same = same && p(b, t, j) == c_full(b, t0 + t, j);
+    t0 += p.shape()[1];
+  }
+  CHECK(t0 == c_full.shape()[1]);
+  CHECK(same);
+  CHECK(parts[0].shape()[1] > 0);  // frames are returned before the end of the stream
+  tensor3<float> more;
+  CHECK_THROWS_AS(stream.push(audio, more), error);
 }

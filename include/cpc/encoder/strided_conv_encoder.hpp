@@ -93,6 +93,20 @@ class strided_conv_encoder {
   }
   std::size_t total_stride() const { return total_stride(opt_); }
 
+  /// First and last input sample that frame `t` depends on, through every block's window and
+  /// padding: [160 t - 153, 160 t + 311] with the defaults. Values outside [0, samples) are
+  /// padding. Used by streaming to know when a frame is final.
+  std::pair<std::ptrdiff_t, std::ptrdiff_t> receptive_field(std::size_t t) const {
+    auto lo = static_cast<std::ptrdiff_t>(t), hi = lo;
+    for (std::size_t i = opt_.kernels.size(); i-- > 0;) {
+      const auto k = static_cast<std::ptrdiff_t>(opt_.kernels[i]), s = static_cast<std::ptrdiff_t>(opt_.strides[i]),
+                 p = static_cast<std::ptrdiff_t>(opt_.paddings[i]);
+      lo = lo * s - p;
+      hi = hi * s - p + k - 1;
+    }
+    return {lo, hi};
+  }
+
   /// Fewest samples that give one frame.
   std::size_t min_samples() const {
     std::size_t need = 1;  // output length needed from the block being considered
