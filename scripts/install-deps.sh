@@ -15,7 +15,7 @@ for g in "${groups[@]}"; do
     images) pkgs+=(dataset-fashion-mnist) ;;
     corpus) pkgs+=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite espeak-ng
                    libespeak-ng-dev sox wordnet-base gnuplot-nox) ;;
-    torch) pkgs+=(python3-torch) ;;
+    torch) pkgs+=(python3-torch libopenblas0-pthread libjemalloc2) ;;
     fuzz) pkgs+=(clang libclang-rt-14-dev llvm clang-tidy) ;;
     *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, torch or fuzz)" >&2; exit 2 ;;
   esac

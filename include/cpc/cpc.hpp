@@ -2,6 +2,7 @@
 /// Umbrella header: everything in cpc that needs no audio libraries (for audio files, corpora
 /// and features include <cpc/audio.hpp> and link cpc::audio).
 #include "cpc/backend/tags.hpp"
+#include "cpc/core/allocator.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
