@@ -1,4 +1,4 @@
-// Bad audio inputs that have no test elsewhere (docs/bad-inputs.md lists every row and where it
+// Bad audio inputs that have no test elsewhere (README.md "Bad input" lists every row and where it
 // is tested), and the fuzzers' audio regression inputs.
 #include <doctest/doctest.h>
 

@@ -90,7 +90,8 @@ inline double mean_of(const std::vector<double>& v) {
 /// grad_norm, accuracy_1..accuracy_K (appended when the file exists and a run resumes).
 /// Errors: `cpc::numeric_error` "training step <n>: ..." when the loss or a gradient is not finite
 /// (no optimiser step is taken, and the last checkpoint on disk stays intact); `cpc::config_error`
-/// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written;
+/// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written (the
+/// checkpoint is first written before step 1, so a bad path fails at once);
 /// errors of the model and the batch source.
 template <class Model, class Optimizer, class Schedule, class NextBatch>
 train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatch&& next_batch,
@@ -120,6 +121,8 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   const auto save = [&] {
     if (!o.checkpoint_path.empty()) save_checkpoint(o.checkpoint_path, m, opt, o.generators, o.metadata);
   };
+  // Save once before the first step: an unwritable checkpoint path fails now, not after the run.
+  save();
   while ((o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
