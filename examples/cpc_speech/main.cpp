@@ -61,7 +61,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void stage(const std::string& what) { std::cerr << "\n== " << what << '\n'; }
+void stage(const std::string& what) {
+  std::cerr << "\n== " << what << '\n';
+}
 
 cpc::speech_corpus load_corpus(const settings& s) {
   stage("loading corpus " + s.corpus.string());
@@ -70,10 +72,11 @@ cpc::speech_corpus load_corpus(const settings& s) {
                                        .train_split = s.train_split,
                                        .test_split = s.test_split,
                                        .num_phones = s.num_phones});
-  std::cerr << corpus.size() << " utterances, " << corpus.speakers().size() << " speakers, "
-            << std::fixed << std::setprecision(1) << corpus.total_seconds() / 60 << " min of audio, "
-            << corpus.num_phones() << " phone classes, train/test " << corpus.indices(cpc::corpus_split::train).size()
-            << '/' << corpus.indices(cpc::corpus_split::test).size() << " utterances (" << seconds_since(t0) << " s)\n";
+  std::cerr << corpus.size() << " utterances, " << corpus.speakers().size() << " speakers, " << std::fixed
+            << std::setprecision(1) << corpus.total_seconds() / 60 << " min of audio, " << corpus.num_phones()
+            << " phone classes, train/test " << corpus.indices(cpc::corpus_split::train).size() << '/'
+            << corpus.indices(cpc::corpus_split::test).size() << " utterances (" << seconds_since(t0)
+            << " s)\n";
   if (corpus.indices(cpc::corpus_split::train).empty())
     throw cpc::config_error("the corpus has no train split (train.txt) - see README 'Speech data'");
   return corpus;
@@ -109,9 +112,10 @@ typename model_t<Config>::options model_options(const settings& s) {
 template <class Config>
 std::string describe() {
   std::ostringstream os;
-  os << "encoder 5 strided convs x " << Config::latent_channels << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), "
-     << "GRU " << Config::context_channels << ", K = " << Config::prediction_steps << ", N = " << Config::negatives
-     << " negatives from the batch";
+  os << "encoder 5 strided convs x " << Config::latent_channels
+     << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), "
+     << "GRU " << Config::context_channels << ", K = " << Config::prediction_steps
+     << ", N = " << Config::negatives << " negatives from the batch";
   return os.str();
 }
 
@@ -124,7 +128,8 @@ struct training_run {
 };
 
 template <class Config>
-training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpus, const settings& s, float gain) {
+training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpus, const settings& s,
+                         float gain) {
   fs::create_directories(s.out);
   cpc::window_sampler_options so;
   so.window = Config::window_samples;
@@ -132,7 +137,8 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   so.seed = s.seed + 1;
   cpc::window_sampler sampler(corpus, so, corpus.indices(cpc::corpus_split::train));
   if (sampler.skipped_short() > 0)
-    std::cerr << sampler.skipped_short() << " train utterances are shorter than a window and are not used for training\n";
+    std::cerr << sampler.skipped_short()
+              << " train utterances are shorter than a window and are not used for training\n";
   cpc::adam<float> opt(model.parameters(), {.learning_rate = s.lr});
   const fs::path ckpt = s.out / "model.safetensors";
   if (s.resume && fs::exists(ckpt)) {
@@ -159,14 +165,16 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
         std::to_string(s.lr) + " with " + std::to_string(s.warmup) + " warm-up steps");
   const auto summary = cpc::train(model, opt, cpc::linear_warmup{s.lr, s.warmup}, next, t);
   std::cerr << "trained " << summary.steps_run << " steps in " << std::fixed << std::setprecision(0)
-            << summary.seconds << " s (" << std::setprecision(2) << summary.seconds / std::max<double>(1, summary.steps_run)
-            << " s/step); final loss " << std::setprecision(3) << summary.last.loss << " (chance "
-            << summary.last.log_candidates << ")\naccuracy per prediction step:";
+            << summary.seconds << " s (" << std::setprecision(2)
+            << summary.seconds / std::max<double>(1, summary.steps_run) << " s/step); final loss "
+            << std::setprecision(3) << summary.last.loss << " (chance " << summary.last.log_candidates
+            << ")\naccuracy per prediction step:";
   for (std::size_t k = 0; k < summary.last.accuracy.size(); ++k)
     std::cerr << " k" << k + 1 << '=' << std::setprecision(3) << summary.last.accuracy[k];
   std::cerr << " (chance " << summary.last.chance << ")\n";
   if (!summary.left_chance)
-    std::cerr << "warning: the loss never went clearly below chance - train longer (--minutes) or raise --lr\n";
+    std::cerr
+        << "warning: the loss never went clearly below chance - train longer (--minutes) or raise --lr\n";
   return {summary.steps, summary.seconds, summary.left_chance, summary.last};
 }
 
@@ -190,8 +198,8 @@ cpc::probe_settings probe_config(const settings& s) {
 }
 
 template <class Config>
-cpc::probe_report probe_model(model_t<Config>& model, const cpc::speech_corpus& corpus, const probe_sets& sets,
-                              const settings& s, float gain, const std::string& name,
+cpc::probe_report probe_model(model_t<Config>& model, const cpc::speech_corpus& corpus,
+                              const probe_sets& sets, const settings& s, float gain, const std::string& name,
                               cpc::utterance_features* keep_test = nullptr) {
   stage("probing " + name + " (" + std::to_string(sets.train.size()) + " train / " +
         std::to_string(sets.test.size()) + " test utterances)");
@@ -242,7 +250,8 @@ void write_probe_csv(const std::vector<table_row>& rows, const fs::path& path) {
   f << "features,phone_frame,speaker_frame,speaker_0.25s_mean,speaker_1.28s_mean,speaker_1.28s_last\n";
   for (const auto& row : rows)
     f << '"' << row.name << "\"," << row.r.phone_frame << ',' << row.r.speaker_frame << ','
-      << row.r.speaker_short_mean << ',' << row.r.speaker_window_mean << ',' << row.r.speaker_window_last << '\n';
+      << row.r.speaker_short_mean << ',' << row.r.speaker_window_mean << ',' << row.r.speaker_window_last
+      << '\n';
   if (!f) throw cpc::io_error("cannot write " + path.string());
 }
 
@@ -251,8 +260,8 @@ void write_probe_csv(const std::vector<table_row>& rows, const fs::path& path) {
 // (the paper's Figure 2 uses t-SNE; PCA is linear, like the probes).
 
 // Mean-pooled 1.28 s windows projected on their first two principal components: rows x, y, speaker.
-std::vector<std::array<double, 3>> pca_windows(const cpc::speech_corpus& corpus, const cpc::utterance_features& f,
-                                               std::size_t window_frames) {
+std::vector<std::array<double, 3>> pca_windows(const cpc::speech_corpus& corpus,
+                                               const cpc::utterance_features& f, std::size_t window_frames) {
   std::vector<Eigen::VectorXd> xs;
   std::vector<double> spk;
   for (std::size_t i = 0; i < f.rows.size(); ++i)
@@ -274,12 +283,15 @@ std::vector<std::array<double, 3>> pca_windows(const cpc::speech_corpus& corpus,
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(X.transpose() * X);
   const auto n = eig.eigenvectors().cols();
   const Eigen::MatrixXd P = X * eig.eigenvectors().rightCols(2);
-  for (Eigen::Index i = 0; i < P.rows(); ++i) out.push_back({P(i, 1), P(i, 0), spk[static_cast<std::size_t>(i)]});
+  for (Eigen::Index i = 0; i < P.rows(); ++i)
+    out.push_back({P(i, 1), P(i, 0), spk[static_cast<std::size_t>(i)]});
   (void)n;
   return out;
 }
 
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+bool have_gnuplot() {
+  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
 
 void draw_pictures(const fs::path& out, std::size_t steps_k,
                    const std::vector<std::pair<std::string, std::vector<std::array<double, 3>>>>& pcas) {
@@ -293,9 +305,13 @@ void draw_pictures(const fs::path& out, std::size_t steps_k,
   }
   std::ofstream g(out / "plots.gp");
   g << "set terminal pngcairo size 1200,500 font 'sans,10'\nset datafile separator ','\n"
-       "set output '" << (out / "training.png").string() << "'\nset multiplot layout 1,2\n"
+       "set output '"
+    << (out / "training.png").string()
+    << "'\nset multiplot layout 1,2\n"
        "set title 'InfoNCE loss (chance = log(N+1))'\nset xlabel 'step'\nset key top right\n"
-       "plot '" << (out / "training.csv").string() << "' using 1:4 with lines lw 1 title 'loss'\n"
+       "plot '"
+    << (out / "training.csv").string()
+    << "' using 1:4 with lines lw 1 title 'loss'\n"
        "set title 'prediction accuracy per step k (chance = 1/(N+1))'\nset key top left\n"
        "plot ";
   const std::size_t ks[] = {1, 2, 4, 8, 12};
@@ -307,18 +323,27 @@ void draw_pictures(const fs::path& out, std::size_t steps_k,
     first = false;
   }
   g << "\nunset multiplot\nset datafile separator '\\t'\n"
-       "set terminal pngcairo size " << 600 * pcas.size() << ",560 font 'sans,10'\n"
-       "set output '" << (out / "contexts_pca.png").string() << "'\nset multiplot layout 1," << pcas.size() << "\n"
-       "unset key\nset palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 '#8c564b', "
-       "6 '#e377c2', 7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\nunset colorbox\nset xlabel 'PC 1'\nset ylabel 'PC 2'\n";
+       "set terminal pngcairo size "
+    << 600 * pcas.size()
+    << ",560 font 'sans,10'\n"
+       "set output '"
+    << (out / "contexts_pca.png").string() << "'\nset multiplot layout 1," << pcas.size()
+    << "\n"
+       "unset key\nset palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 "
+       "'#8c564b', "
+       "6 '#e377c2', 7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\nunset colorbox\nset xlabel 'PC 1'\nset ylabel "
+       "'PC 2'\n";
   for (const auto& [name, pts] : pcas)
     g << "set title '" << name << ": 1.28 s windows (test split), one colour per speaker'\n"
-      << "plot '" << (out / ("pca_" + name + ".tsv")).string() << "' using 1:2:3 with points pt 7 ps 0.6 palette\n";
+      << "plot '" << (out / ("pca_" + name + ".tsv")).string()
+      << "' using 1:2:3 with points pt 7 ps 0.6 palette\n";
   g << "unset multiplot\n";
   g.close();
   const std::string cmd = "gnuplot '" + (out / "plots.gp").string() + "'";
-  if (std::system(cmd.c_str()) != 0) std::cerr << "gnuplot failed; see " << (out / "plots.gp") << '\n';
-  else std::cerr << "pictures: " << (out / "training.png") << ", " << (out / "contexts_pca.png") << '\n';
+  if (std::system(cmd.c_str()) != 0)
+    std::cerr << "gnuplot failed; see " << (out / "plots.gp") << '\n';
+  else
+    std::cerr << "pictures: " << (out / "training.png") << ", " << (out / "contexts_pca.png") << '\n';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,15 +361,18 @@ int run_demo(const settings& s) {
 
   cpc::utterance_features random_test, mfcc_test, cpc_test;
   std::vector<table_row> rows;
-  rows.push_back({"random init", probe_model<Config>(model, corpus, sets, s, gain, "the random-init model", &random_test),
+  rows.push_back({"random init",
+                  probe_model<Config>(model, corpus, sets, s, gain, "the random-init model", &random_test),
                   "27.6", "1.87"});
   print_table(rows, std::cerr);
   rows.push_back({"MFCC", probe_mfcc(corpus, sets, s, &mfcc_test), "39.7", "17.6"});
   print_table(rows, std::cerr);
   const auto run = train_model<Config>(model, corpus, s, gain);
   std::ostringstream cpc_name;
-  cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60 << " min)";
-  rows.push_back({cpc_name.str(), probe_model<Config>(model, corpus, sets, s, gain, "CPC", &cpc_test), "64.6", "97.4"});
+  cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60
+           << " min)";
+  rows.push_back(
+      {cpc_name.str(), probe_model<Config>(model, corpus, sets, s, gain, "CPC", &cpc_test), "64.6", "97.4"});
 
   stage("results");
   std::ostringstream table;
@@ -352,16 +380,17 @@ int run_demo(const settings& s) {
         << corpus.speakers().size() << " speakers, " << corpus.num_phones()
         << " phone classes); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.";
   print_table(rows, table);
-  table << "\nChance: phone (majority class) depends on the corpus; speaker 1/" << corpus.speakers().size() << " = "
-        << pct(1.0 / static_cast<double>(corpus.speakers().size())) << "%.\n";
+  table << "\nChance: phone (majority class) depends on the corpus; speaker 1/" << corpus.speakers().size()
+        << " = " << pct(1.0 / static_cast<double>(corpus.speakers().size())) << "%.\n";
   std::cout << table.str();
   std::ofstream(s.out / "results.md") << table.str();
   write_probe_csv(rows, s.out / "probes.csv");
-  draw_pictures(s.out, Config::prediction_steps,
-                {{"random init", pca_windows(corpus, random_test, 128)}, {"CPC", pca_windows(corpus, cpc_test, 128)}});
-  std::cerr << "wrote " << (s.out / "training.csv") << ", " << (s.out / "probes.csv") << ", " << (s.out / "results.md")
-            << ", " << (s.out / "model.safetensors") << "\ntotal time " << std::fixed << std::setprecision(1)
-            << seconds_since(t0) / 60 << " min\n";
+  draw_pictures(
+      s.out, Config::prediction_steps,
+      {{"random init", pca_windows(corpus, random_test, 128)}, {"CPC", pca_windows(corpus, cpc_test, 128)}});
+  std::cerr << "wrote " << (s.out / "training.csv") << ", " << (s.out / "probes.csv") << ", "
+            << (s.out / "results.md") << ", " << (s.out / "model.safetensors") << "\ntotal time "
+            << std::fixed << std::setprecision(1) << seconds_since(t0) / 60 << " min\n";
   return 0;
 }
 
@@ -379,7 +408,8 @@ std::pair<std::string, float> checkpoint_model(const fs::path& path) {
   const auto m = f.metadata.find("model");
   const auto g = f.metadata.find("gain");
   if (m == f.metadata.end() || g == f.metadata.end())
-    throw cpc::io_error(path.string() + ": not a cpc-speech checkpoint (metadata 'model' and 'gain' missing)");
+    throw cpc::io_error(path.string() +
+                        ": not a cpc-speech checkpoint (metadata 'model' and 'gain' missing)");
   return {m->second, std::stof(g->second)};
 }
 
@@ -424,7 +454,8 @@ int run_encode(const settings& s) {
   const auto f = cpc::model_features(model, corpus, corpus.indices(split), Config::window_samples, gain);
   cpc::safetensors_writer w;
   for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
-  w.set_metadata("layout", "context.<utterance id>: [frames, context] float32, frame f = samples [160 f, 160 f + 160)");
+  w.set_metadata("layout",
+                 "context.<utterance id>: [frames, context] float32, frame f = samples [160 f, 160 f + 160)");
   w.set_metadata("checkpoint", s.checkpoint.string());
   w.save(s.output);
   std::cerr << "wrote " << f.rows.size() << " utterances' contexts to " << s.output << '\n';
@@ -438,10 +469,22 @@ int dispatch(const settings& s) {
   throw cpc::config_error("--model: expected 'paper' or 'small', got '" + s.model + "'");
 }
 
-template <class C> struct demo_cmd { static int run(const settings& s) { return run_demo<C>(s); } };
-template <class C> struct train_cmd { static int run(const settings& s) { return run_train<C>(s); } };
-template <class C> struct probe_cmd { static int run(const settings& s) { return run_probe<C>(s); } };
-template <class C> struct encode_cmd { static int run(const settings& s) { return run_encode<C>(s); } };
+template <class C>
+struct demo_cmd {
+  static int run(const settings& s) { return run_demo<C>(s); }
+};
+template <class C>
+struct train_cmd {
+  static int run(const settings& s) { return run_train<C>(s); }
+};
+template <class C>
+struct probe_cmd {
+  static int run(const settings& s) { return run_probe<C>(s); }
+};
+template <class C>
+struct encode_cmd {
+  static int run(const settings& s) { return run_encode<C>(s); }
+};
 
 }  // namespace
 
@@ -450,27 +493,34 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   settings s;
   const auto corpus_opt = [&](CLI::App* c) {
-    c->add_option("--corpus", s.corpus, "corpus root (LibriSpeech/CPC layout; see README)")->required()->check(CLI::ExistingDirectory);
-    c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)")->capture_default_str();
+    c->add_option("--corpus", s.corpus, "corpus root (LibriSpeech/CPC layout; see README)")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)")
+        ->capture_default_str();
     c->add_option("--seed", s.seed, "seed of weights, negatives and windows")->capture_default_str();
     c->add_option("--threads", s.threads, "threads (0 = all cores)")->capture_default_str();
     c->add_option("--alignments", s.alignments, "phone alignment file (default CORPUS/alignments.txt)");
     c->add_option("--train-split", s.train_split, "train utterance ids (default CORPUS/train.txt)");
     c->add_option("--test-split", s.test_split, "test utterance ids (default CORPUS/test.txt)");
-    c->add_option("--num-phones", s.num_phones, "phone classes when there is no phones.txt (CPC LibriSpeech: 41)");
+    c->add_option("--num-phones", s.num_phones,
+                  "phone classes when there is no phones.txt (CPC LibriSpeech: 41)");
   };
   const auto train_opts = [&](CLI::App* c) {
     c->add_option("--out", s.out, "output folder (checkpoint, CSV logs, pictures)")->capture_default_str();
-    c->add_option("--minutes", s.minutes, "training time budget in minutes (default 12 when --steps is not given)");
+    c->add_option("--minutes", s.minutes,
+                  "training time budget in minutes (default 12 when --steps is not given)");
     c->add_option("--steps", s.steps, "total training steps (optimiser updates)");
     c->add_option("--batch", s.batch, "windows of 1.28 s per batch")->capture_default_str();
     c->add_option("--lr", s.lr, "Adam learning rate (paper: 2e-4)")->capture_default_str();
     c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")->capture_default_str();
     c->add_option("--clip", s.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
-    c->add_option("--head-std", s.head_std, "std of the prediction heads' normal init (0 = the preset's 1/context)");
+    c->add_option("--head-std", s.head_std,
+                  "std of the prediction heads' normal init (0 = the preset's 1/context)");
   };
   const auto probe_opts = [&](CLI::App* c) {
-    c->add_option("--probe-minutes", s.probe_minutes, "minutes of train audio for the probes (test: half; 0 = all)")
+    c->add_option("--probe-minutes", s.probe_minutes,
+                  "minutes of train audio for the probes (test: half; 0 = all)")
         ->capture_default_str();
     c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs")->capture_default_str();
   };
@@ -495,7 +545,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
-    if (!s.checkpoint.empty() && (encode->parsed() || probe->parsed())) s.model = checkpoint_model(s.checkpoint).first;
+    if (!s.checkpoint.empty() && (encode->parsed() || probe->parsed()))
+      s.model = checkpoint_model(s.checkpoint).first;
     if (demo->parsed()) return dispatch<demo_cmd>(s);
     if (train->parsed()) return dispatch<train_cmd>(s);
     if (probe->parsed()) return dispatch<probe_cmd>(s);

@@ -33,7 +33,8 @@ tensor2<float> tone_batch(std::size_t batch, std::size_t samples, rng& gen) {
   for (std::size_t b = 0; b < batch; ++b) {
     const double f1 = gen.uniform(0.01, 0.2), f2 = gen.uniform(0.01, 0.2), ph = gen.uniform(0.0, 6.28);
     for (std::size_t s = 0; s < samples; ++s)
-      a(b, s) = static_cast<float>(0.5 * std::sin(f1 * s + ph) + 0.3 * std::sin(f2 * s) + 0.05 * gen.normal());
+      a(b, s) =
+          static_cast<float>(0.5 * std::sin(f1 * s + ph) + 0.3 * std::sin(f2 * s) + 0.05 * gen.normal());
   }
   return a;
 }
@@ -97,7 +98,8 @@ TEST_CASE("model: c_t is bit-identical when only later audio changes (causality)
   bool same = true, later_changed = false;
   for (std::size_t t = 0; t <= t_safe; ++t)
     for (std::size_t j = 0; j < c1.shape()[2]; ++j) same = same && c1(1, t, j) == c2(1, t, j);
-  for (std::size_t j = 0; j < c1.shape()[2]; ++j) later_changed = later_changed || c1(1, 31, j) != c2(1, 31, j);
+  for (std::size_t j = 0; j < c1.shape()[2]; ++j)
+    later_changed = later_changed || c1(1, 31, j) != c2(1, 31, j);
   CHECK(same);
   CHECK(later_changed);
   // Item 0 did not change at all.

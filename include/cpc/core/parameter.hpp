@@ -20,7 +20,8 @@ struct parameter {
 
   parameter() = default;
   /// Allocates a zero value and zero gradient of `shape` (e.g. `{out, in, kernel}`).
-  explicit parameter(std::vector<std::size_t> shape) : value(array<T>::from_shape(shape)), grad(array<T>::from_shape(shape)) {
+  explicit parameter(std::vector<std::size_t> shape)
+      : value(array<T>::from_shape(shape)), grad(array<T>::from_shape(shape)) {
     value.fill(T(0));
     grad.fill(T(0));
   }
@@ -45,6 +46,14 @@ std::vector<std::pair<std::string, parameter<T>*>> named_parameters(Module& m, s
   std::vector<std::pair<std::string, parameter<T>*>> out;
   m.for_each_parameter([&](const std::string& name, parameter<T>& p) { out.emplace_back(name, &p); }, prefix);
   return out;
+}
+
+/// Number of learnable scalars of any object with `for_each_parameter`.
+template <class T, class Module>
+std::size_t parameter_count(Module& m) {
+  std::size_t n = 0;
+  m.for_each_parameter([&](const std::string&, parameter<T>& p) { n += p.size(); }, "");
+  return n;
 }
 
 /// Zeroes every gradient of `m`.

@@ -48,7 +48,8 @@ struct probe_settings {
 
 /// A subset of `candidates` with at most `max_seconds` of audio, balanced over speakers: speakers
 /// take turns (in index order), each giving its next utterance in corpus order. 0 = all.
-inline std::vector<std::size_t> balanced_subset(const speech_corpus& corpus, const std::vector<std::size_t>& candidates,
+inline std::vector<std::size_t> balanced_subset(const speech_corpus& corpus,
+                                                const std::vector<std::size_t>& candidates,
                                                 double max_seconds) {
   if (max_seconds <= 0) return candidates;
   std::vector<std::vector<std::size_t>> by_speaker(corpus.speakers().size());
@@ -70,7 +71,8 @@ inline std::vector<std::size_t> balanced_subset(const speech_corpus& corpus, con
 }
 
 /// MFCC (+ deltas + delta-deltas, 39 dims) of each utterance, computed in parallel.
-inline utterance_features mfcc_features(const speech_corpus& corpus, const std::vector<std::size_t>& utterances) {
+inline utterance_features mfcc_features(const speech_corpus& corpus,
+                                        const std::vector<std::size_t>& utterances) {
   utterance_features f;
   f.utterances = utterances;
   f.rows.resize(utterances.size());
@@ -91,8 +93,9 @@ inline utterance_features mfcc_features(const speech_corpus& corpus, const std::
 /// the model was trained with). Shapes: rows `[floor(samples / stride), context]`.
 /// `Model` is a cpc::model (float).
 template <class Model>
-utterance_features model_features(Model& m, const speech_corpus& corpus, const std::vector<std::size_t>& utterances,
-                                  std::size_t window, float gain = 1.0f, std::size_t batch = 16) {
+utterance_features model_features(Model& m, const speech_corpus& corpus,
+                                  const std::vector<std::size_t>& utterances, std::size_t window,
+                                  float gain = 1.0f, std::size_t batch = 16) {
   struct job {
     std::size_t item, start, first_frame;
   };
@@ -168,7 +171,8 @@ probe_rows frame_rows(const utterance_features& f, std::size_t step, Label&& lab
 }
 
 /// Window-level rows: non-overlapping windows of `w` frames, pooled by mean or the last frame.
-inline probe_rows window_rows(const speech_corpus& corpus, const utterance_features& f, std::size_t w, bool last) {
+inline probe_rows window_rows(const speech_corpus& corpus, const utterance_features& f, std::size_t w,
+                              bool last) {
   probe_rows out;
   std::vector<float> buf;
   std::size_t n = 0;
@@ -213,7 +217,9 @@ inline probe_report run_speech_probes(const speech_corpus& corpus, const utteran
   std::size_t train_frames = 0;
   for (const auto& r : train.rows) train_frames += r.shape()[0];
   const std::size_t step =
-      s.max_train_frames == 0 ? 1 : std::max<std::size_t>(1, (train_frames + s.max_train_frames - 1) / s.max_train_frames);
+      s.max_train_frames == 0
+          ? 1
+          : std::max<std::size_t>(1, (train_frames + s.max_train_frames - 1) / s.max_train_frames);
   const auto phone = [&](std::size_t u, std::size_t t) {
     const auto& l = corpus[u].labels;
     return t < l.size() ? static_cast<int>(l[t]) : -1;
@@ -222,19 +228,19 @@ inline probe_report run_speech_probes(const speech_corpus& corpus, const utteran
   const std::size_t speakers = corpus.speakers().size();
   probe_report r;
   if (corpus.has_alignments() && corpus.num_phones() > 0)
-    r.phone_frame = detail::fit_and_score(detail::frame_rows(train, step, phone), detail::frame_rows(test, 1, phone),
-                                          corpus.num_phones(), s.probe);
+    r.phone_frame = detail::fit_and_score(detail::frame_rows(train, step, phone),
+                                          detail::frame_rows(test, 1, phone), corpus.num_phones(), s.probe);
   r.speaker_frame = detail::fit_and_score(detail::frame_rows(train, step, speaker),
                                           detail::frame_rows(test, 1, speaker), speakers, s.probe);
-  r.speaker_short_mean = detail::fit_and_score(detail::window_rows(corpus, train, s.short_window_frames, false),
-                                               detail::window_rows(corpus, test, s.short_window_frames, false),
-                                               speakers, s.probe);
-  r.speaker_window_mean = detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, false),
-                                                detail::window_rows(corpus, test, s.window_frames, false), speakers,
-                                                s.probe);
-  r.speaker_window_last = detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, true),
-                                                detail::window_rows(corpus, test, s.window_frames, true), speakers,
-                                                s.probe);
+  r.speaker_short_mean = detail::fit_and_score(
+      detail::window_rows(corpus, train, s.short_window_frames, false),
+      detail::window_rows(corpus, test, s.short_window_frames, false), speakers, s.probe);
+  r.speaker_window_mean =
+      detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, false),
+                            detail::window_rows(corpus, test, s.window_frames, false), speakers, s.probe);
+  r.speaker_window_last =
+      detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, true),
+                            detail::window_rows(corpus, test, s.window_frames, true), speakers, s.probe);
   return r;
 }
 

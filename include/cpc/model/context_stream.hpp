@@ -39,8 +39,8 @@ class context_stream {
     if (buf_.size() == 0) {
       buf_ = tensor2<T>::from_shape({batch, 0});
     } else if (batch != buf_.shape()[0]) {
-      throw shape_error("context_stream::push chunk: expected [" + std::to_string(buf_.shape()[0]) + ", *], got " +
-                        shape_string(chunk.shape()));
+      throw shape_error("context_stream::push chunk: expected [" + std::to_string(buf_.shape()[0]) +
+                        ", *], got " + shape_string(chunk.shape()));
     }
     tensor2<T> grown = tensor2<T>::from_shape({batch, buf_.shape()[1] + n});
     xt::view(grown, xt::all(), xt::range(0, buf_.shape()[1])) = buf_;
@@ -88,11 +88,11 @@ class context_stream {
   }
 
   Model& m_;
-  tensor2<T> buf_;          // samples [start_, seen_)
-  tensor3<T> z_, state_;    // latents of the last encode; the autoregressor's carried state
-  std::size_t start_ = 0;   // absolute index of buf_'s first sample (a multiple of the stride)
-  std::size_t seen_ = 0;    // samples received
-  std::size_t next_ = 0;    // first frame not yet returned
+  tensor2<T> buf_;         // samples [start_, seen_)
+  tensor3<T> z_, state_;   // latents of the last encode; the autoregressor's carried state
+  std::size_t start_ = 0;  // absolute index of buf_'s first sample (a multiple of the stride)
+  std::size_t seen_ = 0;   // samples received
+  std::size_t next_ = 0;   // first frame not yet returned
   bool finished_ = false;
 };
 

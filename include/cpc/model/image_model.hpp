@@ -208,11 +208,7 @@ class image_model {
 
   std::vector<std::pair<std::string, parameter<T>*>> parameters() { return named_parameters<T>(*this); }
 
-  std::size_t parameter_count() {
-    std::size_t n = 0;
-    for_each_parameter([&](const std::string&, parameter<T>& p) { n += p.size(); });
-    return n;
-  }
+  std::size_t parameter_count() { return cpc::parameter_count<T>(*this); }
 
   rng& generator() { return gen_; }
   encoder_type& encoder() { return encoder_; }
@@ -220,28 +216,7 @@ class image_model {
   loss_type& loss() { return loss_; }
 
  private:
-  static const options& check(const options& o) {
-    if constexpr (requires {
-                    o.encoder.channels;
-                    o.autoregressor.input_size;
-                    o.loss.latent_dim;
-                  }) {
-      if (o.encoder.channels != o.autoregressor.input_size || o.encoder.channels != o.loss.latent_dim)
-        throw config_error("cpc::image_model: encoder channels (" + std::to_string(o.encoder.channels) +
-                           "), autoregressor input size (" + std::to_string(o.autoregressor.input_size) +
-                           ") and loss latent_dim (" + std::to_string(o.loss.latent_dim) + ") must be equal");
-    }
-    if constexpr (requires {
-                    o.autoregressor.hidden_size;
-                    o.loss.context_dim;
-                  }) {
-      if (o.autoregressor.hidden_size != o.loss.context_dim)
-        throw config_error("cpc::image_model: autoregressor hidden size (" +
-                           std::to_string(o.autoregressor.hidden_size) + ") and loss context_dim (" +
-                           std::to_string(o.loss.context_dim) + ") must be equal");
-    }
-    return o;
-  }
+  static const options& check(const options& o) { return check_component_sizes("cpc::image_model", o); }
 
   options opt_;
   rng gen_;

@@ -28,8 +28,8 @@ concept audio_encoder = requires(E e, const tensor2<T>& audio, tensor3<T>& z, co
 /// A causal sequence model from latents `[batch, time, in]` to contexts `[batch, time, hidden]`,
 /// with a state-carrying forward for streaming.
 template <class A, class T>
-concept autoregressor = requires(A a, const tensor3<T>& x, tensor3<T>& y, const tensor3<T>* h0, tensor3<T>* hn,
-                                 const tensor3<T>& dy, tensor3<T>* dx) {
+concept autoregressor = requires(A a, const tensor3<T>& x, tensor3<T>& y, const tensor3<T>* h0,
+                                 tensor3<T>* hn, const tensor3<T>& dy, tensor3<T>* dx) {
   a.forward(x, y);
   a.forward(x, y, h0, hn);
   a.backward(x, y, dy, dx);
@@ -44,7 +44,37 @@ concept contrastive_loss = requires(L l, const tensor3<T>& z, const tensor3<T>& 
 
 /// Whether `default_options(std::type_identity<Component>, Config)` exists.
 template <class Component, class Config>
-concept configurable_by = requires { default_options(std::type_identity<Component>{}, Config{}); };
+concept configurable_by = requires {
+  default_options(std::type_identity<Component>{}, Config{});
+};
+
+/// Checks that composed components agree on their sizes: encoder channels = autoregressor
+/// input size = loss latent size, and autoregressor hidden size = loss context size (for the
+/// components that have these options). Returns `o`.
+/// Errors: `cpc::config_error` "<who>: ... must be equal" naming the sizes.
+template <class Options>
+const Options& check_component_sizes(std::string_view who, const Options& o) {
+  if constexpr (requires {
+                  o.encoder.channels;
+                  o.autoregressor.input_size;
+                  o.loss.latent_dim;
+                }) {
+    if (o.encoder.channels != o.autoregressor.input_size || o.encoder.channels != o.loss.latent_dim)
+      throw config_error(std::string(who) + ": encoder channels (" + std::to_string(o.encoder.channels) +
+                         "), autoregressor input size (" + std::to_string(o.autoregressor.input_size) +
+                         ") and loss latent_dim (" + std::to_string(o.loss.latent_dim) + ") must be equal");
+  }
+  if constexpr (requires {
+                  o.autoregressor.hidden_size;
+                  o.loss.context_dim;
+                }) {
+    if (o.autoregressor.hidden_size != o.loss.context_dim)
+      throw config_error(std::string(who) + ": autoregressor hidden size (" +
+                         std::to_string(o.autoregressor.hidden_size) + ") and loss context_dim (" +
+                         std::to_string(o.loss.context_dim) + ") must be equal");
+  }
+  return o;
+}
 
 /// A CPC model. `Config` is a configuration type (see cpc::presets); `Encoder`, `Autoregressor`
 /// and `Loss` are component templates `<T, Backend>`, e.g.
@@ -67,9 +97,10 @@ class model {
   using autoregressor_type = Autoregressor<T, Backend>;
   using loss_type = Loss<T, Backend>;
 
-  static_assert(audio_encoder<encoder_type, T>,
-                "cpc::model: Encoder must map audio [batch, samples] to latents [batch, frames, channels] - "
-                "it needs forward(const tensor2<T>&, tensor3<T>&), backward(const tensor3<T>&) and frames(n)");
+  static_assert(
+      audio_encoder<encoder_type, T>,
+      "cpc::model: Encoder must map audio [batch, samples] to latents [batch, frames, channels] - "
+      "it needs forward(const tensor2<T>&, tensor3<T>&), backward(const tensor3<T>&) and frames(n)");
   static_assert(autoregressor<autoregressor_type, T>,
                 "cpc::model: Autoregressor must be a causal sequence layer - it needs forward(x, y), "
                 "forward(x, y, h0, h_n) and backward(x, y, dy, dx), like cpc::gru");
@@ -93,7 +124,11 @@ class model {
 
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
   explicit model(options opt = {})
-      : opt_(check(opt)), gen_(opt.seed), encoder_(opt.encoder, gen_), ar_(opt.autoregressor, gen_), loss_(opt.loss, gen_) {}
+      : opt_(check(opt)),
+        gen_(opt.seed),
+        encoder_(opt.encoder, gen_),
+        ar_(opt.autoregressor, gen_),
+        loss_(opt.loss, gen_) {}
 
   const options& config() const { return opt_; }
 
@@ -166,11 +201,7 @@ class model {
   std::vector<std::pair<std::string, parameter<T>*>> parameters() { return named_parameters<T>(*this); }
 
   /// Total number of learnable scalars.
-  std::size_t parameter_count() {
-    std::size_t n = 0;
-    for_each_parameter([&](const std::string&, parameter<T>& p) { n += p.size(); });
-    return n;
-  }
+  std::size_t parameter_count() { return cpc::parameter_count<T>(*this); }
 
   /// The generator that draws negatives (saved in checkpoints).
   rng& generator() { return gen_; }
@@ -184,20 +215,7 @@ class model {
       throw shape_error("cpc::model: expected a non-empty batch [>= 1, samples], got " +
                         shape_string(audio.shape()));
   }
-  static const options& check(const options& o) {
-    if constexpr (requires { o.encoder.channels; o.autoregressor.input_size; o.loss.latent_dim; }) {
-      if (o.encoder.channels != o.autoregressor.input_size || o.encoder.channels != o.loss.latent_dim)
-        throw config_error("cpc::model: encoder channels (" + std::to_string(o.encoder.channels) +
-                           "), autoregressor input size (" + std::to_string(o.autoregressor.input_size) +
-                           ") and loss latent_dim (" + std::to_string(o.loss.latent_dim) + ") must be equal");
-    }
-    if constexpr (requires { o.autoregressor.hidden_size; o.loss.context_dim; }) {
-      if (o.autoregressor.hidden_size != o.loss.context_dim)
-        throw config_error("cpc::model: autoregressor hidden size (" + std::to_string(o.autoregressor.hidden_size) +
-                           ") and loss context_dim (" + std::to_string(o.loss.context_dim) + ") must be equal");
-    }
-    return o;
-  }
+  static const options& check(const options& o) { return check_component_sizes("cpc::model", o); }
 
   options opt_;
   rng gen_;

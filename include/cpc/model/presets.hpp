@@ -59,8 +59,8 @@ namespace cpc {
 
 /// Encoder options from an audio configuration: widths and geometry from `Config`.
 template <class T, class Backend, class Config>
-typename strided_conv_encoder<T, Backend>::options default_options(std::type_identity<strided_conv_encoder<T, Backend>>,
-                                                                   Config) {
+typename strided_conv_encoder<T, Backend>::options default_options(
+    std::type_identity<strided_conv_encoder<T, Backend>>, Config) {
   typename strided_conv_encoder<T, Backend>::options o;
   o.channels = Config::latent_channels;
   o.kernels.assign(Config::kernels.begin(), Config::kernels.end());

@@ -39,11 +39,11 @@ struct training_batch {
 struct train_options {
   std::uint64_t max_steps = 0;
   double max_seconds = 0;
-  double clip_norm = 0;                   ///< gradient-norm clipping threshold; 0 = off
-  std::filesystem::path csv_path{};       ///< per-step CSV log; empty = none
+  double clip_norm = 0;                     ///< gradient-norm clipping threshold; 0 = off
+  std::filesystem::path csv_path{};         ///< per-step CSV log; empty = none
   std::filesystem::path checkpoint_path{};  ///< empty = no checkpoints
-  std::uint64_t checkpoint_every = 0;     ///< steps between checkpoints (0 = only at the end)
-  bool progress = true;                   ///< the one-line progress display on `out`
+  std::uint64_t checkpoint_every = 0;       ///< steps between checkpoints (0 = only at the end)
+  bool progress = true;                     ///< the one-line progress display on `out`
   std::ostream* out = &std::cerr;
   /// Warn once when, after this many steps, the loss is still within `chance_margin` (relative)
   /// of the chance loss: the model has not left chance (REFERENCE.md: warm-up and head init fix it).
@@ -55,11 +55,11 @@ struct train_options {
 
 /// What a `train` call did.
 struct train_summary {
-  std::uint64_t steps = 0;       ///< total optimiser steps after the call
-  std::uint64_t steps_run = 0;   ///< steps run in this call
+  std::uint64_t steps = 0;      ///< total optimiser steps after the call
+  std::uint64_t steps_run = 0;  ///< steps run in this call
   double seconds = 0;
-  info_nce_result last;          ///< the last step's result
-  bool left_chance = false;      ///< whether the loss went below (1 - chance_margin) x chance
+  info_nce_result last;      ///< the last step's result
+  bool left_chance = false;  ///< whether the loss went below (1 - chance_margin) x chance
 };
 
 namespace detail {
@@ -117,19 +117,23 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   train_summary s;
   bool warned = false;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   const auto save = [&] {
     if (!o.checkpoint_path.empty()) save_checkpoint(o.checkpoint_path, m, opt, o.generators, o.metadata);
   };
   // Save once before the first step: an unwritable checkpoint path fails now, not after the run.
   save();
-  while ((o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
+  while ((o.max_steps == 0 || opt.steps() < o.max_steps) &&
+         (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
     next_batch(batch);
     const info_nce_result r = m.compute_gradients(batch.audio, batch.info);
     if (!std::isfinite(r.loss))
-      throw numeric_error("training step " + std::to_string(step) + ": the loss is " + std::to_string(r.loss) +
+      throw numeric_error("training step " + std::to_string(step) + ": the loss is " +
+                          std::to_string(r.loss) +
                           " (lower the learning rate or enable clipping; the last checkpoint is intact)");
     if (const auto bad = find_nonfinite_gradient(params); bad.found)
       throw numeric_error("training step " + std::to_string(step) + ": non-finite gradient in '" +
@@ -155,9 +159,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
       std::ostringstream line;
       line << "step " << step;
       if (o.max_steps > 0) line << '/' << o.max_steps;
-      line << std::fixed << std::setprecision(2) << " | " << rate << " steps/s | loss " << std::setprecision(3)
-           << r.loss << " (chance " << chance << ") | acc " << acc << " | lr " << std::scientific
-           << std::setprecision(1) << lr << " | ETA " << detail::format_duration(eta);
+      line << std::fixed << std::setprecision(2) << " | " << rate << " steps/s | loss "
+           << std::setprecision(3) << r.loss << " (chance " << chance << ") | acc " << acc << " | lr "
+           << std::scientific << std::setprecision(1) << lr << " | ETA " << detail::format_duration(eta);
       if (tty)
         *o.out << '\r' << line.str() << "\033[K" << std::flush;
       else if (step % 10 == 0 || step == 1)
