@@ -20,8 +20,8 @@ cpc::tensor3<float> random_tensor(std::size_t a, std::size_t b, std::size_t c, c
 }
 
 void bytes_counter(benchmark::State& state, double bytes_per_iteration) {
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * bytes_per_iteration * 1e-9,
-                                              benchmark::Counter::kIsRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * bytes_per_iteration * 1e-9, benchmark::Counter::kIsRate);
 }
 
 template <class Layer>

@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
     b.audio.resize({batch, 20480});
     for (auto& v : b.audio) v = static_cast<float>(0.1 * data.normal());
   };
-  std::printf("model: %zu parameters; training %llu steps at batch %zu on random audio\n", model.parameter_count(),
-              static_cast<unsigned long long>(steps), batch);
+  std::printf("model: %zu parameters; training %llu steps at batch %zu on random audio\n",
+              model.parameter_count(), static_cast<unsigned long long>(steps), batch);
   cpc::train_options t{.max_steps = steps, .checkpoint_path = path, .progress = false};
   t.generators = {{"data", &data}};
   cpc::train(model, opt, cpc::constant_lr{2e-4}, next, t);
@@ -35,9 +35,10 @@ int main(int argc, char** argv) {
   std::printf("resumed at step %llu\n", static_cast<unsigned long long>(opt2.steps()));
   t.max_steps = 2 * steps;
   const auto s = cpc::train(resumed, opt2, cpc::constant_lr{2e-4}, next, t);
-  std::printf("step %llu: loss %.4f (chance %.4f)\naccuracy per prediction step k:", 
+  std::printf("step %llu: loss %.4f (chance %.4f)\naccuracy per prediction step k:",
               static_cast<unsigned long long>(s.steps), s.last.loss, s.last.log_candidates);
-  for (std::size_t k = 0; k < s.last.accuracy.size(); ++k) std::printf(" k%zu=%.4f", k + 1, s.last.accuracy[k]);
+  for (std::size_t k = 0; k < s.last.accuracy.size(); ++k)
+    std::printf(" k%zu=%.4f", k + 1, s.last.accuracy[k]);
   std::printf("\n(chance level %.4f)\n", s.last.chance);
   return 0;
 }

@@ -1,13 +1,13 @@
 #pragma once
 /// Umbrella header: everything in cpc that needs no audio libraries (for audio files, corpora
 /// and features include <cpc/audio.hpp> and link cpc::audio).
+#include "cpc/autoregressor/masked_conv_autoregressor.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/allocator.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/autoregressor/masked_conv_autoregressor.hpp"
 #include "cpc/core/threads.hpp"
 #include "cpc/data/idx.hpp"
 #include "cpc/encoder/patches.hpp"

@@ -8,31 +8,31 @@ namespace cpc {
 
 /// Base of every error cpc throws on bad input or failed operations.
 class error : public std::runtime_error {
-public:
+ public:
   using std::runtime_error::runtime_error;
 };
 
 /// A tensor had the wrong rank or extent. Message: "<where>: expected [..], got [..]".
 class shape_error : public error {
-public:
+ public:
   using error::error;
 };
 
 /// A file could not be read, parsed or written (audio, labels, checkpoints). Names the file.
 class io_error : public error {
-public:
+ public:
   using error::error;
 };
 
 /// A non-finite value (NaN / Inf) appeared in a loss, gradient or input. Names where.
 class numeric_error : public error {
-public:
+ public:
   using error::error;
 };
 
 /// An option or argument is out of its documented range (e.g. negative stride).
 class config_error : public error {
-public:
+ public:
   using error::error;
 };
 

@@ -13,7 +13,7 @@ namespace cpc {
 
 /// Random generator with a 256-bit state that checkpoints can save and restore.
 class rng {
-public:
+ public:
   using state_type = std::array<std::uint64_t, 4>;
 
   /// Seeds the state from one 64-bit seed via splitmix64.
@@ -86,7 +86,7 @@ public:
     s_ = s;
   }
 
-private:
+ private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   state_type s_{};
 };

@@ -99,7 +99,8 @@ class strided_conv_encoder {
   std::pair<std::ptrdiff_t, std::ptrdiff_t> receptive_field(std::size_t t) const {
     auto lo = static_cast<std::ptrdiff_t>(t), hi = lo;
     for (std::size_t i = opt_.kernels.size(); i-- > 0;) {
-      const auto k = static_cast<std::ptrdiff_t>(opt_.kernels[i]), s = static_cast<std::ptrdiff_t>(opt_.strides[i]),
+      const auto k = static_cast<std::ptrdiff_t>(opt_.kernels[i]),
+                 s = static_cast<std::ptrdiff_t>(opt_.strides[i]),
                  p = static_cast<std::ptrdiff_t>(opt_.paddings[i]);
       lo = lo * s - p;
       hi = hi * s - p + k - 1;

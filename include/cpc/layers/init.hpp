@@ -23,6 +23,8 @@ void init_normal(parameter<T>& p, double std, rng& gen) {
 }
 
 /// The bound 1/sqrt(fan_in) of PyTorch's default Linear/Conv init. Requires fan_in > 0.
-inline double default_init_bound(std::size_t fan_in) { return 1.0 / std::sqrt(static_cast<double>(fan_in)); }
+inline double default_init_bound(std::size_t fan_in) {
+  return 1.0 / std::sqrt(static_cast<double>(fan_in));
+}
 
 }  // namespace cpc

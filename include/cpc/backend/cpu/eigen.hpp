@@ -39,15 +39,16 @@ Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> row_vector_map(const T* da
 /// Strided read-only view: `rows x cols` with `row_stride` scalars between row starts.
 template <class T>
 Eigen::Map<const row_matrix<T>, 0, Eigen::OuterStride<>> strided_map(const T* data, std::ptrdiff_t rows,
-                                                                      std::ptrdiff_t cols,
-                                                                      std::ptrdiff_t row_stride) {
+                                                                     std::ptrdiff_t cols,
+                                                                     std::ptrdiff_t row_stride) {
   return {data, rows, cols, Eigen::OuterStride<>(row_stride)};
 }
 
 /// Strided mutable view: `rows x cols` with `row_stride` scalars between row starts.
 template <class T>
-Eigen::Map<row_matrix<T>, 0, Eigen::OuterStride<>> strided_map(T* data, std::ptrdiff_t rows, std::ptrdiff_t cols,
-                                                                std::ptrdiff_t row_stride) {
+Eigen::Map<row_matrix<T>, 0, Eigen::OuterStride<>> strided_map(T* data, std::ptrdiff_t rows,
+                                                               std::ptrdiff_t cols,
+                                                               std::ptrdiff_t row_stride) {
   return {data, rows, cols, Eigen::OuterStride<>(row_stride)};
 }
 
