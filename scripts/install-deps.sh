@@ -17,7 +17,8 @@ for g in "${groups[@]}"; do
                    libespeak-ng-dev sox wordnet-base gnuplot-nox) ;;
     torch) pkgs+=(python3-torch libopenblas0-pthread libjemalloc2) ;;
     fuzz) pkgs+=(clang libclang-rt-14-dev llvm clang-tidy) ;;
-    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, torch or fuzz)" >&2; exit 2 ;;
+    format) pkgs+=(clang-format) ;;
+    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, torch, fuzz or format)" >&2; exit 2 ;;
   esac
 done
 missing=()
