@@ -54,8 +54,17 @@ inline std::mutex& fftw_planner_mutex() {
 /// arrays with fftwf_execute_dft_r2c is thread-safe). FFTW_ESTIMATE makes the plan, and so the
 /// numbers, the same on every run; FFTW_UNALIGNED allows arrays of any alignment.
 inline fftwf_plan fftw_r2c_plan(int n) {
+  // The cache owns its plans and destroys them at exit (so leak checkers see no leak).
+  struct plan_cache {
+    std::map<int, fftwf_plan> plans;
+    ~plan_cache() {
+      for (auto& [size, plan] : plans) fftwf_destroy_plan(plan);
+      fftwf_cleanup();
+    }
+  };
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-  static std::map<int, fftwf_plan> plans;
+  static plan_cache cache;
+  auto& plans = cache.plans;
   auto it = plans.find(n);
   if (it != plans.end()) return it->second;
   std::vector<float> in(static_cast<std::size_t>(n));
