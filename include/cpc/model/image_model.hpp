@@ -2,21 +2,15 @@
 /// The CPC image model (van den Oord et al. 2018, section 3.2): patch encoder, masked-convolution
 /// autoregressor over the patch grid and InfoNCE over rows, composed at compile time.
 #include <concepts>
-#include <cstdint>
-#include <string>
-#include <string_view>
 #include <type_traits>
-#include <vector>
 
 #include "cpc/autoregressor/masked_conv_autoregressor.hpp"
 #include "cpc/backend/tags.hpp"
-#include "cpc/core/error.hpp"
-#include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
 #include "cpc/encoder/resnet_patch_encoder.hpp"
 #include "cpc/loss/grid_info_nce.hpp"
-#include "cpc/model/model.hpp"
+#include "cpc/model/model_core.hpp"
 
 namespace cpc {
 
@@ -117,113 +111,52 @@ concept grid_contrastive_loss = requires(L l, const tensor4<T>& z, const tensor4
 /// wrong input shapes.
 template <class Config, template <class, class> class Encoder, template <class, class> class Autoregressor,
           template <class, class> class Loss, class T = float, class Backend = cpu>
-class image_model {
+class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autoregressor<T, Backend>,
+                                              Loss<T, Backend>, T, tensor4<T>> {
   CPC_REQUIRE_BACKEND(Backend);
   static_assert(std::is_floating_point_v<T>, "cpc::image_model: T must be float or double");
+  using core = typename image_model::model_core;
 
  public:
-  using value_type = T;
-  using config_type = Config;
-  using encoder_type = Encoder<T, Backend>;
-  using autoregressor_type = Autoregressor<T, Backend>;
-  using loss_type = Loss<T, Backend>;
+  using typename core::options;
 
   static_assert(
-      image_encoder<encoder_type, T>,
+      image_encoder<Encoder<T, Backend>, T>,
       "cpc::image_model: Encoder must map images [batch, H, W, C] to a latent grid - it needs "
       "forward(const tensor4<T>&, tensor4<T>&) and backward(const tensor4<T>&), like resnet_patch_encoder");
-  static_assert(grid_autoregressor<autoregressor_type, T>,
+  static_assert(grid_autoregressor<Autoregressor<T, Backend>, T>,
                 "cpc::image_model: Autoregressor must map a latent grid to a context grid - it needs "
                 "forward(x, y) and backward(x, y, dy, dx) on tensor4, like masked_conv_autoregressor");
   static_assert(
-      grid_contrastive_loss<loss_type, T>,
+      grid_contrastive_loss<Loss<T, Backend>, T>,
       "cpc::image_model: Loss must provide compute(z, c, rng&, dz*, dc*) -> info_nce_result on grids, "
       "like grid_info_nce");
-  static_assert(configurable_by<encoder_type, Config> && configurable_by<autoregressor_type, Config> &&
-                    configurable_by<loss_type, Config>,
+  static_assert(configurable_by<Encoder<T, Backend>, Config> &&
+                    configurable_by<Autoregressor<T, Backend>, Config> &&
+                    configurable_by<Loss<T, Backend>, Config>,
                 "cpc::image_model: Config gives no options for one of the components - define "
                 "default_options(std::type_identity<Component>, Config) (see cpc/model/image_model.hpp)");
 
-  /// Every component's options (defaults from `Config`) and the seed of the model's generator.
-  struct options {
-    typename encoder_type::options encoder = default_options(std::type_identity<encoder_type>{}, Config{});
-    typename autoregressor_type::options autoregressor =
-        default_options(std::type_identity<autoregressor_type>{}, Config{});
-    typename loss_type::options loss = default_options(std::type_identity<loss_type>{}, Config{});
-    std::uint64_t seed = 0;
-  };
-
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
-  explicit image_model(options opt = {})
-      : opt_(check(opt)),
-        gen_(opt.seed),
-        encoder_(opt.encoder, gen_),
-        ar_(opt.autoregressor, gen_),
-        loss_(opt.loss, gen_) {}
-
-  const options& config() const { return opt_; }
+  explicit image_model(options opt = {}) : core(opt, "cpc::image_model") {}
 
   /// Latent and context grids of `images` (for probes). Buffers are resized and reused.
-  void encode(const tensor4<T>& images, tensor4<T>& z, tensor4<T>& c) {
-    encoder_.forward(images, z);
-    ar_.forward(z, c);
-  }
+  void encode(const tensor4<T>& images, tensor4<T>& z, tensor4<T>& c) { this->forward(images, z, c); }
 
   /// Latent grid only (the probe features of the paper: mean-pooled patch latents).
-  void encode_latents(const tensor4<T>& images, tensor4<T>& z) { encoder_.forward(images, z); }
+  void encode_latents(const tensor4<T>& images, tensor4<T>& z) { this->encoder().forward(images, z); }
 
   /// Zeroes every gradient, runs forward, loss (negatives from the model's generator) and backward.
-  info_nce_result compute_gradients(const tensor4<T>& images) {
-    zero_grad<T>(*this);
-    encoder_.forward(images, z_);
-    ar_.forward(z_, c_);
-    info_nce_result r = loss_.compute(z_, c_, gen_, &dz_, &dc_);
-    ar_.backward(z_, c_, dc_, &dz_ar_);
-    dz_ += dz_ar_;
-    encoder_.backward(dz_);
-    return r;
-  }
+  info_nce_result compute_gradients(const tensor4<T>& images) { return this->gradients(images); }
 
   /// Loss and accuracies without gradients.
-  info_nce_result evaluate(const tensor4<T>& images) {
-    encode(images, z_, c_);
-    return loss_.compute(z_, c_, gen_, nullptr, nullptr);
-  }
+  info_nce_result evaluate(const tensor4<T>& images) { return this->loss_without_gradients(images); }
 
   /// `compute_gradients` then one optimiser step.
   template <class Optimizer>
   info_nce_result train_step(const tensor4<T>& images, Optimizer& opt) {
-    info_nce_result r = compute_gradients(images);
-    opt.step();
-    return r;
+    return core::step(opt, compute_gradients(images));
   }
-
-  /// Visits "encoder.*", "autoregressor.*", "loss.*".
-  template <class F>
-  void for_each_parameter(F&& f, std::string_view prefix = "") {
-    encoder_.for_each_parameter(f, join_name(prefix, "encoder"));
-    ar_.for_each_parameter(f, join_name(prefix, "autoregressor"));
-    loss_.for_each_parameter(f, join_name(prefix, "loss"));
-  }
-
-  std::vector<std::pair<std::string, parameter<T>*>> parameters() { return named_parameters<T>(*this); }
-
-  std::size_t parameter_count() { return cpc::parameter_count<T>(*this); }
-
-  rng& generator() { return gen_; }
-  encoder_type& encoder() { return encoder_; }
-  autoregressor_type& autoregressor() { return ar_; }
-  loss_type& loss() { return loss_; }
-
- private:
-  static const options& check(const options& o) { return check_component_sizes("cpc::image_model", o); }
-
-  options opt_;
-  rng gen_;
-  encoder_type encoder_;
-  autoregressor_type ar_;
-  loss_type loss_;
-  tensor4<T> z_, c_, dz_, dc_, dz_ar_;
 };
 
 /// The small image model in float: patch ResNet, masked-convolution autoregressor, grid InfoNCE.
