@@ -6,6 +6,7 @@
 // Data: a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; the default is the
 // Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,7 +27,8 @@
 #include <cpc/train/checkpoint.hpp>
 
 namespace fs = std::filesystem;
-using model_t = cpc::cpc_image_model<cpc::presets::image_small>;
+using preset = cpc::presets::image_small;
+using model_t = cpc::cpc_image_model<preset>;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
@@ -35,11 +37,14 @@ struct settings {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string out = "cpc-image-out";
   std::string checkpoint;
-  std::size_t channels = 32, blocks = 1, ar_layers = 3, steps_ahead = 3, negatives = 32;
-  std::size_t batch = 32, steps = 3000, threads = 0;
-  double minutes = 4.0, learning_rate = 1e-3;
-  std::size_t probe_train = 10000, probe_epochs = 30;
-  std::uint64_t seed = 1;
+  // Architecture (defaults: cpc::presets::image_small); saved in and restored from checkpoints.
+  std::size_t channels = preset::latent_channels, blocks = preset::encoder_blocks,
+              stem_stride = preset::stem_stride, ar_layers = preset::autoregressor_layers,
+              steps_ahead = preset::prediction_steps, negatives = preset::negatives;
+  std::size_t batch = 32, steps = 0, threads = 0;  // steps 0: only the time budget stops training
+  double minutes = 5.0, learning_rate = 1e-3;
+  std::size_t probe_train = 10000, probe_test = 10000, probe_epochs = 30;
+  std::size_t seed = 1;
 };
 
 struct split {
@@ -65,10 +70,42 @@ split load_split(const std::string& dir, const std::string& prefix) {
   return s;
 }
 
+// The architecture and seed, by metadata key: written to checkpoints, read back by `probe`.
+std::vector<std::pair<std::string, std::size_t*>> architecture(settings& s) {
+  return {{"channels", &s.channels},
+          {"blocks", &s.blocks},
+          {"stem_stride", &s.stem_stride},
+          {"ar_layers", &s.ar_layers},
+          {"steps_ahead", &s.steps_ahead},
+          {"negatives", &s.negatives},
+          {"seed", &s.seed}};
+}
+
+// Sets the architecture and seed from a checkpoint's metadata. Errors: cpc::io_error for a file
+// that is not a cpc-image checkpoint or lacks an entry.
+void read_architecture(const fs::path& ckpt, settings& s) {
+  const auto meta = cpc::load_safetensors(ckpt).metadata;
+  const auto fail = [&](const std::string& why) {
+    return cpc::io_error("cpc-image: " + ckpt.string() + ": " + why);
+  };
+  if (auto it = meta.find("model"); it == meta.end() || it->second != "cpc-image")
+    throw fail("not a cpc-image checkpoint (expected metadata model = cpc-image)");
+  std::printf("model from the checkpoint:");
+  for (const auto& [key, field] : architecture(s)) {
+    const auto it = meta.find(key);
+    const char* end = it == meta.end() ? nullptr : it->second.data() + it->second.size();
+    if (it == meta.end() || it->second.empty() || std::from_chars(it->second.data(), end, *field).ptr != end)
+      throw fail("metadata " + key + " is missing or not a number");
+    std::printf(" %s %zu", key.c_str(), *field);
+  }
+  std::printf("\n");
+}
+
 model_t::options model_options(const settings& s) {
   model_t::options o;
   o.encoder.channels = s.channels;
   o.encoder.blocks = s.blocks;
+  o.encoder.stem_stride = s.stem_stride;
   o.autoregressor.input_size = s.channels;
   o.autoregressor.hidden_size = s.channels;
   o.autoregressor.layers = s.ar_layers;
@@ -96,9 +133,10 @@ void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings&
   const auto t0 = clock_type::now();
   double loss_avg = 0, acc_avg = 0;
   std::size_t pos = idx.size(), window = 0;
-  std::printf("training: %zu parameters, batch %zu, up to %zu steps or %.1f min\n", m.parameter_count(),
-              s.batch, s.steps, s.minutes);
-  for (std::size_t step = 1; step <= s.steps; ++step) {
+  std::printf("training: %zu parameters, batch %zu, %.1f min", m.parameter_count(), s.batch, s.minutes);
+  if (s.steps > 0) std::printf(" or %zu steps", s.steps);
+  std::printf("\n");
+  for (std::size_t step = 1; s.steps == 0 || step <= s.steps; ++step) {
     if (pos + s.batch > idx.size()) {
       for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[order.uniform_int(i)]);
       pos = 0;
@@ -178,6 +216,7 @@ void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr,
                         const cpc::tensor2<float>& fte, const split& test, std::size_t queries,
                         std::size_t k) {
   const std::size_t D = ftr.shape()[1], ntr = ftr.shape()[0];
+  k = std::min(k, ntr);
   std::vector<double> mean(D, 0), sd(D, 0);
   for (std::size_t i = 0; i < ntr; ++i)
     for (std::size_t d = 0; d < D; ++d) mean[d] += ftr(i, d) / static_cast<double>(ntr);
@@ -204,7 +243,7 @@ void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr,
             static_cast<unsigned char>(255 - std::clamp(src(n, y, x, 0), 0.f, 1.f) * 255);
   };
   for (std::size_t q = 0; q < queries; ++q) {
-    const std::size_t qi = q * (test.labels.size() / queries);
+    const std::size_t qi = q * (fte.shape()[0] / queries);
     const auto v = norm_row(fte, qi);
     std::vector<std::pair<double, std::size_t>> sim(ntr);
     for (std::size_t i = 0; i < ntr; ++i)
@@ -219,9 +258,10 @@ void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr,
   if (!out) throw cpc::io_error("cpc-image: cannot write " + path);
 }
 
-void probe(model_t& m, const split& train, const split& test, const settings& s, bool picture) {
-  const std::size_t ntr = std::min(s.probe_train, train.labels.size()), nte = test.labels.size();
-  std::span<const int> ytr(train.labels.data(), ntr), yte(test.labels);
+void probe(model_t& m, const split& train, const split& test, const settings& s) {
+  const std::size_t ntr = std::min(s.probe_train, train.labels.size());
+  const std::size_t nte = std::min(s.probe_test, test.labels.size());
+  std::span<const int> ytr(train.labels.data(), ntr), yte(test.labels.data(), nte);
   std::printf("linear probes: softmax classifier on %zu training images, accuracy on %zu test images\n", ntr,
               nte);
   const auto t0 = clock_type::now();
@@ -234,24 +274,29 @@ void probe(model_t& m, const split& train, const split& test, const settings& s,
   const double random_grid = probe_accuracy(rtr.grid, ytr, rte.grid, yte, s);
   const double raw_acc =
       probe_accuracy(raw_pixels(train.images, ntr), ytr, raw_pixels(test.images, nte), yte, s);
-  std::printf("\n  %-44s %9s %10s\n", "features", "dims", "test acc");
-  const auto row = [](const char* name, std::size_t dims, double acc) {
-    std::printf("  %-44s %9zu %9.2f%%\n", name, dims, 100 * acc);
+  std::string table = "| features | dims | test accuracy |\n|---|---|---|\n";
+  const auto row = [&](const std::string& name, std::size_t dims, double acc) {
+    char line[160];
+    std::snprintf(line, sizeof line, "| %s | %zu | %.2f%% |\n", name.c_str(), dims, 100 * acc);
+    table += line;
   };
+  const std::string grid = std::to_string(ftr.grid.shape()[1] / ftr.mean.shape()[1]) + " patch latents";
   row("CPC encoder, patch latents mean-pooled", ftr.mean.shape()[1], cpc_acc);
   row("random-init encoder, same pooling", rtr.mean.shape()[1], random_acc);
-  row("CPC encoder, all patch latents (7x7 grid)", ftr.grid.shape()[1], cpc_grid);
-  row("random-init encoder, all patch latents", rtr.grid.shape()[1], random_grid);
-  std::printf("  %-44s %9zu %9.2f%%\n", "raw pixels", std::size_t(784), 100 * raw_acc);
-  std::printf("  %-44s %9s %9.2f%%\n", "chance", "", 10.0);
-  std::printf("  (probes took %.0f s)\n", std::chrono::duration<double>(clock_type::now() - t0).count());
-  if (picture) {
-    fs::create_directories(s.out);
-    const std::string path = (fs::path(s.out) / "neighbours.pgm").string();
-    neighbours_picture(path, ftr.mean, train, fte.mean, test, 10, 9);
-    std::printf("  nearest neighbours in CPC feature space (query left, 9 training neighbours): %s\n",
-                path.c_str());
-  }
+  row("CPC encoder, all " + grid, ftr.grid.shape()[1], cpc_grid);
+  row("random-init encoder, all " + grid, rtr.grid.shape()[1], random_grid);
+  row("raw pixels", train.images.size() / train.images.shape()[0], raw_acc);
+  table += "| chance | | 10.00% |\n";
+  std::printf("\n%s(probes took %.0f s)\n", table.c_str(),
+              std::chrono::duration<double>(clock_type::now() - t0).count());
+  fs::create_directories(s.out);
+  const fs::path results = fs::path(s.out) / "results.md";
+  std::ofstream(results) << table;
+  std::printf("table: %s\n", results.string().c_str());
+  const std::string path = (fs::path(s.out) / "neighbours.pgm").string();
+  neighbours_picture(path, ftr.mean, train, fte.mean, test, 10, 9);
+  std::printf("  nearest neighbours in CPC feature space (query left, 9 training neighbours): %s\n",
+              path.c_str());
 }
 
 }  // namespace
@@ -264,19 +309,22 @@ int main(int argc, char** argv) {
   auto common = [&](CLI::App* c) {
     c->add_option("--data", s.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
     c->add_option("--out", s.out, "output directory (checkpoint, picture)");
+    c->add_option("--threads", s.threads, "threads (0: all cores)");
+    c->add_option("--probe-train", s.probe_train, "training images used to fit the probes");
+    c->add_option("--probe-test", s.probe_test, "test images the probes are scored on");
+    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs");
+  };
+  auto training = [&](CLI::App* c) {  // the architecture is saved in the checkpoint, which probe reads
     c->add_option("--channels", s.channels, "encoder and autoregressor width");
     c->add_option("--blocks", s.blocks, "residual blocks in the patch encoder");
+    c->add_option("--stem-stride", s.stem_stride,
+                  "stride of the encoder's first convolution (2: 4x fewer MACs)");
     c->add_option("--ar-layers", s.ar_layers, "masked convolution layers");
     c->add_option("--steps-ahead", s.steps_ahead, "rows predicted below each context (K)");
     c->add_option("--negatives", s.negatives, "negatives per prediction (N)");
-    c->add_option("--threads", s.threads, "threads (0: all cores)");
     c->add_option("--seed", s.seed, "seed of weights, negatives and batches");
-    c->add_option("--probe-train", s.probe_train, "training images used to fit the probes");
-    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs");
-  };
-  auto training = [&](CLI::App* c) {
     c->add_option("--batch", s.batch, "images per step");
-    c->add_option("--steps", s.steps, "maximum training steps");
+    c->add_option("--steps", s.steps, "maximum training steps (0: only the time budget)");
     c->add_option("--minutes", s.minutes, "training time budget in minutes");
     c->add_option("--lr", s.learning_rate, "Adam learning rate");
   };
@@ -295,20 +343,22 @@ int main(int argc, char** argv) {
     const split train_set = load_split(s.data, "train"), test_set = load_split(s.data, "t10k");
     std::printf("  %zu training and %zu test images of %zux%zu\n", train_set.labels.size(),
                 test_set.labels.size(), train_set.images.shape()[1], train_set.images.shape()[2]);
-    model_t m(model_options(s));
-    cpc::adam<float> opt(m.parameters(), {.learning_rate = s.learning_rate});
     const fs::path ckpt =
         s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
+    if (*probe_cmd) read_architecture(ckpt, s);
+    model_t m(model_options(s));
+    cpc::adam<float> opt(m.parameters(), {.learning_rate = s.learning_rate});
     if (*train_cmd || *demo_cmd) {
       train(m, opt, train_set, s);
       fs::create_directories(s.out);
-      cpc::save_checkpoint(ckpt, m, opt, {},
-                           {{"model", "cpc-image"}, {"channels", std::to_string(s.channels)}});
+      cpc::safetensors_metadata meta{{"model", "cpc-image"}};
+      for (const auto& [key, field] : architecture(s)) meta[key] = std::to_string(*field);
+      cpc::save_checkpoint(ckpt, m, opt, {}, meta);
       std::printf("checkpoint: %s\n", ckpt.string().c_str());
     } else {
       cpc::load_checkpoint(ckpt, m, opt);
     }
-    if (*probe_cmd || *demo_cmd) probe(m, train_set, test_set, s, true);
+    if (*probe_cmd || *demo_cmd) probe(m, train_set, test_set, s);
   } catch (const cpc::error& e) {
     std::fprintf(stderr, "cpc-image: %s\n", e.what());
     return 1;

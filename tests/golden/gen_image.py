@@ -33,9 +33,9 @@ class PreActBlock(torch.nn.Module):
 
 
 class PatchEncoder(torch.nn.Module):
-    def __init__(self, cin, c, blocks, size, stride, padding):
+    def __init__(self, cin, c, blocks, size, stride, padding, stem_stride=1):
         super().__init__()
-        self.stem = torch.nn.Conv2d(cin, c, 3, padding=1)
+        self.stem = torch.nn.Conv2d(cin, c, 3, padding=1, stride=stem_stride)
         self.block = torch.nn.ModuleList([PreActBlock(c) for _ in range(blocks)])
         self.norm = torch.nn.LayerNorm(c)
         self.size, self.stride, self.padding = size, stride, padding
@@ -106,5 +106,16 @@ named = list(enc.named_parameters())
 fx.update({"enc.img": img, "enc.z": z, "enc.dz": dz})
 fx.update({"enc." + n: p for n, p in named})
 fx.update({"enc." + k: v for k, v in grads(named, z, dz).items()})
+
+# The same with a stride-2 stem: 1 grey 10x10 image, 6x6 patches, stride 4, padding 1 -> 3x3 grid,
+# each patch 6x6 -> 3x3 pixels after the stem; 2 channels, 1 block.
+enc = PatchEncoder(1, 2, 1, 6, 4, 1, stem_stride=2)
+img = torch.randn(1, 10, 10, 1)
+z = enc(img)
+dz = torch.randn_like(z)
+named = list(enc.named_parameters())
+fx.update({"enc2.img": img, "enc2.z": z, "enc2.dz": dz})
+fx.update({"enc2." + n: p for n, p in named})
+fx.update({"enc2." + k: v for k, v in grads(named, z, dz).items()})
 
 write("image.txt", fx, "gen_image.py: conv2d, masked_conv2d, resnet_block, resnet_patch_encoder (NHWC)")

@@ -46,64 +46,83 @@ TEST_CASE("extract_patches: every patch pixel is the padded image pixel it cover
             }
 }
 
-TEST_CASE("resnet_patch_encoder: matches PyTorch (unfold -> stem -> block -> layer norm + ReLU -> mean)") {
+namespace {
+// Loads the golden weights under `prefix` into an encoder with `opt`, checks z and every gradient.
+void check_patch_encoder_golden(const std::string& prefix, const resnet_patch_encoder<float>::options& opt) {
   auto g = read_golden("image.txt");
   rng gen(0);
-  resnet_patch_encoder<float> enc({.in_channels = 1,
-                                   .channels = 2,
-                                   .blocks = 1,
-                                   .kernel = 3,
-                                   .grid = {.size = 4, .stride = 3, .padding = 1}},
-                                  gen);
+  resnet_patch_encoder<float> enc(opt, gen);
   enc.for_each_parameter(
-      [&](const std::string& name, parameter<float>& p) { assign(p.value, g["enc." + name]); });
+      [&](const std::string& name, parameter<float>& p) { assign(p.value, g[prefix + name]); });
   tensor4<float> img, z, dz;
-  assign(img, g["enc.img"]);
-  assign(dz, g["enc.dz"]);
+  assign(img, g[prefix + "img"]);
+  assign(dz, g[prefix + "dz"]);
   enc.forward(img, z);
-  CHECK(max_relative_error(z, g["enc.z"]) < 1e-4);
+  CHECK(max_relative_error(z, g[prefix + "z"]) < 1e-4);
   enc.backward(dz);
   enc.for_each_parameter([&](const std::string& name, parameter<float>& p) {
     CAPTURE(name);
-    CHECK(max_relative_error(p.grad, g["enc.d" + name]) < 1e-4);
+    CHECK(max_relative_error(p.grad, g[prefix + "d" + name]) < 1e-4);
   });
+}
+}  // namespace
+
+TEST_CASE("resnet_patch_encoder: matches PyTorch (unfold -> stem -> block -> layer norm + ReLU -> mean)") {
+  check_patch_encoder_golden("enc.", {.in_channels = 1,
+                                      .channels = 2,
+                                      .blocks = 1,
+                                      .kernel = 3,
+                                      .grid = {.size = 4, .stride = 3, .padding = 1}});
+}
+
+TEST_CASE("resnet_patch_encoder: a stride-2 stem matches PyTorch (6x6 patches -> 3x3 pixels)") {
+  check_patch_encoder_golden("enc2.", {.in_channels = 1,
+                                       .channels = 2,
+                                       .blocks = 1,
+                                       .kernel = 3,
+                                       .stem_stride = 2,
+                                       .grid = {.size = 6, .stride = 4, .padding = 1}});
 }
 
 TEST_CASE("resnet_patch_encoder: finite differences for every parameter; patches are independent") {
-  rng gen(4);
-  resnet_patch_encoder<double> enc({.in_channels = 1,
-                                    .channels = 3,
-                                    .blocks = 2,
-                                    .kernel = 3,
-                                    .grid = {.size = 4, .stride = 2, .padding = 0}},
-                                   gen);
-  tensor4<double> img = xt::zeros<double>({2, 8, 6, 1}), z;
-  fill_uniform(img, gen);
-  enc.forward(img, z);
-  REQUIRE(z.shape() == std::array<std::size_t, 4>{2, 3, 2, 3});
-  tensor4<double> r = xt::zeros<double>(z.shape());
-  fill_uniform(r, gen);
-  enc.backward(r);
-  auto probe = enc;
-  auto loss = [&] {
-    tensor4<double> zz;
-    probe.forward(img, zz);
-    return project(zz, r);
-  };
-  auto mine = named_parameters<double>(enc), theirs = named_parameters<double>(probe);
-  for (std::size_t i = 0; i < mine.size(); ++i) {
-    CAPTURE(mine[i].first);
-    CHECK(gradient_error(loss, theirs[i].second->value.data(), theirs[i].second->size(),
-                         mine[i].second->grad.data()) < 1e-6);
+  for (const std::size_t stem_stride : {1, 2}) {
+    CAPTURE(stem_stride);
+    rng gen(4);
+    resnet_patch_encoder<double> enc({.in_channels = 1,
+                                      .channels = 3,
+                                      .blocks = 2,
+                                      .kernel = 3,
+                                      .stem_stride = stem_stride,
+                                      .grid = {.size = 4, .stride = 2, .padding = 0}},
+                                     gen);
+    tensor4<double> img = xt::zeros<double>({2, 8, 6, 1}), z;
+    fill_uniform(img, gen);
+    enc.forward(img, z);
+    REQUIRE(z.shape() == std::array<std::size_t, 4>{2, 3, 2, 3});
+    tensor4<double> r = xt::zeros<double>(z.shape());
+    fill_uniform(r, gen);
+    enc.backward(r);
+    auto probe = enc;
+    auto loss = [&] {
+      tensor4<double> zz;
+      probe.forward(img, zz);
+      return project(zz, r);
+    };
+    auto mine = named_parameters<double>(enc), theirs = named_parameters<double>(probe);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      CAPTURE(mine[i].first);
+      CHECK(gradient_error(loss, theirs[i].second->value.data(), theirs[i].second->size(),
+                           mine[i].second->grad.data()) < 1e-6);
+    }
+    // Changing pixels covered only by the bottom-right patch changes only that patch's latent.
+    tensor4<double> img2 = img, z2;
+    img2(1, 7, 5, 0) += 1.0;
+    enc.forward(img2, z2);
+    for (std::size_t b = 0; b < 2; ++b)
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 2; ++j) {
+          const bool changed = xt::view(z2, b, i, j) != xt::view(z, b, i, j);
+          CHECK(changed == (b == 1 && i == 2 && j == 1));
+        }
   }
-  // Changing pixels covered only by the bottom-right patch changes only that patch's latent.
-  tensor4<double> img2 = img, z2;
-  img2(1, 7, 5, 0) += 1.0;
-  enc.forward(img2, z2);
-  for (std::size_t b = 0; b < 2; ++b)
-    for (std::size_t i = 0; i < 3; ++i)
-      for (std::size_t j = 0; j < 2; ++j) {
-        const bool changed = xt::view(z2, b, i, j) != xt::view(z, b, i, j);
-        CHECK(changed == (b == 1 && i == 2 && j == 1));
-      }
 }

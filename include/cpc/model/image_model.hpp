@@ -16,12 +16,15 @@ namespace cpc {
 
 namespace presets {
 /// A small image model for 28x28 grey digits / clothes (MNIST, Fashion-MNIST): a 7x7 grid of 8x8
-/// patches (stride 4, padding 2), a patch ResNet with 64 channels and 2 blocks, a 3-layer masked
-/// autoregressor with 64 channels, K = 3 rows ahead, N = 32 negatives from the whole batch.
+/// patches (stride 4, padding 2), a patch ResNet with 64 channels, a stride-2 stem (8x8 -> 4x4
+/// pixels per patch) and 1 residual block, a 3-layer masked autoregressor with 64 channels, K = 3
+/// rows ahead, N = 32 negatives from the whole batch. On Fashion-MNIST, 5 minutes of training on
+/// 2 cores lifts the mean-pooled probe well above the random encoder (README, "Images").
 struct image_small {
   static constexpr std::size_t in_channels = 1;
   static constexpr std::size_t latent_channels = 64;
-  static constexpr std::size_t encoder_blocks = 2;
+  static constexpr std::size_t encoder_blocks = 1;
+  static constexpr std::size_t stem_stride = 2;
   static constexpr std::size_t context_channels = 64;
   static constexpr std::size_t autoregressor_layers = 3;
   static constexpr std::size_t kernel = 3;
@@ -33,10 +36,9 @@ struct image_small {
 };
 
 /// A tiny image model for tests: 8 channels, 1 block, 2 masked layers, K = 2, N = 4, on the
-/// same 7x7 grid of 8x8 patches.
+/// same 7x7 grid of 8x8 patches and stride-2 stem.
 struct image_tiny : image_small {
   static constexpr std::size_t latent_channels = 8;
-  static constexpr std::size_t encoder_blocks = 1;
   static constexpr std::size_t context_channels = 8;
   static constexpr std::size_t autoregressor_layers = 2;
   static constexpr std::size_t prediction_steps = 2;
@@ -56,6 +58,7 @@ typename resnet_patch_encoder<T, Backend>::options default_options(
       .channels = Config::latent_channels,
       .blocks = Config::encoder_blocks,
       .kernel = Config::kernel,
+      .stem_stride = Config::stem_stride,
       .grid = {.size = Config::patch_size, .stride = Config::patch_stride, .padding = Config::patch_padding}};
 }
 
