@@ -97,25 +97,23 @@ fx.update({"block.x": x, "block.y": y, "block.dy": dy})
 fx.update({"block." + n: p for n, p in named})
 fx.update({"block." + k: v for k, v in grads(named, y, dy, x).items()})
 
+
+def encoder_fixture(prefix, enc, img):
+    """z = enc(img), a random dz, the parameters and their gradients under `prefix`."""
+    z = enc(img)
+    dz = torch.randn_like(z)
+    named = list(enc.named_parameters())
+    fx.update({prefix + "img": img, prefix + "z": z, prefix + "dz": dz})
+    fx.update({prefix + n: p for n, p in named})
+    fx.update({prefix + k: v for k, v in grads(named, z, dz).items()})
+
+
 # resnet_patch_encoder: 1 grey 8x8 image, 4x4 patches, stride 3, padding 1 -> 3x3 grid, 2 channels.
 enc = PatchEncoder(1, 2, 1, 4, 3, 1)
-img = torch.randn(1, 8, 8, 1)
-z = enc(img)
-dz = torch.randn_like(z)
-named = list(enc.named_parameters())
-fx.update({"enc.img": img, "enc.z": z, "enc.dz": dz})
-fx.update({"enc." + n: p for n, p in named})
-fx.update({"enc." + k: v for k, v in grads(named, z, dz).items()})
-
+encoder_fixture("enc.", enc, torch.randn(1, 8, 8, 1))
 # The same with a stride-2 stem: 1 grey 10x10 image, 6x6 patches, stride 4, padding 1 -> 3x3 grid,
 # each patch 6x6 -> 3x3 pixels after the stem; 2 channels, 1 block.
 enc = PatchEncoder(1, 2, 1, 6, 4, 1, stem_stride=2)
-img = torch.randn(1, 10, 10, 1)
-z = enc(img)
-dz = torch.randn_like(z)
-named = list(enc.named_parameters())
-fx.update({"enc2.img": img, "enc2.z": z, "enc2.dz": dz})
-fx.update({"enc2." + n: p for n, p in named})
-fx.update({"enc2." + k: v for k, v in grads(named, z, dz).items()})
+encoder_fixture("enc2.", enc, torch.randn(1, 10, 10, 1))
 
 write("image.txt", fx, "gen_image.py: conv2d, masked_conv2d, resnet_block, resnet_patch_encoder (NHWC)")

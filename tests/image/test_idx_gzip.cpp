@@ -2,6 +2,8 @@
 // gzip-compressed IDX files, and io_errors naming the file for bad ones.
 #include <doctest/doctest.h>
 
+#include "support/idx_files.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -16,15 +18,9 @@
 #include <cpc/data/idx_gzip.hpp>
 
 using namespace cpc;
+using cpc::testing::idx_header;
 
 namespace {
-
-std::vector<std::uint8_t> header(std::uint8_t type, std::vector<std::uint32_t> dims) {
-  std::vector<std::uint8_t> b{0, 0, type, static_cast<std::uint8_t>(dims.size())};
-  for (auto d : dims)
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
-  return b;
-}
 
 /// A fresh directory under the system temp dir, removed with its files on destruction.
 struct temp_dir {
@@ -60,13 +56,13 @@ std::string write_gzip(const std::string& path, const std::vector<std::uint8_t>&
 }
 
 std::vector<std::uint8_t> images_file() {  // [2, 3, 300]: extents above 255, 1800 values
-  auto img = header(0x08, {2, 3, 300});
+  auto img = idx_header(0x08, {2, 3, 300});
   for (std::size_t i = 0; i < 2 * 3 * 300; ++i) img.push_back(static_cast<std::uint8_t>(i % 251));
   return img;
 }
 
 std::vector<std::uint8_t> labels_file() {
-  auto lab = header(0x08, {4});
+  auto lab = idx_header(0x08, {4});
   for (std::uint8_t v : {7, 0, 9, 3}) lab.push_back(v);
   return lab;
 }
@@ -100,7 +96,7 @@ TEST_CASE("idx_gzip: plain and gzip-compressed files read as the plain reader re
 
 TEST_CASE("idx_gzip: a file larger than the 64 KiB read buffer decompresses whole") {
   const temp_dir dir;
-  auto big = header(0x08, {3, 200, 200});  // 120000 values: two reads and a partial one
+  auto big = idx_header(0x08, {3, 200, 200});  // 120000 values: two reads and a partial one
   for (std::size_t i = 0; i < 3 * 200 * 200; ++i) big.push_back(static_cast<std::uint8_t>((i * 7919) % 256));
   const idx_array a = read_idx_gzip(write_gzip(dir.file("big.gz"), big));
   CHECK(a.shape == std::vector<std::size_t>{3, 200, 200});

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support/idx_files.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -7,14 +9,9 @@
 #include <cpc/data/idx.hpp>
 
 using namespace cpc;
+using cpc::testing::idx_header;
 
 namespace {
-std::vector<std::uint8_t> header(std::uint8_t type, std::vector<std::uint32_t> dims) {
-  std::vector<std::uint8_t> b{0, 0, type, static_cast<std::uint8_t>(dims.size())};
-  for (auto d : dims)
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
-  return b;
-}
 std::string write_temp(const std::string& name, const std::vector<std::uint8_t>& bytes) {
   const auto path = (std::filesystem::temp_directory_path() / ("cpc_test_idx_" + name)).string();
   std::ofstream(path, std::ios::binary)
@@ -24,7 +21,7 @@ std::string write_temp(const std::string& name, const std::vector<std::uint8_t>&
 }  // namespace
 
 TEST_CASE("idx: reads a synthetic image file and a label file (big-endian extents > 255)") {
-  auto img = header(0x08, {2, 3, 300});
+  auto img = idx_header(0x08, {2, 3, 300});
   for (std::size_t i = 0; i < 2 * 3 * 300; ++i) img.push_back(static_cast<std::uint8_t>(i % 251));
   const auto path = write_temp("images", img);
   const idx_array a = read_idx(path);
@@ -35,7 +32,7 @@ TEST_CASE("idx: reads a synthetic image file and a label file (big-endian extent
   idx_images(a, t);
   CHECK(t.shape() == std::array<std::size_t, 4>{2, 3, 300, 1});
   CHECK(t(1, 2, 299, 0) == doctest::Approx((1799 % 251) / 255.0));
-  auto lab = header(0x08, {4});
+  auto lab = idx_header(0x08, {4});
   for (std::uint8_t v : {7, 0, 9, 3}) lab.push_back(v);
   const auto labels = idx_labels(read_idx(write_temp("labels", lab)));
   CHECK(labels == std::vector<int>{7, 0, 9, 3});
@@ -48,24 +45,24 @@ TEST_CASE("idx: bad files are io_errors that say what is wrong") {
                        io_error);
   const std::vector<std::uint8_t> tiny{0, 0};
   CHECK_THROWS_WITH_AS(parse_idx(tiny, "t"), "idx: t: expected a 4-byte magic number, got 2 bytes", io_error);
-  auto bad_magic = header(0x08, {1});
+  auto bad_magic = idx_header(0x08, {1});
   bad_magic[0] = 1;
   bad_magic.push_back(0);
   CHECK_THROWS_WITH_AS(parse_idx(bad_magic, "m"), "idx: m: bad magic number (first two bytes must be 0)",
                        io_error);
-  auto floats = header(0x0D, {1});
+  auto floats = idx_header(0x0D, {1});
   CHECK_THROWS_WITH_AS(parse_idx(floats, "f"),
                        "idx: f: unsupported element type 0x0d (expected 0x08, unsigned byte)", io_error);
-  auto rank0 = header(0x08, {});
+  auto rank0 = idx_header(0x08, {});
   CHECK_THROWS_WITH_AS(parse_idx(rank0, "r"), "idx: r: expected rank 1..4, got 0", io_error);
-  auto short_header = header(0x08, {2, 2});
+  auto short_header = idx_header(0x08, {2, 2});
   short_header.resize(9);
   CHECK_THROWS_WITH_AS(parse_idx(short_header, "h"), "idx: h: truncated header (9 of 12 bytes)", io_error);
-  auto truncated = header(0x08, {2, 2});
+  auto truncated = idx_header(0x08, {2, 2});
   truncated.push_back(1);
   CHECK_THROWS_WITH_AS(parse_idx(truncated, "x"), "idx: x: extents [2, 2] need 4 value bytes, file has 1",
                        io_error);
-  auto trailing = header(0x08, {1});
+  auto trailing = idx_header(0x08, {1});
   trailing.push_back(1);
   trailing.push_back(2);
   CHECK_THROWS_WITH_AS(parse_idx(trailing, "y"), "idx: y: extents [1] need 1 value bytes, file has 2",
