@@ -55,7 +55,7 @@ struct split {
 std::string find_file(const std::string& dir, const std::string& stem) {
   for (const std::string& name : {stem, stem + ".gz"})
     if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
-  throw cpc::io_error("cpc-image: " + dir + " has no " + stem + "[.gz]. Fashion-MNIST: apt-get install " +
+  throw cpc::io_error(dir + " has no " + stem + "[.gz]. Fashion-MNIST: apt-get install " +
                       "dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist); MNIST: " +
                       "scripts/fetch-mnist.sh, then --data <its directory>");
 }
@@ -65,7 +65,7 @@ split load_split(const std::string& dir, const std::string& prefix) {
   cpc::idx_images(cpc::read_idx_gzip(find_file(dir, prefix + "-images-idx3-ubyte")), s.images);
   s.labels = cpc::idx_labels(cpc::read_idx_gzip(find_file(dir, prefix + "-labels-idx1-ubyte")));
   if (s.labels.size() != s.images.shape()[0])
-    throw cpc::io_error("cpc-image: " + prefix + ": " + std::to_string(s.images.shape()[0]) + " images but " +
+    throw cpc::io_error(prefix + ": " + std::to_string(s.images.shape()[0]) + " images but " +
                         std::to_string(s.labels.size()) + " labels");
   return s;
 }
@@ -81,13 +81,12 @@ std::vector<std::pair<std::string, std::size_t*>> architecture(settings& s) {
           {"seed", &s.seed}};
 }
 
-// Sets the architecture and seed from a checkpoint's metadata. Errors: cpc::io_error for a file
-// that is not a cpc-image checkpoint or lacks an entry.
-void read_architecture(const fs::path& ckpt, settings& s) {
+// Sets the architecture and seed from a checkpoint's metadata, and the data directory it was
+// trained on when `use_its_data`. Errors: cpc::io_error for a file that is not a cpc-image
+// checkpoint or lacks an entry.
+void read_architecture(const fs::path& ckpt, settings& s, bool use_its_data) {
   const auto meta = cpc::load_safetensors(ckpt).metadata;
-  const auto fail = [&](const std::string& why) {
-    return cpc::io_error("cpc-image: " + ckpt.string() + ": " + why);
-  };
+  const auto fail = [&](const std::string& why) { return cpc::io_error(ckpt.string() + ": " + why); };
   if (auto it = meta.find("model"); it == meta.end() || it->second != "cpc-image")
     throw fail("not a cpc-image checkpoint (expected metadata model = cpc-image)");
   std::printf("model from the checkpoint:");
@@ -99,6 +98,7 @@ void read_architecture(const fs::path& ckpt, settings& s) {
     std::printf(" %s %zu", key.c_str(), *field);
   }
   std::printf("\n");
+  if (const auto it = meta.find("data"); use_its_data && it != meta.end()) s.data = it->second;
 }
 
 model_t::options model_options(const settings& s) {
@@ -125,13 +125,41 @@ void copy_images(const cpc::tensor4<float>& src, const std::vector<std::size_t>&
     std::copy_n(src.data() + idx[first + i] * per, per, dst.data() + i * per);
 }
 
-void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings& s) {
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Rejects settings that would fail late or silently (after minutes of training, or a table of
+// chance). Errors: cpc::config_error naming the option, what was expected and what came.
+void check_settings(const settings& s, std::size_t grid_rows, bool training) {
+  const auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw cpc::config_error(what);
+  };
+  need(s.probe_train >= 10,
+       "--probe-train: expected at least 10 images, got " + std::to_string(s.probe_train));
+  need(s.probe_test >= 1, "--probe-test: expected at least 1 image, got 0");
+  need(s.probe_epochs >= 1, "--probe-epochs: expected at least 1, got 0");
+  if (!training) return;
+  need(s.batch >= 1, "--batch: expected at least 1 image per step, got 0");
+  need(std::isfinite(s.minutes) && s.minutes > 0,
+       "--minutes: expected a time budget > 0, got " + number(s.minutes));
+  need(s.steps_ahead < grid_rows, "--steps-ahead: expected fewer than the " + std::to_string(grid_rows) +
+                                      " rows of the patch grid, got " + std::to_string(s.steps_ahead));
+}
+
+// Trains until the time budget (or s.steps) runs out; calls save(step) every `save_every` steps.
+template <class Save>
+void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings& s, Save&& save) {
+  constexpr std::size_t save_every = 1000;
   cpc::rng order(s.seed + 100);
   std::vector<std::size_t> idx(data.labels.size());
   std::iota(idx.begin(), idx.end(), 0);
   cpc::tensor4<float> batch;
   const auto t0 = clock_type::now();
-  double loss_avg = 0, acc_avg = 0;
+  double loss_avg = 0;
+  std::vector<double> acc_avg(s.steps_ahead, 0.0);
   std::size_t pos = idx.size(), window = 0;
   std::printf("training: %zu parameters, batch %zu, %.1f min", m.parameter_count(), s.batch, s.minutes);
   if (s.steps > 0) std::printf(" or %zu steps", s.steps);
@@ -145,21 +173,24 @@ void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings&
     pos += s.batch;
     const auto r = m.train_step(batch, opt);
     if (!std::isfinite(r.loss))
-      throw cpc::numeric_error("cpc-image: loss is not finite at step " + std::to_string(step));
+      throw cpc::numeric_error("loss is not finite at step " + std::to_string(step));
     loss_avg += r.loss;
-    acc_avg += r.accuracy[0];
+    for (std::size_t k = 0; k < acc_avg.size(); ++k) acc_avg[k] += r.accuracy[k];
     ++window;
     const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
     const bool out_of_time = elapsed > 60.0 * s.minutes;
     if (step % 100 == 0 || step == s.steps || out_of_time) {
-      std::printf("  step %5zu  loss %.3f (chance %.3f)  acc(k=1) %.3f (chance %.3f)  %.1f img/s\n", step,
-                  loss_avg / static_cast<double>(window), r.log_candidates,
-                  acc_avg / static_cast<double>(window), r.chance,
-                  static_cast<double>(step * s.batch) / elapsed);
+      const auto n = static_cast<double>(window);
+      std::printf("  step %5zu  loss %.3f (chance %.3f)  acc(k=1..%zu)", step, loss_avg / n, r.log_candidates,
+                  acc_avg.size());
+      for (double& a : acc_avg) std::printf(" %.3f", a / n);
+      std::printf(" (chance %.3f)  %.1f img/s\n", r.chance, static_cast<double>(step * s.batch) / elapsed);
       std::fflush(stdout);
-      loss_avg = acc_avg = 0;
+      loss_avg = 0;
+      std::fill(acc_avg.begin(), acc_avg.end(), 0.0);
       window = 0;
     }
+    if (step % save_every == 0) save(step);
     if (out_of_time) {
       std::printf("  time budget reached after %zu steps\n", step);
       break;
@@ -255,7 +286,7 @@ void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr,
   std::ofstream out(path, std::ios::binary);
   out << "P5\n" << W << " " << H << "\n255\n";
   out.write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
-  if (!out) throw cpc::io_error("cpc-image: cannot write " + path);
+  if (!out) throw cpc::io_error("cannot write " + path);
 }
 
 void probe(model_t& m, const split& train, const split& test, const settings& s) {
@@ -305,11 +336,16 @@ int main(int argc, char** argv) {
   cpc::configure_allocator();
   settings s;
   CLI::App app{"CPC on 28x28 grey images (Fashion-MNIST / MNIST): train, probe, demo"};
+  app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   auto common = [&](CLI::App* c) {
-    c->add_option("--data", s.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
-    c->add_option("--out", s.out, "output directory (checkpoint, picture)");
+    c->add_option("--data", s.data,
+                  "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (probe: the "
+                  "checkpoint's data unless given)");
+    c->add_option("--out", s.out, "output directory (checkpoint, results.md, neighbours.pgm)");
     c->add_option("--threads", s.threads, "threads (0: all cores)");
+  };
+  auto probing = [&](CLI::App* c) {
     c->add_option("--probe-train", s.probe_train, "training images used to fit the probes");
     c->add_option("--probe-test", s.probe_test, "test images the probes are scored on");
     c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs");
@@ -335,31 +371,36 @@ int main(int argc, char** argv) {
   for (auto* c : {train_cmd, probe_cmd, demo_cmd}) common(c);
   training(train_cmd);
   training(demo_cmd);
+  probing(probe_cmd);
+  probing(demo_cmd);
   probe_cmd->add_option("--checkpoint", s.checkpoint, "checkpoint (default <out>/model.safetensors)");
   CLI11_PARSE(app, argc, argv);
+  const bool training_run = *train_cmd || *demo_cmd;
   try {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
+    const fs::path ckpt =
+        s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
+    if (*probe_cmd) read_architecture(ckpt, s, probe_cmd->count("--data") == 0);
     std::printf("data: %s\n", s.data.c_str());
     const split train_set = load_split(s.data, "train"), test_set = load_split(s.data, "t10k");
     std::printf("  %zu training and %zu test images of %zux%zu\n", train_set.labels.size(),
                 test_set.labels.size(), train_set.images.shape()[1], train_set.images.shape()[2]);
-    const fs::path ckpt =
-        s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
-    if (*probe_cmd) read_architecture(ckpt, s);
     model_t m(model_options(s));
+    check_settings(s, m.encoder().grid_size(train_set.images.shape()[1]), training_run);
+    if (training_run) fs::create_directories(s.out);  // fails now, not after training
     cpc::adam<float> opt(m.parameters(), {.learning_rate = s.learning_rate});
-    if (*train_cmd || *demo_cmd) {
-      train(m, opt, train_set, s);
-      fs::create_directories(s.out);
-      cpc::safetensors_metadata meta{{"model", "cpc-image"}};
+    if (training_run) {
+      cpc::safetensors_metadata meta{{"model", "cpc-image"}, {"data", s.data}};
       for (const auto& [key, field] : architecture(s)) meta[key] = std::to_string(*field);
-      cpc::save_checkpoint(ckpt, m, opt, {}, meta);
+      const auto save = [&](std::size_t) { cpc::save_checkpoint(ckpt, m, opt, {}, meta); };
+      train(m, opt, train_set, s, save);
+      save(0);
       std::printf("checkpoint: %s\n", ckpt.string().c_str());
     } else {
       cpc::load_checkpoint(ckpt, m, opt);
     }
     if (*probe_cmd || *demo_cmd) probe(m, train_set, test_set, s);
-  } catch (const cpc::error& e) {
+  } catch (const std::exception& e) {  // cpc::error, and std::filesystem errors for --out
     std::fprintf(stderr, "cpc-image: %s\n", e.what());
     return 1;
   }

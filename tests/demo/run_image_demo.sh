@@ -31,4 +31,15 @@ if "$bin" probe --data "$data" --checkpoint "$work/bad.safetensors" "${small[@]}
   fail "probe accepted a bad checkpoint"
 fi
 grep -q "bad.safetensors" "$work/bad.txt" || fail "the error does not name the file"
+# Bad options are refused before training starts, naming the option; nothing is written.
+if "$bin" demo --data "$data" --out "$work/unused" --probe-epochs 0 2> "$work/bad-option.txt"; then
+  fail "--probe-epochs 0 was accepted"
+fi
+grep -q -- "--probe-epochs: expected at least 1, got 0" "$work/bad-option.txt" || fail "unclear --probe-epochs error"
+[ ! -e "$work/unused" ] || fail "a refused run created its output directory"
+# An --out below a file fails before training, not after it (the run would be lost).
+if "$bin" train --data "$data" --out "$out/results.md/sub" --steps 1000000 2> "$work/bad-out.txt"; then
+  fail "an --out below a file was accepted"
+fi
+grep -q "results.md/sub" "$work/bad-out.txt" || fail "the --out error does not name the directory"
 echo "image demo: train, checkpoint, probes and reload all produced the same well-formed output"

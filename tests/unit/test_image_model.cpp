@@ -196,6 +196,25 @@ TEST_CASE("image_model: mismatched component sizes are a config_error") {
   CHECK_THROWS_AS(cpc_image_model<presets::image_tiny>{o}, config_error);
 }
 
+TEST_CASE("image_model: an empty batch or an image of one patch row is a shape_error; nothing changes") {
+  cpc_image_model<presets::image_tiny> m;
+  adam<float> opt(m.parameters(), {});
+  const auto before = xt::eval(m.encoder().stem().weight().value);
+  tensor4<float> empty = xt::zeros<float>({std::size_t{0}, std::size_t{28}, std::size_t{28}, std::size_t{1}});
+  CHECK_THROWS_WITH_AS(m.train_step(empty, opt),
+                       "cpc::image_model: expected a non-empty batch [>= 1, H, W, C], got [0, 28, 28, 1]",
+                       shape_error);
+  CHECK_THROWS_AS(m.evaluate(empty), shape_error);
+  // 4 pixels high + 2 * 2 padding = 8: one row of 8x8 patches, so no positive below any anchor.
+  tensor4<float> flat = xt::zeros<float>({std::size_t{2}, std::size_t{4}, std::size_t{28}, std::size_t{1}});
+  CHECK_THROWS_WITH_AS(m.train_step(flat, opt),
+                       doctest::Contains("grid_info_nce: expected a grid of at least 2 patch rows"),
+                       shape_error);
+  CHECK(m.encoder().stem().weight().value == before);
+  tensor4<float> ok = xt::zeros<float>({std::size_t{2}, std::size_t{28}, std::size_t{28}, std::size_t{1}});
+  CHECK(std::isfinite(m.train_step(ok, opt).loss));
+}
+
 TEST_CASE("image_model: training on images with vertical structure beats chance") {
   // Each image: vertical stripes with a random period and phase, so a column predicts its rows below.
   cpc_image_model<presets::image_tiny> m({.seed = 9});

@@ -72,6 +72,7 @@ TEST_CASE("resnet_patch_encoder: matches PyTorch (unfold -> stem -> block -> lay
                                       .channels = 2,
                                       .blocks = 1,
                                       .kernel = 3,
+                                      .stem_stride = 1,
                                       .grid = {.size = 4, .stride = 3, .padding = 1}});
 }
 

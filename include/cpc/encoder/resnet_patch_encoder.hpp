@@ -35,13 +35,14 @@ class resnet_patch_encoder {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Widths, depth and patch geometry (defaults: 28x28 grey images, 7x7 grid of 8x8 patches).
+  /// Widths, depth and patch geometry (defaults: cpc::presets::image_small - 28x28 grey images,
+  /// 7x7 grid of 8x8 patches, 64 channels, stride-2 stem, 1 block).
   struct options {
     std::size_t in_channels = 1;
     std::size_t channels = 64;
-    std::size_t blocks = 2;
+    std::size_t blocks = 1;
     std::size_t kernel = 3;
-    std::size_t stem_stride = 1;  ///< 2 halves each patch's side before the blocks (4x fewer MACs)
+    std::size_t stem_stride = 2;  ///< 2 halves each patch's side before the blocks (4x fewer MACs)
     patch_grid grid{};
   };
 

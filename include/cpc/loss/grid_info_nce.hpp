@@ -25,8 +25,9 @@ namespace cpc {
 /// step-k loss averages B * cols * (rows - k) terms.
 /// Shapes: z `[batch, rows, cols, latent_dim]`, c `[batch, rows, cols, context_dim]`; negatives
 /// (in `loss().sampler().indices()`) are flat indices s * rows + i of the column sequences.
-/// Parameters: those of info_nce ("predictor.{k}.weight", ...). Errors: as `cpc::info_nce` (a grid
-/// with one row has no term: config_error).
+/// Parameters: those of info_nce ("predictor.{k}.weight", ...). Errors: `cpc::shape_error` for a
+/// grid with fewer than 2 rows (no positive below any anchor) or mismatched shapes; otherwise as
+/// `cpc::info_nce`.
 template <class T, class Backend = cpu>
 class grid_info_nce {
   CPC_REQUIRE_BACKEND(Backend);
@@ -58,6 +59,11 @@ class grid_info_nce {
         "grid_info_nce c", c,
         {static_cast<std::ptrdiff_t>(z.shape()[0]), static_cast<std::ptrdiff_t>(z.shape()[1]),
          static_cast<std::ptrdiff_t>(z.shape()[2]), static_cast<std::ptrdiff_t>(config().context_dim)});
+    if (z.shape()[1] < 2)
+      throw shape_error(
+          "grid_info_nce: expected a grid of at least 2 patch rows (the positives lie k >= 1 "
+          "rows below), got z " +
+          shape_string(z.shape()));
     to_columns(z, zc_);
     to_columns(c, cc_);
     info_nce_result r = loss_.compute(zc_, cc_, batch_info{}, gen, dz != nullptr ? &dzc_ : nullptr,

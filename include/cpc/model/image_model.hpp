@@ -110,8 +110,8 @@ concept grid_contrastive_loss = requires(L l, const tensor4<T>& z, const tensor4
 /// cpc::masked_conv_autoregressor, cpc::grid_info_nce>`. Shapes: images `[batch, H, W, C]` (float,
 /// any scale; the examples use pixel / 255), latents z `[batch, rows, cols, latent]`, contexts c
 /// `[batch, rows, cols, context]`. Parameter names: "encoder.*", "autoregressor.*", "loss.*".
-/// Errors: `cpc::config_error` when the components' sizes disagree; components' own errors for
-/// wrong input shapes.
+/// Errors: `cpc::config_error` when the components' sizes disagree; `cpc::shape_error` for an
+/// empty batch in training or evaluation; components' own errors for wrong input shapes.
 template <class Config, template <class, class> class Encoder, template <class, class> class Autoregressor,
           template <class, class> class Loss, class T = float, class Backend = cpu>
 class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autoregressor<T, Backend>,
@@ -141,7 +141,7 @@ class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autor
                 "default_options(std::type_identity<Component>, Config) (see cpc/model/image_model.hpp)");
 
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
-  explicit image_model(options opt = {}) : core(opt, "cpc::image_model") {}
+  explicit image_model(options opt = {}) : core(opt, "cpc::image_model", "H, W, C") {}
 
   /// Latent and context grids of `images` (for probes). Buffers are resized and reused.
   void encode(const tensor4<T>& images, tensor4<T>& z, tensor4<T>& c) { this->forward(images, z, c); }

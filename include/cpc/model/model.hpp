@@ -76,7 +76,7 @@ class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregress
                 "default_options(std::type_identity<Component>, Config) (see cpc/model/presets.hpp)");
 
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
-  explicit model(options opt = {}) : core(opt, "cpc::model") {}
+  explicit model(options opt = {}) : core(opt, "cpc::model", "samples") {}
 
   /// Frames produced for `samples` audio samples (128 for 20480 with the paper's encoder).
   std::size_t frames(std::size_t samples) const { return this->encoder().frames(samples); }
@@ -105,13 +105,11 @@ class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregress
   /// Errors: `cpc::shape_error` for an empty batch (B = 0) or too few samples for one frame;
   /// the loss's `cpc::config_error` when no item has 2 valid frames.
   info_nce_result compute_gradients(const tensor2<T>& audio, const batch_info& info = {}) {
-    check_not_empty(audio);
     return this->gradients(audio, info);
   }
 
   /// Loss and accuracies without gradients (evaluation). Shapes and errors as `compute_gradients`.
   info_nce_result evaluate(const tensor2<T>& audio, const batch_info& info = {}) {
-    check_not_empty(audio);
     return this->loss_without_gradients(audio, info);
   }
 
@@ -122,12 +120,6 @@ class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregress
   }
 
  private:
-  static void check_not_empty(const tensor2<T>& audio) {
-    if (audio.shape()[0] == 0)
-      throw shape_error("cpc::model: expected a non-empty batch [>= 1, samples], got " +
-                        shape_string(audio.shape()));
-  }
-
   tensor3<T> carry_;  // the streaming state's copy, reused across calls
 };
 

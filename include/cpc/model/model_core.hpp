@@ -99,9 +99,13 @@ class model_core {
 
  protected:
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
+  /// `who` names the model and `input_dims` the input's dimensions after the batch (e.g. "samples")
+  /// in error messages (both string literals).
   /// Errors: `cpc::config_error` naming `who` when the components' sizes disagree.
-  model_core(const options& opt, std::string_view who)
-      : opt_(check_component_sizes(who, opt)),
+  model_core(const options& opt, std::string_view who, std::string_view input_dims)
+      : who_(who),
+        input_dims_(input_dims),
+        opt_(check_component_sizes(who, opt)),
         gen_(opt.seed),
         encoder_(opt.encoder, gen_),
         ar_(opt.autoregressor, gen_),
@@ -116,8 +120,10 @@ class model_core {
 
   /// Zeroes every gradient, runs forward, the loss `compute(z, c, loss_args..., generator, &dz,
   /// &dc)` and backward (dz from the loss plus dz through the autoregressor).
+  /// Errors: `cpc::shape_error` "<who>: expected a non-empty batch" for B = 0 (before any change).
   template <class Input, class... LossArgs>
   info_nce_result gradients(const Input& x, const LossArgs&... loss_args) {
+    check_not_empty(x);
     zero_grad<T>(*this);
     forward(x, z_, c_);
     info_nce_result r = loss_.compute(z_, c_, loss_args..., gen_, &dz_, &dc_);
@@ -130,6 +136,7 @@ class model_core {
   /// Forward and loss without gradients.
   template <class Input, class... LossArgs>
   info_nce_result loss_without_gradients(const Input& x, const LossArgs&... loss_args) {
+    check_not_empty(x);
     forward(x, z_, c_);
     return loss_.compute(z_, c_, loss_args..., gen_, nullptr, nullptr);
   }
@@ -142,6 +149,14 @@ class model_core {
   }
 
  private:
+  template <class Input>
+  void check_not_empty(const Input& x) const {
+    if (x.shape()[0] == 0)
+      throw shape_error(std::string(who_) + ": expected a non-empty batch [>= 1, " +
+                        std::string(input_dims_) + "], got " + shape_string(x.shape()));
+  }
+
+  std::string_view who_, input_dims_;
   options opt_;
   rng gen_;
   encoder_type encoder_;
