@@ -4,6 +4,8 @@
 // resnet_block, masked_conv2d (on the 7x7 grid) forward and backward, and the whole training step.
 #include <benchmark/benchmark.h>
 
+#include "support/layer_timing.hpp"
+
 #include <cpc/core/allocator.hpp>
 #include <cpc/encoder/resnet_block.hpp>
 #include <cpc/layers/conv2d.hpp>
@@ -28,20 +30,10 @@ void BM_conv2d(benchmark::State& state) {
   cpc::rng gen(1);
   cpc::conv2d<float> layer(
       {.in_channels = c_in, .out_channels = c, .kernel = 3, .stride = stride, .padding = 1}, gen);
-  cpc::tensor4<float> x = xt::zeros<float>({n, hw, hw, c_in}), y, dx;
+  cpc::tensor4<float> x = xt::zeros<float>({n, hw, hw, c_in});
   fill(x, gen);
-  layer.forward(x, y);
-  cpc::tensor4<float> dy = y;
-  for (auto _ : state) {
-    if (backward)
-      layer.backward(x, y, dy, &dx);
-    else
-      layer.forward(x, y);
-    benchmark::ClobberMemory();
-  }
-  const double flops = 2 * layer.forward_macs(n, hw, hw) * (backward ? 2 : 1);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  cpc::bench::time_pass(state, layer, x, backward);
+  cpc::bench::gflops_counter(state, 2 * layer.forward_macs(n, hw, hw) * (backward ? 2 : 1));
 }
 BENCHMARK(BM_conv2d)
     ->ArgNames({"patches", "hw", "in", "out", "stride", "bwd"})
@@ -58,21 +50,11 @@ void BM_masked_conv2d(benchmark::State& state) {
   const bool backward = state.range(2) != 0;
   cpc::rng gen(2);
   cpc::masked_conv2d<float> layer({.in_channels = c, .out_channels = c, .kernel = 3}, gen);
-  cpc::tensor4<float> x = xt::zeros<float>(std::array<std::size_t, 4>{n, 7, 7, c}), y, dx;
+  cpc::tensor4<float> x = xt::zeros<float>(std::array<std::size_t, 4>{n, 7, 7, c});
   fill(x, gen);
-  layer.forward(x, y);
-  cpc::tensor4<float> dy = y;
-  for (auto _ : state) {
-    if (backward)
-      layer.backward(x, y, dy, &dx);
-    else
-      layer.forward(x, y);
-    benchmark::ClobberMemory();
-  }
+  cpc::bench::time_pass(state, layer, x, backward);
   // Useful work: the 6 unmasked taps of 9.
-  const double flops = 2.0 * n * 49 * c * c * 6 * (backward ? 2 : 1);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  cpc::bench::gflops_counter(state, 2.0 * n * 49 * c * c * 6 * (backward ? 2 : 1));
 }
 BENCHMARK(BM_masked_conv2d)
     ->ArgNames({"images", "ch", "bwd"})
@@ -97,8 +79,7 @@ void BM_resnet_block(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double flops = 3 * 2 * 2.0 * n * hw * hw * c * c * 9;  // two convs, forward + backward (x3)
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  cpc::bench::gflops_counter(state, flops);
 }
 BENCHMARK(BM_resnet_block)
     ->ArgNames({"patches", "hw", "ch"})

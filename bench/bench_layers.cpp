@@ -4,6 +4,8 @@
 // backward also reads dy and writes dx) for the memory-bound layers, GFLOP/s for linear.
 #include <benchmark/benchmark.h>
 
+#include "support/layer_timing.hpp"
+
 #include <cstddef>
 
 #include <cpc/layers/channel_norm.hpp>
@@ -27,16 +29,8 @@ void bytes_counter(benchmark::State& state, double bytes_per_iteration) {
 template <class Layer>
 void run(benchmark::State& state, Layer& layer, bool backward, std::size_t b, std::size_t t, std::size_t c) {
   cpc::rng gen(1);
-  const auto x = random_tensor(b, t, c, gen), dy = random_tensor(b, t, c, gen);
-  cpc::tensor3<float> y, dx;
-  layer.forward(x, y);
-  for (auto _ : state) {
-    if (backward)
-      layer.backward(x, y, dy, &dx);
-    else
-      layer.forward(x, y);
-    benchmark::ClobberMemory();
-  }
+  const auto x = random_tensor(b, t, c, gen);
+  cpc::bench::time_pass(state, layer, x, backward);
   bytes_counter(state, (backward ? 4.0 : 2.0) * static_cast<double>(b * t * c) * sizeof(float));
 }
 
@@ -60,20 +54,9 @@ void bm_layer_norm(benchmark::State& state) {
 void bm_linear_head(benchmark::State& state) {
   cpc::rng gen(2);
   cpc::linear<float> layer({.in_features = 256, .out_features = 512, .bias = false}, gen);
-  const auto x = random_tensor(8, 128, 256, gen), dy = random_tensor(8, 128, 512, gen);
-  cpc::tensor3<float> y, dx;
-  layer.forward(x, y);
   const bool backward = state.range(0) == 1;
-  for (auto _ : state) {
-    if (backward)
-      layer.backward(x, y, dy, &dx);
-    else
-      layer.forward(x, y);
-    benchmark::ClobberMemory();
-  }
-  const double flops = 2.0 * 8 * 128 * 256 * 512 * (backward ? 2 : 1);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * flops * 1e-9, benchmark::Counter::kIsRate);
+  cpc::bench::time_pass(state, layer, random_tensor(8, 128, 256, gen), backward);
+  cpc::bench::gflops_counter(state, 2.0 * 8 * 128 * 256 * 512 * (backward ? 2 : 1));
 }
 
 }  // namespace

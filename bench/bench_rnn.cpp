@@ -4,6 +4,8 @@
 // For context, BM_eigen_gru_step is one plain Eigen recurrent product [B, 256] x [256, 768].
 #include <benchmark/benchmark.h>
 
+#include "support/layer_timing.hpp"
+
 #include <cpc/layers/gru.hpp>
 #include <cpc/layers/lstm.hpp>
 
@@ -19,22 +21,12 @@ void run(benchmark::State& state, std::size_t gates, bool backward) {
   cpc::set_num_threads(static_cast<std::size_t>(state.range(1)));
   cpc::rng gen(1);
   Layer layer({.input_size = in_size, .hidden_size = hidden}, gen);
-  cpc::tensor3<float> x = xt::zeros<float>({batch, frames, in_size}), y, dy, dx;
+  cpc::tensor3<float> x = xt::zeros<float>({batch, frames, in_size});
   for (auto& v : x) v = gen.uniform(-1.0f, 1.0f);
-  layer.forward(x, y);
-  dy = y;
-  if (backward) layer.backward(x, y, dy, &dx);
-  for (auto _ : state) {
-    if (backward)
-      layer.backward(x, y, dy, &dx);
-    else
-      layer.forward(x, y);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::DoNotOptimize(dx.data());
-  }
-  const double flops = 2.0 * static_cast<double>(batch * frames * gates * hidden * (in_size + hidden)) *
-                       (backward ? 2.0 : 1.0);
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  cpc::bench::time_pass(state, layer, x, backward);
+  cpc::bench::gflops_counter(state,
+                             2.0 * static_cast<double>(batch * frames * gates * hidden * (in_size + hidden)) *
+                                 (backward ? 2.0 : 1.0));
   state.counters["frames/s"] =
       benchmark::Counter(static_cast<double>(batch * frames), benchmark::Counter::kIsIterationInvariantRate);
 }
