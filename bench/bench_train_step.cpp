@@ -114,14 +114,29 @@ void set_counters(benchmark::State& state, std::size_t batch, double flops_per_i
       benchmark::Counter(peak_rss_bytes(), benchmark::Counter::kDefaults, benchmark::Counter::kIs1024);
 }
 
-void bm_train_step(benchmark::State& state) {
+/// What the training benchmarks start from: the paper model with its Adam optimiser and a batch of
+/// range(0) random windows `[batch, 20480]`, after setting the allocator and the thread count
+/// (range(1)).
+struct paper_setup {
+  std::size_t batch;
+  std::unique_ptr<cpc::audio_model<cpc::presets::audio_paper>> model;  // on the heap: opt points into it
+  cpc::adam<float> opt;
+  cpc::tensor2<float> audio;
+};
+
+paper_setup make_paper_setup(benchmark::State& state) {
   setup_allocator();
-  const auto batch = static_cast<std::size_t>(state.range(0));
   cpc::set_num_threads(static_cast<std::size_t>(state.range(1)));
+  const auto batch = static_cast<std::size_t>(state.range(0));
   auto model = std::make_unique<cpc::audio_model<cpc::presets::audio_paper>>();
   cpc::adam<float> opt(model->parameters(), {});
   cpc::rng gen(7);
-  const auto audio = random_audio(batch, gen);
+  auto audio = random_audio(batch, gen);
+  return {batch, std::move(model), std::move(opt), std::move(audio)};
+}
+
+void bm_train_step(benchmark::State& state) {
+  auto [batch, model, opt, audio] = make_paper_setup(state);
   model->train_step(audio, opt);  // warm-up: sizes every buffer
   for (auto _ : state) {
     const auto r = model->train_step(audio, opt);
@@ -139,13 +154,7 @@ double cpu_seconds() {
 /// The train step of bm_train_step phase by phase (the same calls as model::compute_gradients and
 /// adam::step), reporting each phase's process CPU seconds per step: where the time goes.
 void bm_train_phases(benchmark::State& state) {
-  setup_allocator();
-  const auto batch = static_cast<std::size_t>(state.range(0));
-  cpc::set_num_threads(static_cast<std::size_t>(state.range(1)));
-  auto model = std::make_unique<cpc::audio_model<cpc::presets::audio_paper>>();
-  cpc::adam<float> opt(model->parameters(), {});
-  cpc::rng gen(7);
-  const auto audio = random_audio(batch, gen);
+  auto [batch, model, opt, audio] = make_paper_setup(state);
   cpc::tensor3<float> z, c, dz, dc, dz_ar;
   constexpr std::size_t phases = 7;
   const std::array<const char*, phases> names{"zero_grad", "encoder_fwd", "gru_fwd", "loss_fwd_bwd",
@@ -182,7 +191,8 @@ void bm_encode(benchmark::State& state) {
   setup_allocator();
   const auto batch = static_cast<std::size_t>(state.range(0));
   cpc::set_num_threads(static_cast<std::size_t>(state.range(1)));
-  auto model = std::make_unique<cpc::audio_model<cpc::presets::audio_paper>>();
+  auto model = std::make_unique<cpc::audio_model<cpc::presets::audio_paper>>();  // no optimiser: peak RSS of
+                                                                                 // encode alone
   cpc::rng gen(7);
   const auto audio = random_audio(batch, gen);
   cpc::tensor3<float> z, c;

@@ -462,29 +462,13 @@ int run_encode(const settings& s) {
   return 0;
 }
 
-template <template <class> class Command>
-int dispatch(const settings& s) {
-  if (s.model == "paper") return Command<cpc::presets::audio_paper>::run(s);
-  if (s.model == "small") return Command<cpc::presets::audio_small>::run(s);
+// Calls command(preset{}) with the preset type that --model names.
+template <class Command>
+int dispatch(const settings& s, Command&& command) {
+  if (s.model == "paper") return command(cpc::presets::audio_paper{});
+  if (s.model == "small") return command(cpc::presets::audio_small{});
   throw cpc::config_error("--model: expected 'paper' or 'small', got '" + s.model + "'");
 }
-
-template <class C>
-struct demo_cmd {
-  static int run(const settings& s) { return run_demo<C>(s); }
-};
-template <class C>
-struct train_cmd {
-  static int run(const settings& s) { return run_train<C>(s); }
-};
-template <class C>
-struct probe_cmd {
-  static int run(const settings& s) { return run_probe<C>(s); }
-};
-template <class C>
-struct encode_cmd {
-  static int run(const settings& s) { return run_encode<C>(s); }
-};
 
 }  // namespace
 
@@ -547,10 +531,10 @@ int main(int argc, char** argv) {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
     if (!s.checkpoint.empty() && (encode->parsed() || probe->parsed()))
       s.model = checkpoint_model(s.checkpoint).first;
-    if (demo->parsed()) return dispatch<demo_cmd>(s);
-    if (train->parsed()) return dispatch<train_cmd>(s);
-    if (probe->parsed()) return dispatch<probe_cmd>(s);
-    if (encode->parsed()) return dispatch<encode_cmd>(s);
+    if (demo->parsed()) return dispatch(s, [&]<class C>(C) { return run_demo<C>(s); });
+    if (train->parsed()) return dispatch(s, [&]<class C>(C) { return run_train<C>(s); });
+    if (probe->parsed()) return dispatch(s, [&]<class C>(C) { return run_probe<C>(s); });
+    if (encode->parsed()) return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
   } catch (const cpc::error& e) {
     std::cerr << "\ncpc-speech: error: " << e.what() << '\n';
     return 1;

@@ -9,6 +9,7 @@
 
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_invariance.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
@@ -192,22 +193,9 @@ TEST_CASE("conv1d: batch independence and permutation") {
 TEST_CASE("conv1d: results are bit-identical for 1 and 2 threads") {
   rng gen(9);
   conv1d<float> layer({.in_channels = 64, .out_channels = 256, .kernel = 4, .stride = 2, .padding = 1}, gen);
-  tensor3<float> x = xt::zeros<float>({3, 1500, 64}), y1, y2, dy, dx1, dx2;
+  tensor3<float> x = xt::zeros<float>({3, 1500, 64});
   fill_uniform(x, gen);
-  auto run = [&](std::size_t threads, tensor3<float>& y, tensor3<float>& dx) {
-    set_num_threads(threads);
-    layer.forward(x, y);
-    dy = xt::cos(y * 3.0f);
-    zero_grad<float>(layer);
-    layer.backward(x, y, dy, &dx);
-    return layer.weight().grad;
-  };
-  const array<float> g1 = run(1, y1, dx1);
-  const array<float> g2 = run(2, y2, dx2);
-  set_num_threads(std::thread::hardware_concurrency());
-  CHECK(y1 == y2);
-  CHECK(dx1 == dx2);
-  CHECK(g1 == g2);
+  check_thread_invariance(layer, x);  // y, dx, d weight, d bias
 }
 
 TEST_CASE("conv1d: bad shapes and options throw with a message") {
