@@ -1,4 +1,5 @@
-// Must NOT compile without CPC_WITH_CUDA: the static_assert names how to enable the backend.
+// Must NOT compile: cpc::cuda has no kernels in this version, whatever CPC_WITH_CUDA says; the
+// static_assert says so in one message.
 #include "cpc/backend/tags.hpp"
 
 template <class Backend>

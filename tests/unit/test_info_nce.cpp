@@ -25,8 +25,8 @@ struct reference_result {
 };
 
 template <class T>
-reference_result reference(info_nce<T>& m, const tensor3<T>& z, const tensor3<T>& c,
-                           const std::vector<std::size_t>& len, const tensor<std::int32_t, 4>& neg) {
+reference_result plain_reference(info_nce<T>& m, const tensor3<T>& z, const tensor3<T>& c,
+                                 const std::vector<std::size_t>& len, const tensor<std::int32_t, 4>& neg) {
   const auto& o = m.config();
   const std::size_t B = z.shape()[0], Tn = z.shape()[1], D = o.latent_dim, C = o.context_dim;
   const double s = m.score_multiplier();
@@ -179,7 +179,7 @@ TEST_CASE(
     for (const batch_info& info : {batch_info{.speakers = {1, 2, 1}}, batch_info{{10, 7, 9}, {1, 2, 1}}}) {
       const auto len = info.lengths.empty() ? std::vector<std::size_t>(B, Tn) : info.lengths;
       const auto r = m.compute(z, c, info, gen, nullptr, nullptr);
-      const auto ref = reference(m, z, c, len, m.sampler().indices());
+      const auto ref = plain_reference(m, z, c, len, m.sampler().indices());
       REQUIRE(r.loss_per_step.size() == 4);
       REQUIRE(r.accuracy.size() == 4);
       double mean = 0;

@@ -8,6 +8,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 #include "support/thread_invariance.hpp"
@@ -15,9 +16,10 @@
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE("linear: finite differences in double for input, weight and bias gradients") {
+TEST_CASE_TEMPLATE("linear: finite differences in double for input, weight and bias gradients", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(3);
-  linear<double> layer({.in_features = 6, .out_features = 4}, gen);
+  linear<double, Backend> layer({.in_features = 6, .out_features = 4}, gen);
   tensor3<double> x = xt::zeros<double>({3, 5, 6}), y, dx;
   fill_uniform(x, gen);
   tensor3<double> r = xt::zeros<double>({3, 5, 4});
@@ -36,10 +38,10 @@ TEST_CASE("linear: finite differences in double for input, weight and bias gradi
   CHECK(gradient_error(loss, b.value.data(), b.size(), b.grad.data()) < 1e-6);
 }
 
-TEST_CASE("linear: matches torch.nn.Linear golden values in float") {
+TEST_CASE_TEMPLATE("linear: matches torch.nn.Linear golden values in float", Backend, CPC_TEST_BACKENDS) {
   auto g = read_golden("linear.txt");
   rng gen(0);
-  linear<float> layer({.in_features = 5, .out_features = 4}, gen);
+  linear<float, Backend> layer({.in_features = 5, .out_features = 4}, gen);
   assign(layer.weight().value, g["weight"]);
   assign(layer.bias().value, g["bias"]);
   tensor3<float> x, y, dy, dx;
@@ -53,9 +55,9 @@ TEST_CASE("linear: matches torch.nn.Linear golden values in float") {
   CHECK(max_relative_error(layer.bias().grad, g["dbias"]) < 1e-4);
 }
 
-TEST_CASE("linear: batch independence and permutation") {
+TEST_CASE_TEMPLATE("linear: batch independence and permutation", Backend, CPC_TEST_BACKENDS) {
   rng gen(5);
-  linear<float> layer({.in_features = 8, .out_features = 3}, gen);
+  linear<float, Backend> layer({.in_features = 8, .out_features = 3}, gen);
   tensor3<float> x = xt::zeros<float>({4, 7, 8}), y;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -70,9 +72,10 @@ TEST_CASE("linear: batch independence and permutation") {
   for (std::size_t b = 0; b < 4; ++b) CHECK(xt::allclose(xt::view(yp, b), xt::view(y, 3 - b), 1e-5, 1e-6));
 }
 
-TEST_CASE("linear: wrong input width throws shape_error naming both shapes") {
+TEST_CASE_TEMPLATE("linear: wrong input width throws shape_error naming both shapes", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(1);
-  linear<float> layer({.in_features = 8, .out_features = 3}, gen);
+  linear<float, Backend> layer({.in_features = 8, .out_features = 3}, gen);
   tensor3<float> x = xt::zeros<float>({2, 5, 7}), y;
   CHECK_THROWS_WITH_AS(layer.forward(x, y), "linear forward input: expected [*, *, 8], got [2, 5, 7]",
                        shape_error);
@@ -98,4 +101,17 @@ TEST_CASE("linear: results are bit-identical for 1 and 2 threads, and a row does
   tensor3<float> x_last = xt::view(x, xt::range(2, 3)), y_last;
   layer.forward(x_last, y_last);
   CHECK(y_last == tensor3<float>(xt::view(y1, xt::range(2, 3))));
+}
+
+TEST_CASE("linear: cpu equals reference (1e-5) on odd sizes, one row, partial tiles, with and without bias") {
+  rng gen(21);
+  for (const auto& [b, t, in, out] :
+       std::vector<std::array<std::size_t, 4>>{{1, 1, 1, 1}, {3, 150, 37, 70}, {2, 5, 300, 13}}) {
+    for (bool bias : {true, false}) {
+      tensor3<float> x = xt::zeros<float>({b, t, in});
+      fill_uniform(x, gen);
+      check_layer_backends<linear, float>(
+          linear<float>::options{.in_features = in, .out_features = out, .bias = bias}, x, 1e-5);
+    }
+  }
 }

@@ -143,7 +143,7 @@ TEST_CASE("sgd: matches torch.optim.SGD golden values with momentum, dampening, 
 
 TEST_CASE("adam: every element of a multi-chunk parameter gets the scalar update") {
   auto p = big_parameter<double>(7);
-  const auto v0 = p.value;
+  const array<double> v0 = p.value;
   named_parameter_list<double> list{{"p", &p}};
   adam<double> opt(list, {.learning_rate = 0.1});
   opt.step();
@@ -206,11 +206,11 @@ TEST_CASE("adam: state saved through for_each_state and restored continues ident
   std::map<std::string, array<float>> saved;
   const auto& copt = opt;
   copt.for_each_state([&](const std::string& name, const array<float>& t) { saved[name] = t; });
-  const auto w = layer.weight().value, b = layer.bias().value;
+  const array<float> w = layer.weight().value, b = layer.bias().value;
   const auto steps = opt.steps();
   grads(3);
   opt.step();
-  const auto w_ref = layer.weight().value;
+  const array<float> w_ref = layer.weight().value;
 
   layer.weight().value = w;
   layer.bias().value = b;
@@ -240,9 +240,9 @@ TEST_CASE("sgd: momentum buffer restored with the step count continues identical
     CHECK(name == "sgd.momentum_buffer.p");
     buf = t;
   });
-  const auto v = p.value;
+  const array<double> v = p.value;
   opt.step();
-  const auto ref = p.value;
+  const array<double> ref = p.value;
   p.value = v;
   sgd<double> restored(list, {.learning_rate = 0.1, .momentum = 0.9});
   restored.for_each_state([&](const std::string&, array<double>& t) { t = buf; });

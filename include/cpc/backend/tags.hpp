@@ -1,34 +1,60 @@
 #pragma once
-/// Backend tags. Every layer, loss and model takes a `Backend` template parameter (default
-/// `cpc::cpu`). Kernels have the same signature per backend; data moves between backends only
-/// explicitly. `cpc::cuda` is the extension point for GPU kernels (`.cuh` headers compiled by the
-/// user's nvcc); it is usable only when the build defines `CPC_WITH_CUDA`.
+/// Backend tags. Every layer, loss, optimiser and model takes a `Backend` template parameter
+/// (default `cpc::cpu`); the tag alone chooses which kernels run (backend/ops.hpp) and where
+/// storage lives (`Backend::memory`, backend/storage.hpp). Data moves between backends only
+/// explicitly (`cpc::to<Backend>`).
+///
+/// A backend is *available* when it has kernels: the host backends always do; `cpc::cuda` would
+/// become available only through a header with its kernels, whatever the build options say. Using an
+/// unavailable backend stops at `CPC_REQUIRE_BACKEND` with one message. Source: DESIGN.md "Core decisions";
+/// tag dispatch as in CUTLASS / dlib's tt:: layer.
+#include <string_view>
 #include <type_traits>
+
+#include "cpc/core/memory.hpp"
 
 namespace cpc {
 
-/// CPU backend: Eigen GEMMs over xtensor buffers, xsimd element-wise maths, oneTBB loops.
-struct cpu {};
-/// CUDA backend tag (extension point). Requires `-DCPC_WITH_CUDA=ON` and nvcc.
-struct cuda {};
+/// CPU backend: register-blocked GEMM (backend/cpu/gemm.hpp), xsimd element-wise maths, oneTBB
+/// loops over fixed-size blocks (bit-identical for any thread count). Host memory.
+struct cpu {
+  using memory = host_memory;
+  static constexpr std::string_view name = "cpu";
+};
+
+/// Reference backend: plain scalar loops written for clarity, accumulating in double; the test
+/// oracle for every other backend (DESIGN.md). Single-threaded and slow by design. Host memory.
+struct reference {
+  using memory = host_memory;
+  static constexpr std::string_view name = "reference";
+};
+
+/// CUDA backend tag (the extension point for NVIDIA GPUs: kernels in `.cuh` headers under
+/// backend/cuda/, included from the user's `.cu` files). No CUDA kernels exist in this version,
+/// so the tag is never available.
+struct cuda {
+  static constexpr std::string_view name = "cuda";
+};
 
 /// `false` for any type, delayed until instantiation; for `static_assert` in unsupported branches.
 template <class...>
 inline constexpr bool dependent_false = false;
 
-/// Whether `Backend` has kernels in this build.
+/// Whether `Backend` has kernels in this build. The host backends are part of the library
+/// (their kernels come with backend/ops.hpp, which every layer includes); any other backend is
+/// unavailable unless its own kernel headers specialise this to true.
 template <class Backend>
-inline constexpr bool backend_available = std::is_same_v<Backend, cpu>
-#ifdef CPC_WITH_CUDA
-                                          || std::is_same_v<Backend, cuda>
-#endif
-    ;
+inline constexpr bool backend_available = false;
+template <>
+inline constexpr bool backend_available<cpu> = true;
+template <>
+inline constexpr bool backend_available<reference> = true;
 
 /// Put in every backend-templated class: one readable error when the backend is unavailable.
-#define CPC_REQUIRE_BACKEND(Backend)                                                              \
-  static_assert(::cpc::backend_available<Backend>,                                                \
-                "cpc: this backend is not available in this build - the cpc::cuda backend needs " \
-                "CUDA: configure with -DCPC_WITH_CUDA=ON and compile the including file with "    \
-                "nvcc, or use cpc::cpu")
+#define CPC_REQUIRE_BACKEND(Backend)                                                                       \
+  static_assert(::cpc::backend_available<Backend>,                                                         \
+                "cpc: this backend has no kernels in this build - cpc::cuda has none yet (whatever "       \
+                "CPC_WITH_CUDA says); use cpc::cpu (or cpc::reference, the slow test oracle), or include " \
+                "the backend's kernel headers")
 
 }  // namespace cpc

@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xtensor.hpp>
 
@@ -21,6 +24,9 @@ using tensor = xt::xtensor<T, N, xt::layout_type::row_major>;
 /// `[batch, time, channels]` sequence tensor.
 template <class T>
 using tensor3 = tensor<T, 3>;
+/// `[batch, height, width, channels]` image tensor (NHWC, row-major).
+template <class T>
+using tensor4 = tensor<T, 4>;
 /// `[rows, cols]` matrix, e.g. audio `[batch, samples]` or a linear weight `[out, in]`.
 template <class T>
 using tensor2 = tensor<T, 2>;
@@ -30,6 +36,13 @@ using tensor1 = tensor<T, 1>;
 /// Dynamic-rank tensor, used for parameters and checkpoints.
 template <class T>
 using array = xt::xarray<T, xt::layout_type::row_major>;
+
+/// Non-owning, dynamic-rank, row-major view of contiguous memory (an xtensor adaptor): what a
+/// `cpc::parameter` exposes as `value` and `grad`. Element access works on host memory only.
+/// Assigning to a view writes its elements; it never rebinds or resizes the memory.
+template <class T>
+using array_view = decltype(xt::adapt(std::declval<T*>(), std::size_t{}, xt::no_ownership(),
+                                      std::declval<std::vector<std::size_t>>()));
 
 /// Marks an extent that any value satisfies in `check_shape`.
 inline constexpr std::ptrdiff_t any = -1;

@@ -17,10 +17,6 @@
 
 namespace cpc {
 
-/// `[batch, height, width, channels]` image tensor (NHWC, row-major).
-template <class T>
-using tensor4 = tensor<T, 4>;
-
 /// 2-D convolution on channel-last images with zero padding on all four sides:
 /// y[b,i,j,o] = bias[o] + sum_{c,u,v} weight[o,c,u,v] * x[b, i*stride + u - padding, j*stride + v - padding,
 /// c]. Shapes: x `[batch, H, W, C_in]` -> y `[batch, H_out, W_out, C_out]` with H_out = (H + 2*padding -

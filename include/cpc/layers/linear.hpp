@@ -3,17 +3,22 @@
 #include <cstddef>
 #include <string_view>
 
-#include "cpc/backend/cpu/eigen.hpp"
-#include "cpc/backend/cpu/gemm.hpp"
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
 #include "cpc/layers/init.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::linear` (the same type for every element type and backend); `bias = false` drops
+/// the bias term.
+struct linear_options {
+  std::size_t in_features = 0;
+  std::size_t out_features = 0;
+  bool bias = true;
+};
 
 /// Fully connected layer applied to every frame: y[b,t,:] = W x[b,t,:] + bias.
 /// Shapes: x `[batch, time, in_features]` -> y `[batch, time, out_features]`;
@@ -26,12 +31,8 @@ class linear {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Layer sizes; `bias = false` drops the bias term.
-  struct options {
-    std::size_t in_features = 0;
-    std::size_t out_features = 0;
-    bool bias = true;
-  };
+  /// Layer sizes (`cpc::linear_options`).
+  using options = linear_options;
 
   /// Builds the layer and draws PyTorch's default initial weights from `gen`.
   linear(options opt, rng& gen) : opt_(opt), weight_({opt.out_features, opt.in_features}) {
@@ -54,17 +55,23 @@ class linear {
     ensure_shape(y, std::array<std::size_t, 3>{x.shape()[0], x.shape()[1], opt_.out_features});
     const auto in = static_cast<std::ptrdiff_t>(opt_.in_features);
     const auto out = static_cast<std::ptrdiff_t>(opt_.out_features);
-    // B(i, o) = W[o, i], packed once for every task.
-    wpack_.pack(weight_.value.data(), 1, in, opt_.in_features, opt_.out_features);
-    parallel_for(0, row_blocks(rows), [&](std::size_t blk) {
-      const auto [r0, n] = block(blk, rows);
-      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), x.data() + r0 * in, in, 1, wpack_,
-                           y.data() + r0 * out, out, false, work.data());
-      if (opt_.bias)
-        cpu_kernels::matrix_map(y.data() + r0 * out, n, out).rowwise() +=
-            cpu_kernels::row_vector_map(bias_.value.data(), out);
-    });
+    // y[r, o] = sum_i x[r, i] W[o, i]: B(i, o) = W[o, i].
+    ops::gemm<Backend>(ops::gemm_args<T>{.m = rows,
+                                         .n = opt_.out_features,
+                                         .k = opt_.in_features,
+                                         .a = x.data(),
+                                         .a_row_stride = in,
+                                         .a_depth_stride = 1,
+                                         .b = weight_.value.data(),
+                                         .b_row_stride = 1,
+                                         .b_col_stride = in,
+                                         .c = y.data(),
+                                         .ldc = out,
+                                         .accumulate = false},
+                       gemm_ws_);
+    if (opt_.bias)
+      ops::add_row_vector<Backend>(ops::add_row_vector_args<T>{
+          .rows = rows, .cols = opt_.out_features, .v = bias_.value.data(), .y = y.data(), .ldy = out});
   }
 
   /// Accumulates dW += dy^T x and db += sum(dy); writes dx = dy W when `dx` is not null.
@@ -77,31 +84,39 @@ class linear {
     const std::size_t rows = x.shape()[0] * x.shape()[1];
     const auto in = static_cast<std::ptrdiff_t>(opt_.in_features);
     const auto out = static_cast<std::ptrdiff_t>(opt_.out_features);
-    // Parameter gradients dW[o, :] += sum_r dy[r, o] x[r, :]: x packed once; each block of output
-    // features is owned by one task and sums rows in order (deterministic).
-    xpack_.pack(x.data(), in, 1, rows, opt_.in_features);
-    const std::size_t out_blocks = (opt_.out_features + feature_block - 1) / feature_block;
-    parallel_for(0, out_blocks, [&](std::size_t blk) {
-      const std::size_t o0 = blk * feature_block;
-      const auto n = static_cast<std::ptrdiff_t>(std::min(feature_block, opt_.out_features - o0));
-      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), dy.data() + o0, 1, out, xpack_,
-                           weight_.grad.data() + o0 * in, in, true, work.data());
-      if (opt_.bias) {
-        const auto dyb = cpu_kernels::strided_map(dy.data() + o0, static_cast<std::ptrdiff_t>(rows), n, out);
-        cpu_kernels::row_vector_map(bias_.grad.data() + o0, n) += dyb.colwise().sum();
-      }
-    });
+    // dW[o, i] += sum_r dy[r, o] x[r, i]: A = dy^T, B = x.
+    ops::gemm<Backend>(ops::gemm_args<T>{.m = opt_.out_features,
+                                         .n = opt_.in_features,
+                                         .k = rows,
+                                         .a = dy.data(),
+                                         .a_row_stride = 1,
+                                         .a_depth_stride = out,
+                                         .b = x.data(),
+                                         .b_row_stride = in,
+                                         .b_col_stride = 1,
+                                         .c = weight_.grad.data(),
+                                         .ldc = in,
+                                         .accumulate = true},
+                       gemm_ws_);
+    if (opt_.bias)
+      ops::sum_rows<Backend>(ops::sum_rows_args<T>{
+          .rows = rows, .cols = opt_.out_features, .x = dy.data(), .ldx = out, .out = bias_.grad.data()});
     if (dx == nullptr) return;
     ensure_shape(*dx, x.shape());
-    // B(o, i) = W[o, i].
-    wpack_.pack(weight_.value.data(), in, 1, opt_.out_features, opt_.in_features);
-    parallel_for(0, row_blocks(rows), [&](std::size_t blk) {
-      const auto [r0, n] = block(blk, rows);
-      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-      cpu_kernels::gemm<T>(static_cast<std::size_t>(n), dy.data() + r0 * out, out, 1, wpack_,
-                           dx->data() + r0 * in, in, false, work.data());
-    });
+    // dx[r, i] = sum_o dy[r, o] W[o, i]: B(o, i) = W[o, i].
+    ops::gemm<Backend>(ops::gemm_args<T>{.m = rows,
+                                         .n = opt_.in_features,
+                                         .k = opt_.out_features,
+                                         .a = dy.data(),
+                                         .a_row_stride = out,
+                                         .a_depth_stride = 1,
+                                         .b = weight_.value.data(),
+                                         .b_row_stride = in,
+                                         .b_col_stride = 1,
+                                         .c = dx->data(),
+                                         .ldc = in,
+                                         .accumulate = false},
+                       gemm_ws_);
   }
 
   /// Visits "weight" `[out, in]` and, with bias, "bias" `[out]`.
@@ -115,18 +130,10 @@ class linear {
   parameter<T>& bias() { return bias_; }
 
  private:
-  static constexpr std::size_t row_block = 256;     // rows per task in forward / dx
-  static constexpr std::size_t feature_block = 64;  // output features per task in dW
-  static std::size_t row_blocks(std::size_t rows) { return (rows + row_block - 1) / row_block; }
-  static std::pair<std::size_t, std::ptrdiff_t> block(std::size_t blk, std::size_t rows) {
-    const std::size_t r0 = blk * row_block;
-    return {r0, static_cast<std::ptrdiff_t>(std::min(row_block, rows - r0))};
-  }
-
   options opt_;
   parameter<T> weight_;
   parameter<T> bias_;
-  cpu_kernels::packed_rhs<T> wpack_, xpack_;  // GEMM workspaces: packed weight, packed input (d weight)
+  ops::gemm_workspace<Backend, T> gemm_ws_;
 };
 
 }  // namespace cpc

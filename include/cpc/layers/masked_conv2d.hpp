@@ -83,7 +83,7 @@ class masked_conv2d {
   }
 
   // Zeroes rows u > kernel / 2 of every [kernel, kernel] slice of a weight-shaped array.
-  void zero_masked(array<T>& w) const {
+  void zero_masked(array_view<T>& w) const {
     const std::size_t k = opt_.kernel, slices = w.size() / (k * k);
     for (std::size_t s = 0; s < slices; ++s)
       for (std::size_t u = k / 2 + 1; u < k; ++u)

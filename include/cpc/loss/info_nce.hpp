@@ -12,6 +12,7 @@
 #include "cpc/backend/cpu/eigen.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/error.hpp"
+#include "cpc/core/loss_result.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
@@ -39,22 +40,6 @@ enum class predictor_init { pytorch_default, normal };
 /// their sum, as the paper sums the K losses (K * log(N + 1) at chance, e.g. 58.3 for K = 12,
 /// N = 128). Gradients follow the choice.
 enum class step_reduction { mean, sum };
-
-/// What one InfoNCE evaluation measured. Vectors have K entries, entry k - 1 for step k.
-/// `loss_per_step[k-1]`: mean over the step's terms of -log softmax(logits)[0];
-/// `accuracy[k-1]`: fraction of those terms whose logit of the positive is strictly above every
-/// negative's (ties count as wrong), over the same candidate axis as the loss;
-/// `terms[k-1]`: number of (b, t) with t + k < length_b (B * (T - k) without padding).
-/// A step without terms reports loss 0, accuracy 0. `chance` = 1 / (N + 1),
-/// `log_candidates` = log(N + 1) (the loss of a model at chance).
-struct info_nce_result {
-  double loss = 0;
-  std::vector<double> loss_per_step;
-  std::vector<double> accuracy;
-  std::vector<std::size_t> terms;
-  double chance = 0;
-  double log_candidates = 0;
-};
 
 /// InfoNCE loss of CPC with its K prediction heads W_k (paper eq. 3-4).
 /// For every anchor (b, t, k), k = 1..K, t + k < length_b: prediction p = W_k c_t (+ bias),

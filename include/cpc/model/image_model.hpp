@@ -115,7 +115,7 @@ concept grid_contrastive_loss = requires(L l, const tensor4<T>& z, const tensor4
 template <class Config, template <class, class> class Encoder, template <class, class> class Autoregressor,
           template <class, class> class Loss, class T = float, class Backend = cpu>
 class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autoregressor<T, Backend>,
-                                              Loss<T, Backend>, T, tensor4<T>> {
+                                              Loss<T, Backend>, T, tensor4<T>, Backend> {
   CPC_REQUIRE_BACKEND(Backend);
   static_assert(std::is_floating_point_v<T>, "cpc::image_model: T must be float or double");
   using core = typename image_model::model_core;

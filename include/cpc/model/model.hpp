@@ -51,7 +51,7 @@ concept contrastive_loss = requires(L l, const tensor3<T>& z, const tensor3<T>& 
 template <class Config, template <class, class> class Encoder, template <class, class> class Autoregressor,
           template <class, class> class Loss, class T = float, class Backend = cpu>
 class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregressor<T, Backend>,
-                                        Loss<T, Backend>, T, tensor3<T>> {
+                                        Loss<T, Backend>, T, tensor3<T>, Backend> {
   CPC_REQUIRE_BACKEND(Backend);
   static_assert(std::is_floating_point_v<T>, "cpc::model: T must be float or double");
   using core = typename model::model_core;

@@ -8,10 +8,12 @@
 #include <utility>
 #include <vector>
 
+#include "cpc/backend/ops.hpp"
+#include "cpc/backend/parameter_store.hpp"
 #include "cpc/core/error.hpp"
+#include "cpc/core/loss_result.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
-#include "cpc/loss/info_nce.hpp"
 
 namespace cpc {
 
@@ -54,9 +56,17 @@ namespace detail {
 /// The modality-independent part of cpc::model and cpc::image_model. `Latents` is the type of z, c
 /// and their gradients (`tensor3<T>` for audio, `tensor4<T>` for image grids); the derived class
 /// gives the typed entry points and the loss's extra arguments (audio: a `batch_info`; grids: none).
-template <class Config, class Encoder, class Autoregressor, class Loss, class T, class Latents>
+/// The model owns its parameters' flat value and gradient buffers (`parameter_store`), so it can
+/// be neither copied nor moved: an optimiser holding `parameters()` could otherwise point at freed
+/// memory.
+template <class Config, class Encoder, class Autoregressor, class Loss, class T, class Latents, class Backend>
 class model_core {
  public:
+  model_core(const model_core&) = delete;
+  model_core& operator=(const model_core&) = delete;
+  model_core(model_core&&) = delete;
+  model_core& operator=(model_core&&) = delete;
+
   using value_type = T;
   using config_type = Config;
   using encoder_type = Encoder;
@@ -85,7 +95,9 @@ class model_core {
   }
 
   /// All parameters with their names, for optimisers: `cpc::adam<float> opt{m.parameters(), {}}`.
-  std::vector<std::pair<std::string, parameter<T>*>> parameters() { return named_parameters<T>(*this); }
+  /// They are the slots of the model's flat buffers (`flat` is set), so optimisers update the
+  /// whole model in one pass.
+  const named_parameter_list<T>& parameters() const { return store_.parameters(); }
 
   /// Total number of learnable scalars.
   std::size_t parameter_count() { return cpc::parameter_count<T>(*this); }
@@ -109,7 +121,8 @@ class model_core {
         gen_(opt.seed),
         encoder_(opt.encoder, gen_),
         ar_(opt.autoregressor, gen_),
-        loss_(opt.loss, gen_) {}
+        loss_(opt.loss, gen_),
+        store_(*this) {}
 
   /// Latents and contexts of `x` (resized; buffers are reused).
   template <class Input>
@@ -124,11 +137,12 @@ class model_core {
   template <class Input, class... LossArgs>
   info_nce_result gradients(const Input& x, const LossArgs&... loss_args) {
     check_not_empty(x);
-    zero_grad<T>(*this);
+    ops::fill<Backend>(ops::fill_args<T>{.n = store_.size(), .value = T(0), .y = store_.grads()});
     forward(x, z_, c_);
     info_nce_result r = loss_.compute(z_, c_, loss_args..., gen_, &dz_, &dc_);
     ar_.backward(z_, c_, dc_, &dz_ar_);
-    dz_ += dz_ar_;
+    ops::axpby<Backend>(ops::axpby_args<T>{
+        .n = dz_.size(), .alpha = T(1), .x = dz_ar_.data(), .beta = T(1), .y = dz_.data()});
     encoder_.backward(dz_);
     return r;
   }
@@ -162,7 +176,8 @@ class model_core {
   encoder_type encoder_;
   autoregressor_type ar_;
   loss_type loss_;
-  Latents z_, c_, dz_, dc_, dz_ar_;  // reused across steps
+  parameter_store<T, Backend> store_;  // after the components: binds their parameters
+  Latents z_, c_, dz_, dc_, dz_ar_;    // reused across steps
 };
 
 }  // namespace detail

@@ -18,11 +18,6 @@
 
 namespace cpc {
 
-/// (name, parameter*) pairs as returned by `cpc::named_parameters(module)`. The pointed-to
-/// parameters must outlive whatever holds the list.
-template <class T>
-using named_parameter_list = std::vector<std::pair<std::string, parameter<T>*>>;
-
 /// Checks a parameter list: no null pointers, and each gradient has its value's shape.
 /// Errors: `cpc::config_error` for a null parameter; `cpc::shape_error`
 /// "<where>: gradient of '<name>': expected [..], got [..]" for a mismatched gradient.

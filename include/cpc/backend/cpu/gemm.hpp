@@ -24,6 +24,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "cpc/core/memory.hpp"
 #include "cpc/core/threads.hpp"
 
 namespace cpc::cpu_kernels {
@@ -31,8 +32,6 @@ namespace cpc::cpu_kernels {
 namespace gemm_detail {
 template <class T>
 using simd = xsimd::batch<T>;
-template <class T>
-using aligned_buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;
 }  // namespace gemm_detail
 
 /// Tile sizes of `gemm` for element type T on the target instruction set.
@@ -113,7 +112,7 @@ class packed_rhs {
   }
 
   std::size_t k_ = 0, n_ = 0, panels_ = 0;
-  gemm_detail::aligned_buffer<T> data_;
+  host_buffer<T> data_;
 };
 
 /// Scalars of A-panel workspace that `gemm` needs.

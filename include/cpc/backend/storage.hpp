@@ -1,0 +1,37 @@
+#pragma once
+/// Storage that knows its backend: `buffer_for<T, Backend>` (flat) and `tensor_for<T, N, Backend>`
+/// (shaped) are the types `Backend::memory` allocates, and `to<Backend>(t)` is the one way data
+/// moves between backends. Nothing converts implicitly between two memory spaces; the host
+/// backends (`cpu`, `reference`) share host memory, so between them `to` is a copy.
+/// Source: DESIGN.md "Core decisions" (storage allocated by its backend, explicit moves).
+#include <cstddef>
+#include <type_traits>
+
+#include "cpc/backend/tags.hpp"
+
+namespace cpc {
+
+/// Flat storage of `T` allocated by `Backend` (host: `cpc::host_buffer<T>`, 64-byte aligned).
+template <class T, class Backend>
+using buffer_for = typename Backend::memory::template buffer<T>;
+
+/// Shaped owning tensor allocated by `Backend` (host: `cpc::tensor<T, N>`, row-major xtensor).
+template <class T, std::size_t N, class Backend>
+using tensor_for = typename Backend::memory::template tensor<T, N>;
+
+/// Whether CPU code may read memory of `Backend` directly.
+template <class Backend>
+inline constexpr bool host_accessible = Backend::memory::host_accessible;
+
+/// A copy of host tensor `t` allocated by backend `Dst`. Shapes are kept.
+/// Errors: none on the host backends; a device backend adds its own overload (and throws
+/// `cpc::error` subclasses on failed transfers).
+template <class Dst, class Tensor>
+requires host_accessible<Dst>
+auto to(const Tensor& t) {
+  using T = std::remove_cv_t<std::remove_reference_t<decltype(*t.data())>>;
+  constexpr std::size_t N = std::tuple_size_v<std::remove_cvref_t<decltype(t.shape())>>;
+  return tensor_for<T, N, Dst>(t);
+}
+
+}  // namespace cpc
