@@ -23,7 +23,7 @@ struct state {
       out.insert(out.end(), p.value.begin(), p.value.end());
     });
     opt.for_each_state(
-        [&](const std::string&, const cpc::array<float>& s) { out.insert(out.end(), s.begin(), s.end()); });
+        [&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
     return out;
   }
 };

@@ -89,7 +89,7 @@ std::vector<double> snapshot(Model& m, const Opt& opt) {
   m.for_each_parameter(
       [&](const std::string&, parameter<T>& p) { out.insert(out.end(), p.value.begin(), p.value.end()); });
   opt.for_each_state(
-      [&](const std::string&, const array<T>& s) { out.insert(out.end(), s.begin(), s.end()); });
+      [&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
   return out;
 }
 

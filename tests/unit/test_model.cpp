@@ -177,3 +177,48 @@ TEST_CASE("model: audio fed in chunks through context_stream gives the contexts 
   tensor3<float> more;
   CHECK_THROWS_AS(stream.push(audio, more), error);
 }
+
+TEST_CASE("model: owns one flat value and one flat gradient buffer; cannot be copied or moved") {
+  static_assert(!std::is_copy_constructible_v<tiny_model_f> && !std::is_move_constructible_v<tiny_model_f> &&
+                !std::is_copy_assignable_v<tiny_model_f> && !std::is_move_assignable_v<tiny_model_f>);
+  tiny_model_f m;
+  const auto& params = m.parameters();
+  REQUIRE(params.flat);
+  std::size_t expected = 0;
+  for (const auto& [name, p] : params) {
+    CAPTURE(name);
+    // Each parameter is a slot of the flat buffers at the same offset in both, 64-byte aligned.
+    CHECK(p->value.data() == params.flat.values + expected);
+    CHECK(p->grad.data() == params.flat.grads + expected);
+    CHECK(reinterpret_cast<std::uintptr_t>(p->value.data()) % 64 == 0);
+    CHECK_FALSE(p->owns_memory());
+    expected += (p->size() + parameter_alignment - 1) / parameter_alignment * parameter_alignment;
+  }
+  CHECK(params.flat.size == expected);
+  CHECK(m.parameter_count() <= expected);
+}
+
+TEST_CASE("adam: one pass over a model's flat buffers equals the per-parameter update, bit for bit") {
+  // Two identical models; one optimiser updates the flat buffers, the other each parameter on its own.
+  tiny_model_f a, b;
+  named_parameter_list<float> per_parameter = b.parameters();
+  per_parameter.flat = {};
+  adam<float> flat_opt(a.parameters(), {.learning_rate = 1e-2, .weight_decay = 0.1});
+  adam<float> split_opt(per_parameter, {.learning_rate = 1e-2, .weight_decay = 0.1});
+  const auto audio = random_audio<float>(2, 2000, 5);
+  for (int s = 0; s < 3; ++s) {
+    const auto ra = a.train_step(audio, flat_opt);
+    const auto rb = b.train_step(audio, split_opt);
+    CHECK(ra.loss == rb.loss);
+  }
+  for (std::size_t i = 0; i < a.parameters().size(); ++i) {
+    CAPTURE(a.parameters()[i].first);
+    CHECK(a.parameters()[i].second->value == b.parameters()[i].second->value);
+  }
+  std::vector<float> sa, sb;
+  flat_opt.for_each_state(
+      [&](const std::string&, const auto& t) { sa.insert(sa.end(), t.begin(), t.end()); });
+  split_opt.for_each_state(
+      [&](const std::string&, const auto& t) { sb.insert(sb.end(), t.begin(), t.end()); });
+  CHECK(sa == sb);
+}

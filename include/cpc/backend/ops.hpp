@@ -7,8 +7,10 @@
 ///
 /// Families:
 ///   blas     gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   optim    adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/blas.hpp"
+#include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

@@ -72,6 +72,7 @@ class model_core {
   using encoder_type = Encoder;
   using autoregressor_type = Autoregressor;
   using loss_type = Loss;
+  using backend_type = Backend;
 
   /// Every component's options (defaults from `Config`) and the seed of the model's generator,
   /// which draws the initial weights and then the negatives.

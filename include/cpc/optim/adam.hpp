@@ -1,5 +1,6 @@
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -20,8 +21,10 @@ namespace cpc {
 /// parallel, so results do not depend on the thread count.
 /// Errors: `cpc::config_error` for options out of range (as torch's ValueError); `cpc::shape_error`
 /// when a gradient's shape differs from its value's.
-template <class T>
-class adam : public optimizer_base<T> {
+template <class T, class Backend = cpu>
+class adam : public optimizer_base<T, Backend> {
+  CPC_REQUIRE_BACKEND(Backend);
+
   static_assert(std::is_floating_point_v<T>, "cpc::adam: T must be float or double");
 
  public:
@@ -37,7 +40,7 @@ class adam : public optimizer_base<T> {
 
   /// Takes the parameters to update, e.g. `cpc::named_parameters<float>(model)`; zero state.
   adam(named_parameter_list<T> params, options opt)
-      : optimizer_base<T>("adam", std::move(params), opt.learning_rate), opt_(opt) {
+      : optimizer_base<T, Backend>("adam", std::move(params), opt.learning_rate), opt_(opt) {
     if (!(opt.beta1 >= 0 && opt.beta1 < 1))
       throw config_error("adam: expected 0 <= beta1 < 1, got " + std::to_string(opt.beta1));
     if (!(opt.beta2 >= 0 && opt.beta2 < 1))
@@ -51,58 +54,59 @@ class adam : public optimizer_base<T> {
 
   const options& config() const { return opt_; }
 
-  /// One update of every parameter from its current gradient (gradients are not zeroed).
+  /// One update of every parameter from its current gradient (gradients are not zeroed): one
+  /// `ops::adam_update` over the model's flat buffers, or one per parameter for other lists.
+  /// Errors: `cpc::shape_error` when a parameter's value or gradient changed shape.
   void step() {
     this->check_parameters();
-    this->check_state(exp_avg_, "adam.exp_avg");
-    this->check_state(exp_avg_sq_, "adam.exp_avg_sq");
     const std::uint64_t t = this->steps_ + 1;
     const double bias_correction1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t));
     const double bias_correction2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t));
-    const T step_size = static_cast<T>(this->lr_ / bias_correction1);
-    const T bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-    const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
-    const T one_minus_b1 = static_cast<T>(1.0 - opt_.beta1), one_minus_b2 = static_cast<T>(1.0 - opt_.beta2);
-    const T eps = static_cast<T>(opt_.eps), wd = static_cast<T>(opt_.weight_decay);
-    const bool decay = opt_.weight_decay != 0;
-    this->for_each_chunk([&](std::size_t k, std::size_t begin, std::size_t count) {
-      T* p = this->params_[k].second->value.data() + begin;
-      const T* grad = this->params_[k].second->grad.data() + begin;
-      T* m = exp_avg_[k].data() + begin;
-      T* v = exp_avg_sq_[k].data() + begin;
-      for (std::size_t i = 0; i < count; ++i) {
-        const T g = decay ? grad[i] + wd * p[i] : grad[i];
-        m[i] = m[i] * b1 + g * one_minus_b1;
-        v[i] = v[i] * b2 + one_minus_b2 * g * g;
-        p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
-      }
+    ops::adam_update_args<T> a{.step_size = static_cast<T>(this->lr_ / bias_correction1),
+                               .bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2)),
+                               .beta1 = static_cast<T>(opt_.beta1),
+                               .beta2 = static_cast<T>(opt_.beta2),
+                               .one_minus_beta1 = static_cast<T>(1.0 - opt_.beta1),
+                               .one_minus_beta2 = static_cast<T>(1.0 - opt_.beta2),
+                               .eps = static_cast<T>(opt_.eps),
+                               .weight_decay = static_cast<T>(opt_.weight_decay),
+                               .decay = opt_.weight_decay != 0};
+    this->for_each_run([&](T* value, T* grad, std::size_t offset, std::size_t n) {
+      a.n = n;
+      a.value = value;
+      a.grad = grad;
+      a.exp_avg = exp_avg_.data() + offset;
+      a.exp_avg_sq = exp_avg_sq_.data() + offset;
+      ops::adam_update<Backend>(a);
     });
     this->steps_ = t;
   }
 
-  /// Visits the state tensors as `f(name, array<T>&)`: "adam.exp_avg.<param>" then
-  /// "adam.exp_avg_sq.<param>" for each parameter in order. Writing through the reference restores
-  /// state (keep the shape); restore the step count with `set_steps`.
+  /// Visits the state as `f(name, view)` (`cpc::array_view<T>`, shaped like the parameter):
+  /// "adam.exp_avg.<param>" then "adam.exp_avg_sq.<param>" for each parameter in order. Writing
+  /// through the view restores state; restore the step count with `set_steps`.
   template <class F>
   void for_each_state(F&& f) {
-    for (std::size_t k = 0; k < this->params_.size(); ++k)
-      f("adam.exp_avg." + this->params_[k].first, exp_avg_[k]);
-    for (std::size_t k = 0; k < this->params_.size(); ++k)
-      f("adam.exp_avg_sq." + this->params_[k].first, exp_avg_sq_[k]);
+    for (std::size_t k = 0; k < this->params_.size(); ++k) {
+      auto v = this->state_view(exp_avg_, k);
+      f("adam.exp_avg." + this->params_[k].first, v);
+    }
+    for (std::size_t k = 0; k < this->params_.size(); ++k) {
+      auto v = this->state_view(exp_avg_sq_, k);
+      f("adam.exp_avg_sq." + this->params_[k].first, v);
+    }
   }
-  /// Read-only visit, `f(name, const array<T>&)`, for saving.
+  /// Read-only visit, `f(name, const view&)`, for saving.
   template <class F>
   void for_each_state(F&& f) const {
-    for (std::size_t k = 0; k < this->params_.size(); ++k)
-      f("adam.exp_avg." + this->params_[k].first, static_cast<const array<T>&>(exp_avg_[k]));
-    for (std::size_t k = 0; k < this->params_.size(); ++k)
-      f("adam.exp_avg_sq." + this->params_[k].first, static_cast<const array<T>&>(exp_avg_sq_[k]));
+    const_cast<adam&>(*this).for_each_state(
+        [&](const std::string& name, const array_view<T>& v) { f(name, v); });
   }
 
  private:
   options opt_;
-  std::vector<array<T>> exp_avg_;
-  std::vector<array<T>> exp_avg_sq_;
+  buffer_for<T, Backend> exp_avg_;  // laid out like the parameters (optimizer_base)
+  buffer_for<T, Backend> exp_avg_sq_;
 };
 
 }  // namespace cpc

@@ -1,7 +1,7 @@
 #pragma once
-/// What every optimiser shares: the list of named parameters it updates, the fixed chunking of
-/// their elements for deterministic parallel element-wise updates, the learning rate and the step
-/// count. Source: the torch.optim.Optimizer contract (one parameter group).
+/// What every optimiser shares: the list of named parameters it updates, the layout of its state
+/// buffers, the learning rate and the step count. Source: the torch.optim.Optimizer contract (one
+/// parameter group).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -11,10 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
 
 namespace cpc {
 
@@ -31,38 +31,18 @@ void check_parameter_list(std::string_view where, const named_parameter_list<T>&
   }
 }
 
-/// Elements per parallel task in optimiser updates, gradient clipping and finiteness checks.
+/// Scalars per chunk in the norm and finiteness reductions (partial sums are combined in chunk
+/// order, so the result does not depend on the thread count). Chunks never span two parameters.
 inline constexpr std::size_t optimizer_chunk_size = 16384;
 
-/// A contiguous run of one parameter's elements: parameter index, first element, element count.
-struct parameter_chunk {
-  std::size_t param = 0;
-  std::size_t begin = 0;
-  std::size_t count = 0;
-};
-
-/// Splits every parameter of a list into chunks of at most `chunk_size` elements. The split
-/// depends only on the parameter sizes, so a loop over chunks gives the same result for any
-/// thread count. Chunks never span two parameters.
-template <class T>
-std::vector<parameter_chunk> make_parameter_chunks(const named_parameter_list<T>& params,
-                                                   std::size_t chunk_size) {
-  std::vector<parameter_chunk> chunks;
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const std::size_t n = params[i].second->size();
-    for (std::size_t b = 0; b < n; b += chunk_size) chunks.push_back({i, b, std::min(chunk_size, n - b)});
-  }
-  return chunks;
-}
-
 /// Base of `cpc::adam` and `cpc::sgd`: owns the parameter list, the learning rate, the step count
-/// and the chunking. Derived classes implement `step()` with `for_each_chunk`.
-template <class T>
+/// and the layout of the state buffers. State lives in flat buffers allocated by `Backend`, laid
+/// out like the parameters: when the list is a model's flat buffers (`flat` set) the state has the
+/// same slots and one update covers the whole model; otherwise parameter i's state starts after
+/// the sizes of parameters 0..i-1 and the update runs per parameter.
+template <class T, class Backend>
 class optimizer_base {
  public:
-  /// Elements per parallel task in the element-wise update.
-  static constexpr std::size_t chunk_size = optimizer_chunk_size;
-
   /// The current learning rate.
   double learning_rate() const { return lr_; }
   /// Sets the learning rate used by the next `step()` (schedules call this before each step).
@@ -79,9 +59,11 @@ class optimizer_base {
   void set_steps(std::uint64_t n) { steps_ = n; }
   /// The parameters this optimiser updates, in order.
   const named_parameter_list<T>& parameters() const { return params_; }
-  /// Zeroes every parameter gradient.
+  /// Zeroes every gradient (one pass over the flat gradient buffer when there is one).
   void zero_grad() {
-    for (auto& [name, p] : params_) p->zero_grad();
+    for_each_run([&](T*, T* grad, std::size_t, std::size_t n) {
+      ops::fill<Backend>(ops::fill_args<T>{.n = n, .value = T(0), .y = grad});
+    });
   }
 
  protected:
@@ -89,31 +71,27 @@ class optimizer_base {
       : name_(std::move(name)), params_(std::move(params)) {
     check_parameter_list(name_, params_);
     set_learning_rate(lr);
-    chunks_ = make_parameter_chunks(params_, chunk_size);
-    for (const auto& [name, p] : params_)
+    std::size_t offset = 0;
+    for (const auto& [pname, p] : params_) {
       shapes_.emplace_back(p->value.shape().begin(), p->value.shape().end());
+      offsets_.push_back(params_.flat ? static_cast<std::size_t>(p->value.data() - params_.flat.values)
+                                      : offset);
+      offset += p->size();
+    }
+    state_size_ = params_.flat ? params_.flat.size : offset;
   }
 
-  /// Allocates one zero state tensor per parameter, shaped like its value.
-  std::vector<array<T>> zero_state() const {
-    std::vector<array<T>> s;
-    s.reserve(params_.size());
-    for (const auto& [name, p] : params_) {
-      s.push_back(array<T>::from_shape(p->value.shape()));
-      s.back().fill(T(0));
-    }
+  /// A zero state buffer laid out like the parameters (see the class comment).
+  buffer_for<T, Backend> zero_state() const {
+    buffer_for<T, Backend> s(state_size_);
+    ops::fill<Backend>(ops::fill_args<T>{.n = state_size_, .value = T(0), .y = s.data()});
     return s;
   }
 
-  /// Checks that state tensors restored through `for_each_state` kept their parameters' shapes.
-  /// Errors: `cpc::shape_error` "<optimiser>: state '<prefix>.<param>': expected [..], got [..]".
-  void check_state(const std::vector<array<T>>& state, std::string_view prefix) const {
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      const auto& s = state[i].shape();
-      if (!std::equal(s.begin(), s.end(), shapes_[i].begin(), shapes_[i].end()))
-        throw shape_error(name_ + ": state '" + std::string(prefix) + "." + params_[i].first +
-                          "': expected " + shape_string(shapes_[i]) + ", got " + shape_string(s));
-    }
+  /// A view of parameter i's slot in state buffer `s`, shaped like the parameter.
+  array_view<T> state_view(buffer_for<T, Backend>& s, std::size_t i) const {
+    return xt::adapt(static_cast<T*>(s.data() + offsets_[i]), params_[i].second->size(), xt::no_ownership(),
+                     shapes_[i]);
   }
 
   /// Checks the parameter list again before an update, since a caller may have resized a value or
@@ -130,19 +108,24 @@ class optimizer_base {
     }
   }
 
-  /// Calls `f(param_index, begin, count)` for every chunk, in parallel (after `check_parameters`).
+  /// Calls `f(value, grad, state_offset, n)` for each contiguous run of parameters: once over the
+  /// flat buffers when the list has them, else once per parameter.
   template <class F>
-  void for_each_chunk(F&& f) {
-    parallel_for(0, chunks_.size(), [&](std::size_t c) {
-      const auto& ch = chunks_[c];
-      f(ch.param, ch.begin, ch.count);
-    });
+  void for_each_run(F&& f) {
+    if (params_.flat) {
+      f(params_.flat.values, params_.flat.grads, std::size_t{0}, params_.flat.size);
+      return;
+    }
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      f(params_[i].second->value.data(), params_[i].second->grad.data(), offsets_[i],
+        params_[i].second->size());
   }
 
   std::string name_;
   named_parameter_list<T> params_;
-  std::vector<parameter_chunk> chunks_;
   std::vector<std::vector<std::size_t>> shapes_;
+  std::vector<std::size_t> offsets_;  // start of each parameter's slot in a state buffer
+  std::size_t state_size_ = 0;
   double lr_ = 0;
   std::uint64_t steps_ = 0;
 };

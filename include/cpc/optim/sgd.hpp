@@ -20,8 +20,10 @@ namespace cpc {
 /// Errors: `cpc::config_error` for options out of range or Nesterov without momentum or with
 /// dampening (as torch's ValueError); `cpc::shape_error` when a gradient's shape differs from its
 /// value's.
-template <class T>
-class sgd : public optimizer_base<T> {
+template <class T, class Backend = cpu>
+class sgd : public optimizer_base<T, Backend> {
+  CPC_REQUIRE_BACKEND(Backend);
+
   static_assert(std::is_floating_point_v<T>, "cpc::sgd: T must be float or double");
 
  public:
@@ -36,7 +38,7 @@ class sgd : public optimizer_base<T> {
 
   /// Takes the parameters to update, e.g. `cpc::named_parameters<float>(model)`.
   sgd(named_parameter_list<T> params, options opt)
-      : optimizer_base<T>("sgd", std::move(params), opt.learning_rate), opt_(opt) {
+      : optimizer_base<T, Backend>("sgd", std::move(params), opt.learning_rate), opt_(opt) {
     if (!(opt.momentum >= 0))
       throw config_error("sgd: expected momentum >= 0, got " + std::to_string(opt.momentum));
     if (!(opt.weight_decay >= 0))
@@ -48,51 +50,50 @@ class sgd : public optimizer_base<T> {
 
   const options& config() const { return opt_; }
 
-  /// One update of every parameter from its current gradient (gradients are not zeroed).
+  /// One update of every parameter from its current gradient (gradients are not zeroed): one
+  /// `ops::sgd_update` over the model's flat buffers, or one per parameter for other lists.
+  /// Errors: `cpc::shape_error` when a parameter's value or gradient changed shape.
   void step() {
     this->check_parameters();
     const bool use_momentum = opt_.momentum != 0;
-    if (use_momentum) this->check_state(momentum_buffer_, "sgd.momentum_buffer");
-    const bool first = this->steps_ == 0;
-    const bool decay = opt_.weight_decay != 0;
-    const T lr = static_cast<T>(this->lr_), wd = static_cast<T>(opt_.weight_decay);
-    const T mu = static_cast<T>(opt_.momentum), keep = static_cast<T>(1.0 - opt_.dampening);
-    const bool nesterov = opt_.nesterov;
-    this->for_each_chunk([&](std::size_t k, std::size_t begin, std::size_t count) {
-      T* p = this->params_[k].second->value.data() + begin;
-      const T* grad = this->params_[k].second->grad.data() + begin;
-      if (!use_momentum) {
-        for (std::size_t i = 0; i < count; ++i) p[i] -= lr * (decay ? grad[i] + wd * p[i] : grad[i]);
-        return;
-      }
-      T* b = momentum_buffer_[k].data() + begin;
-      for (std::size_t i = 0; i < count; ++i) {
-        const T d = decay ? grad[i] + wd * p[i] : grad[i];
-        b[i] = first ? d : mu * b[i] + keep * d;
-        p[i] -= lr * (nesterov ? d + mu * b[i] : b[i]);
-      }
+    ops::sgd_update_args<T> a{.lr = static_cast<T>(this->lr_),
+                              .weight_decay = static_cast<T>(opt_.weight_decay),
+                              .momentum = static_cast<T>(opt_.momentum),
+                              .keep = static_cast<T>(1.0 - opt_.dampening),
+                              .decay = opt_.weight_decay != 0,
+                              .first = this->steps_ == 0,
+                              .nesterov = opt_.nesterov};
+    this->for_each_run([&](T* value, T* grad, std::size_t offset, std::size_t n) {
+      a.n = n;
+      a.value = value;
+      a.grad = grad;
+      a.momentum_buffer = use_momentum ? momentum_buffer_.data() + offset : nullptr;
+      ops::sgd_update<Backend>(a);
     });
     ++this->steps_;
   }
 
-  /// Visits the state tensors as `f(name, array<T>&)`: "sgd.momentum_buffer.<param>" for each
-  /// parameter when momentum != 0, nothing otherwise. Writing through the reference restores state
-  /// (keep the shape); restore the step count with `set_steps`.
+  /// Visits the state as `f(name, view)` (`cpc::array_view<T>`, shaped like the parameter):
+  /// "sgd.momentum_buffer.<param>" for each parameter when momentum != 0, nothing otherwise.
+  /// Writing through the view restores state; restore the step count with `set_steps`.
   template <class F>
   void for_each_state(F&& f) {
-    for (std::size_t k = 0; k < momentum_buffer_.size(); ++k)
-      f("sgd.momentum_buffer." + this->params_[k].first, momentum_buffer_[k]);
+    if (opt_.momentum == 0) return;
+    for (std::size_t k = 0; k < this->params_.size(); ++k) {
+      auto v = this->state_view(momentum_buffer_, k);
+      f("sgd.momentum_buffer." + this->params_[k].first, v);
+    }
   }
-  /// Read-only visit, `f(name, const array<T>&)`, for saving.
+  /// Read-only visit, `f(name, const view&)`, for saving.
   template <class F>
   void for_each_state(F&& f) const {
-    for (std::size_t k = 0; k < momentum_buffer_.size(); ++k)
-      f("sgd.momentum_buffer." + this->params_[k].first, static_cast<const array<T>&>(momentum_buffer_[k]));
+    const_cast<sgd&>(*this).for_each_state(
+        [&](const std::string& name, const array_view<T>& v) { f(name, v); });
   }
 
  private:
   options opt_;
-  std::vector<array<T>> momentum_buffer_;
+  buffer_for<T, Backend> momentum_buffer_;  // laid out like the parameters; empty without momentum
 };
 
 }  // namespace cpc

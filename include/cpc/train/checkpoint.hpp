@@ -37,7 +37,7 @@ void save_checkpoint(const std::filesystem::path& path, Model& m, const Optimize
   using T = typename Model::value_type;
   safetensors_writer w;
   m.for_each_parameter([&](const std::string& name, parameter<T>& p) { w.add("model." + name, p.value); });
-  opt.for_each_state([&](const std::string& name, const array<T>& s) { w.add(name, s); });
+  opt.for_each_state([&](const std::string& name, const auto& s) { w.add(name, s); });
   const std::uint64_t steps = opt.steps();
   w.add("optimizer.steps", {1}, &steps);
   w.add("rng.model", {4}, m.generator().state().data());
@@ -81,7 +81,7 @@ safetensors_metadata load_checkpoint(const std::filesystem::path& path, Model& m
   };
   m.for_each_parameter(
       [&](const std::string& name, parameter<T>& p) { expect("model." + name, p.value.shape(), true); });
-  opt.for_each_state([&](const std::string& name, const array<T>& s) { expect(name, s.shape(), true); });
+  opt.for_each_state([&](const std::string& name, const auto& s) { expect(name, s.shape(), true); });
   const std::vector<std::size_t> one{1}, four{4};
   expect("optimizer.steps", one, false);
   expect("rng.model", four, false);
@@ -99,7 +99,7 @@ safetensors_metadata load_checkpoint(const std::filesystem::path& path, Model& m
   m.for_each_parameter([&](const std::string& name, parameter<T>& p) {
     load_into(f.at("model." + name), p.value, "model." + name);
   });
-  opt.for_each_state([&](const std::string& name, array<T>& s) { load_into(f.at(name), s, name); });
+  opt.for_each_state([&](const std::string& name, auto& s) { load_into(f.at(name), s, name); });
   opt.set_steps(f.at("optimizer.steps").values<std::uint64_t>()[0]);
   m.generator().set_state(model_state);
   for (const auto& [name, g] : generators) g->set_state(other_states[name]);

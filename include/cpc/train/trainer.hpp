@@ -97,6 +97,7 @@ template <class Model, class Optimizer, class Schedule, class NextBatch>
 train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatch&& next_batch,
                     const train_options& o) {
   using T = typename Model::value_type;
+  using backend = typename Model::backend_type;
   if (o.max_steps == 0 && o.max_seconds <= 0)
     throw config_error("train: expected max_steps > 0 or max_seconds > 0");
   std::ofstream csv;
@@ -112,7 +113,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   }
   const bool tty = o.progress && o.out == &std::cerr && isatty(STDERR_FILENO);
   const bool summed = m.config().loss.reduction == step_reduction::sum;
-  auto params = m.parameters();
+  const auto& params = m.parameters();
   training_batch<T> batch;
   train_summary s;
   bool warned = false;
@@ -135,10 +136,11 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
       throw numeric_error("training step " + std::to_string(step) + ": the loss is " +
                           std::to_string(r.loss) +
                           " (lower the learning rate or enable clipping; the last checkpoint is intact)");
-    if (const auto bad = find_nonfinite_gradient(params); bad.found)
+    if (const auto bad = find_nonfinite_gradient<T, backend>(params); bad.found)
       throw numeric_error("training step " + std::to_string(step) + ": non-finite gradient in '" +
                           params[bad.param].first + "' (the last checkpoint is intact)");
-    const double norm = o.clip_norm > 0 ? clip_grad_norm(params, o.clip_norm) : gradient_norm(params);
+    const double norm =
+        o.clip_norm > 0 ? clip_grad_norm<T, backend>(params, o.clip_norm) : gradient_norm<T, backend>(params);
     opt.step();
     ++s.steps_run;
     s.last = r;

@@ -71,6 +71,7 @@ void sum_rows(const sum_rows_args<T>& args) {
 }
 
 /// y[i] = alpha * x[i] + beta * y[i] for i < n (beta = 0 overwrites y, even where y is NaN).
+/// x may be y (in-place scaling).
 template <class T>
 struct axpby_args {
   std::size_t n = 0;
