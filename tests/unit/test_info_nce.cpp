@@ -9,6 +9,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -24,8 +25,8 @@ struct reference_result {
   std::vector<std::size_t> terms;
 };
 
-template <class T>
-reference_result plain_reference(info_nce<T>& m, const tensor3<T>& z, const tensor3<T>& c,
+template <class T, class Backend>
+reference_result plain_reference(info_nce<T, Backend>& m, const tensor3<T>& z, const tensor3<T>& c,
                                  const std::vector<std::size_t>& len, const tensor<std::int32_t, 4>& neg) {
   const auto& o = m.config();
   const std::size_t B = z.shape()[0], Tn = z.shape()[1], D = o.latent_dim, C = o.context_dim;
@@ -72,16 +73,18 @@ tensor3<T> random3(std::size_t a, std::size_t b, std::size_t c, rng& gen, double
 
 }  // namespace
 
-TEST_CASE("info_nce: matches PyTorch golden values with fixed negatives (loss, accuracy, dz, dc, dW, db)") {
+TEST_CASE_TEMPLATE(
+    "info_nce: matches PyTorch golden values with fixed negatives (loss, accuracy, dz, dc, dW, db)", Backend,
+    CPC_TEST_BACKENDS) {
   auto g = read_golden("info_nce.txt");
   rng gen(0);
-  info_nce<float> m({.context_dim = 4,
-                     .latent_dim = 5,
-                     .steps = 3,
-                     .negatives = 4,
-                     .predictor_bias = true,
-                     .scale = score_scale::inv_sqrt_dim},
-                    gen);
+  info_nce<float, Backend> m({.context_dim = 4,
+                              .latent_dim = 5,
+                              .steps = 3,
+                              .negatives = 4,
+                              .predictor_bias = true,
+                              .scale = score_scale::inv_sqrt_dim},
+                             gen);
   for (std::size_t k = 0; k < 3; ++k) {
     assign(m.head(k).weight().value, g["weight" + std::to_string(k)]);
     assign(m.head(k).bias().value, g["bias" + std::to_string(k)]);
@@ -106,7 +109,8 @@ TEST_CASE("info_nce: matches PyTorch golden values with fixed negatives (loss, a
   CHECK(max_relative_error(dc, g["dc"]) < 1e-4);
 }
 
-TEST_CASE("info_nce: finite differences in double through z, c, W_k and b_k") {
+TEST_CASE_TEMPLATE("info_nce: finite differences in double through z, c, W_k and b_k", Backend,
+                   CPC_TEST_BACKENDS) {
   struct variant {
     std::string name;
     bool bias;
@@ -132,17 +136,17 @@ TEST_CASE("info_nce: finite differences in double through z, c, W_k and b_k") {
   for (const auto& v : variants) {
     CAPTURE(v.name);
     rng gen(7);
-    info_nce<double> m({.context_dim = 3,
-                        .latent_dim = 4,
-                        .steps = 2,
-                        .negatives = 3,
-                        .predictor_bias = v.bias,
-                        .scale = v.scale,
-                        .temperature = 0.5,
-                        .init = predictor_init::normal,
-                        .sharing = v.sharing,
-                        .reduction = v.reduction},
-                       gen);
+    info_nce<double, Backend> m({.context_dim = 3,
+                                 .latent_dim = 4,
+                                 .steps = 2,
+                                 .negatives = 3,
+                                 .predictor_bias = v.bias,
+                                 .scale = v.scale,
+                                 .temperature = 0.5,
+                                 .init = predictor_init::normal,
+                                 .sharing = v.sharing,
+                                 .reduction = v.reduction},
+                                gen);
     if (v.bias)
       for (std::size_t k = 0; k < 2; ++k) fill_uniform(m.head(k).bias().value, gen);
     auto z = random3<double>(2, 6, 4, gen), c = random3<double>(2, 6, 3, gen);
@@ -160,20 +164,21 @@ TEST_CASE("info_nce: finite differences in double through z, c, W_k and b_k") {
   }
 }
 
-TEST_CASE(
+TEST_CASE_TEMPLATE(
     "info_nce: loss and accuracy equal a plain per-term reference over the candidate axis, every term "
-    "counted") {
+    "counted",
+    Backend, CPC_TEST_BACKENDS) {
   for (auto policy : {negative_policy::batch, negative_policy::same_sequence,
                       negative_policy::other_sequences, negative_policy::same_speaker}) {
     CAPTURE(to_string(policy));
     rng gen(3);
-    info_nce<double> m({.context_dim = 6,
-                        .latent_dim = 8,
-                        .steps = 4,
-                        .negatives = 7,
-                        .init = predictor_init::normal,
-                        .policy = policy},
-                       gen);
+    info_nce<double, Backend> m({.context_dim = 6,
+                                 .latent_dim = 8,
+                                 .steps = 4,
+                                 .negatives = 7,
+                                 .init = predictor_init::normal,
+                                 .policy = policy},
+                                gen);
     const std::size_t B = 3, Tn = 10;
     auto z = random3<double>(B, Tn, 8, gen), c = random3<double>(B, Tn, 6, gen);
     for (const batch_info& info : {batch_info{.speakers = {1, 2, 1}}, batch_info{{10, 7, 9}, {1, 2, 1}}}) {
@@ -199,9 +204,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("info_nce: a random model on near-constant z starts at log(N + 1), accuracy near chance") {
+TEST_CASE_TEMPLATE("info_nce: a random model on near-constant z starts at log(N + 1), accuracy near chance",
+                   Backend, CPC_TEST_BACKENDS) {
   rng gen(1);
-  info_nce<float> m({}, gen);  // paper sizes: 256 -> 512, K = 12, N = 128, PyTorch default heads
+  info_nce<float, Backend> m({}, gen);  // paper sizes: 256 -> 512, K = 12, N = 128, PyTorch default heads
   tensor3<float> z = xt::ones<float>({2, 48, 512}), noise = random3<float>(2, 48, 512, gen, 1e-3);
   z += noise;
   auto c = random3<float>(2, 48, 256, gen);
@@ -211,12 +217,12 @@ TEST_CASE("info_nce: a random model on near-constant z starts at log(N + 1), acc
     CHECK(std::abs(r.loss_per_step[k] - std::log(129.0)) < 0.05 * std::log(129.0));
   CHECK(r.chance == doctest::Approx(1.0 / 129));
 
-  info_nce<float> sum({.reduction = step_reduction::sum}, gen);
+  info_nce<float, Backend> sum({.reduction = step_reduction::sum}, gen);
   const auto rs = sum.compute(z, c, {}, gen, nullptr, nullptr);
   CHECK(std::abs(rs.loss - 12 * std::log(129.0)) < 0.05 * 12 * std::log(129.0));
 }
 
-TEST_CASE("info_nce: the target of (t, k) is exactly z_{t+k}") {
+TEST_CASE_TEMPLATE("info_nce: the target of (t, k) is exactly z_{t+k}", Backend, CPC_TEST_BACKENDS) {
   // z_{b,t} = e_{bT+t}; c_{b,t} = e_{bT+t}; W_k maps e_{bT+t} -> 1e4 e_{bT+t+shift}. With shift = k only
   // the true target scores 1e4: accuracy 1, loss ~0. With shift = k + 1 (an off-by-one) accuracy is 0.
   const std::size_t B = 2, Tn = 8, K = 3, F = B * Tn;
@@ -225,7 +231,7 @@ TEST_CASE("info_nce: the target of (t, k) is exactly z_{t+k}") {
   const tensor3<double> c = z;
   for (int off : {0, 1}) {
     rng gen(4);
-    info_nce<double> m({.context_dim = F, .latent_dim = F, .steps = K, .negatives = 5}, gen);
+    info_nce<double, Backend> m({.context_dim = F, .latent_dim = F, .steps = K, .negatives = 5}, gen);
     for (std::size_t k = 1; k <= K; ++k) {
       auto& w = m.head(k - 1).weight().value;
       w.fill(0.0);
@@ -242,17 +248,18 @@ TEST_CASE("info_nce: the target of (t, k) is exactly z_{t+k}") {
   }
 }
 
-TEST_CASE(
-    "info_nce: padded frames carry no loss and no gradient; padded batch = per-item runs (same_sequence)") {
+TEST_CASE_TEMPLATE(
+    "info_nce: padded frames carry no loss and no gradient; padded batch = per-item runs (same_sequence)",
+    Backend, CPC_TEST_BACKENDS) {
   rng gen(9);
   const std::size_t Tn = 9, K = 3, N = 5;
-  info_nce<double> m({.context_dim = 3,
-                      .latent_dim = 4,
-                      .steps = K,
-                      .negatives = N,
-                      .init = predictor_init::normal,
-                      .policy = negative_policy::same_sequence},
-                     gen);
+  info_nce<double, Backend> m({.context_dim = 3,
+                               .latent_dim = 4,
+                               .steps = K,
+                               .negatives = N,
+                               .init = predictor_init::normal,
+                               .policy = negative_policy::same_sequence},
+                              gen);
   auto z = random3<double>(2, Tn, 4, gen), c = random3<double>(2, Tn, 3, gen);
   const batch_info info{.lengths = {6, 9}};
   for (std::size_t t = 6; t < Tn; ++t)
@@ -293,18 +300,19 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_TEMPLATE(
     "info_nce: no batch mixing - item b's loss and gradient equal item b alone; permutation "
-    "(same_sequence)") {
+    "(same_sequence)",
+    Backend, CPC_TEST_BACKENDS) {
   rng gen(12);
   const std::size_t B = 3, Tn = 7, K = 2, N = 4;
-  info_nce<double> m({.context_dim = 3,
-                      .latent_dim = 5,
-                      .steps = K,
-                      .negatives = N,
-                      .init = predictor_init::normal,
-                      .policy = negative_policy::same_sequence},
-                     gen);
+  info_nce<double, Backend> m({.context_dim = 3,
+                               .latent_dim = 5,
+                               .steps = K,
+                               .negatives = N,
+                               .init = predictor_init::normal,
+                               .policy = negative_policy::same_sequence},
+                              gen);
   auto z = random3<double>(B, Tn, 5, gen), c = random3<double>(B, Tn, 3, gen);
   tensor3<double> dz, dc;
   const auto r = m.compute(z, c, {}, gen, &dz, &dc);
@@ -340,7 +348,7 @@ TEST_CASE(
     CHECK(xt::allclose(xt::view(dzp, b), xt::view(dz, B - 1 - b), 1e-10, 1e-12));
 }
 
-TEST_CASE("info_nce: deterministic for a seed and for any thread count; gradients accumulate in the heads") {
+TEST_CASE("info_nce: deterministic for a seed and for any thread count (cpu)") {
   auto run = [](std::size_t threads) {
     set_num_threads(threads);
     rng gen(21);
@@ -352,21 +360,27 @@ TEST_CASE("info_nce: deterministic for a seed and for any thread count; gradient
     return std::make_tuple(r.loss, dz, dc, tensor2<float>(m.head(4).weight().grad));
   };
   CHECK(run(1) == run(2));
+}
+
+TEST_CASE_TEMPLATE("info_nce: gradients accumulate in the heads; none without dz and dc", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(1);
-  info_nce<double> m({.context_dim = 3, .latent_dim = 4, .steps = 2, .negatives = 3}, gen);
+  info_nce<double, Backend> m({.context_dim = 3, .latent_dim = 4, .steps = 2, .negatives = 3}, gen);
   auto z = random3<double>(2, 5, 4, gen), c = random3<double>(2, 5, 3, gen);
   tensor3<double> dz, dc;
   m.compute(z, c, {}, gen, &dz, &dc);
   const array<double> once = m.head(1).weight().grad;
+  CHECK(xt::amax(xt::abs(once))() > 0);
   m.compute(z, c, {}, m.sampler().indices(), &dz, &dc);
   CHECK(xt::allclose(m.head(1).weight().grad, 2.0 * once));
   m.compute(z, c, {}, m.sampler().indices(), nullptr, nullptr);  // no gradient requested: untouched
   CHECK(xt::allclose(m.head(1).weight().grad, 2.0 * once));
 }
 
-TEST_CASE("info_nce: parameter names, shapes and initialisations") {
+TEST_CASE_TEMPLATE("info_nce: parameter names, shapes and initialisations", Backend, CPC_TEST_BACKENDS) {
   rng gen(8);
-  info_nce<double> m({.context_dim = 64, .latent_dim = 100, .steps = 3, .predictor_bias = true}, gen);
+  info_nce<double, Backend> m({.context_dim = 64, .latent_dim = 100, .steps = 3, .predictor_bias = true},
+                              gen);
   std::vector<std::string> names;
   m.for_each_parameter(
       [&](const std::string& n, parameter<double>& p) {
@@ -379,7 +393,7 @@ TEST_CASE("info_nce: parameter names, shapes and initialisations") {
                                           "loss.predictor.2.weight", "loss.predictor.2.bias"});
   CHECK(m.head(0).weight().value.shape()[1] == 64);
   CHECK(xt::amax(xt::abs(m.head(2).weight().value))() <= 1.0 / 8);
-  info_nce<double> n(
+  info_nce<double, Backend> n(
       {.context_dim = 64, .latent_dim = 100, .steps = 1, .init = predictor_init::normal, .init_scale = 2.0},
       gen);
   const auto& w = n.head(0).weight().value;
@@ -387,9 +401,9 @@ TEST_CASE("info_nce: parameter names, shapes and initialisations") {
   CHECK(sd == doctest::Approx(2.0).epsilon(0.05));
 }
 
-TEST_CASE("info_nce: bad inputs throw typed errors naming the problem") {
+TEST_CASE_TEMPLATE("info_nce: bad inputs throw typed errors naming the problem", Backend, CPC_TEST_BACKENDS) {
   rng gen(1);
-  info_nce<float> m({.context_dim = 3, .latent_dim = 4, .steps = 2, .negatives = 3}, gen);
+  info_nce<float, Backend> m({.context_dim = 3, .latent_dim = 4, .steps = 2, .negatives = 3}, gen);
   tensor3<float> z = xt::zeros<float>({2, 5, 4}), c = xt::zeros<float>({2, 5, 3}),
                  bad = xt::zeros<float>({2, 4, 3});
   CHECK_THROWS_WITH_AS(m.compute(z, bad, {}, gen, nullptr, nullptr),
@@ -406,6 +420,91 @@ TEST_CASE("info_nce: bad inputs throw typed errors naming the problem") {
   CHECK_THROWS_WITH_AS(m.compute(z, c, {.lengths = {1, 1}}, gen, nullptr, nullptr),
                        "info_nce: no (b, t, k) term with t + k < length; items need at least 2 valid frames",
                        config_error);
-  CHECK_THROWS_AS(info_nce<float>({.scale = score_scale::temperature, .temperature = 0.0}, gen),
-                  config_error);
+  using loss_type = info_nce<float, Backend>;
+  CHECK_THROWS_WITH_AS(loss_type({.scale = score_scale::temperature, .temperature = 0.0}, gen),
+                       "info_nce: expected temperature > 0, got 0.000000", config_error);
+  CHECK_THROWS_WITH_AS(loss_type({.context_dim = 0}, gen),
+                       "info_nce: expected context_dim > 0 and latent_dim > 0", config_error);
+}
+
+TEST_CASE(
+    "info_nce: cpu equals reference (1e-5) - loss, accuracy, dz, dc and head gradients - on odd sizes, "
+    "padding, one item, every option") {
+  struct variant {
+    std::string name;
+    std::size_t batch, time, context, latent, steps, negatives;
+    info_nce_options extra;
+    std::vector<std::size_t> lengths;
+  };
+  const std::vector<variant> variants{
+      {"paper-like, dot, mean", 3, 40, 24, 64, 5, 20, {}, {}},
+      {"odd D and N, bias, 1/sqrt(D), sum, padded",
+       2,
+       13,
+       5,
+       37,
+       3,
+       7,
+       {.predictor_bias = true, .scale = score_scale::inv_sqrt_dim, .reduction = step_reduction::sum},
+       {13, 6}},
+      {"one item, D = 1, N = 1, temperature, shared",
+       1,
+       9,
+       3,
+       1,
+       4,
+       1,
+       {.scale = score_scale::temperature, .temperature = 0.3, .sharing = negative_sharing::shared},
+       {}},
+      {"same_sequence, 1/D, items too short for some steps",
+       4,
+       8,
+       7,
+       16,
+       4,
+       5,
+       {.scale = score_scale::inv_dim, .policy = negative_policy::same_sequence},
+       {8, 2, 5, 3}}};
+  for (const auto& v : variants) {
+    CAPTURE(v.name);
+    info_nce_options opt = v.extra;
+    opt.context_dim = v.context;
+    opt.latent_dim = v.latent;
+    opt.steps = v.steps;
+    opt.negatives = v.negatives;
+    opt.init = predictor_init::normal;
+    opt.init_scale = 0.5;
+    rng g1(31), g2(31);
+    info_nce<float, cpu> a(opt, g1);
+    info_nce<float, reference> b(opt, g2);
+    rng data(5);
+    auto z = random3<float>(v.batch, v.time, v.latent, data),
+         c = random3<float>(v.batch, v.time, v.context, data);
+    const batch_info info{.lengths = v.lengths};
+    tensor3<float> dza, dca;
+    const auto ra = a.compute(z, c, info, data, &dza, &dca);
+    const auto& neg = a.sampler().indices();
+    // Outputs pre-filled with NaN: every element must be written (zero on padding).
+    tensor3<float> dzb = xt::zeros<float>(z.shape()), dcb = xt::zeros<float>(c.shape());
+    dzb.fill(std::nanf(""));
+    dcb.fill(std::nanf(""));
+    const auto rb = b.compute(z, c, info, neg, &dzb, &dcb);
+    CHECK(std::abs(ra.loss - rb.loss) <= 1e-5 * std::abs(rb.loss));
+    REQUIRE(ra.loss_per_step.size() == v.steps);
+    for (std::size_t k = 0; k < v.steps; ++k) {
+      CAPTURE(k);
+      CHECK(std::abs(ra.loss_per_step[k] - rb.loss_per_step[k]) <= 1e-5 * std::abs(rb.loss_per_step[k]));
+      CHECK(ra.accuracy[k] == rb.accuracy[k]);
+      CHECK(ra.terms[k] == rb.terms[k]);
+    }
+    CHECK(scaled_max_error(dza, dzb) < 1e-5);
+    CHECK(scaled_max_error(dca, dcb) < 1e-5);
+    auto pa = named_parameters<float>(a), pb = named_parameters<float>(b);
+    REQUIRE(pa.size() == pb.size());
+    REQUIRE(pa.size() == v.steps * (opt.predictor_bias ? 2 : 1));
+    for (std::size_t i = 0; i < pa.size(); ++i) {
+      CAPTURE(pa[i].first);
+      CHECK(scaled_max_error(pa[i].second->grad, pb[i].second->grad) < 1e-5);
+    }
+  }
 }

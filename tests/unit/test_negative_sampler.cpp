@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <cpc/loss/negative_sampler.hpp>
+#include <cpc/data/negative_sampler.hpp>
 
 #include <map>
 #include <set>

@@ -2,5 +2,6 @@
 /// Every kernel of the cpu backend. Add a family's header here when
 /// a new op family gets cpu kernels.
 #include "cpc/backend/cpu/blas.hpp"
+#include "cpc/backend/cpu/info_nce.hpp"
 #include "cpc/backend/cpu/optim.hpp"
 #include "cpc/backend/tags.hpp"

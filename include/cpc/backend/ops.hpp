@@ -8,9 +8,11 @@
 /// Families:
 ///   blas     gemm, add_row_vector, sum_rows, axpby, fill, copy
 ///   optim    adam_update, sgd_update, sum_squares, find_nonfinite
+///   info_nce info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/blas.hpp"
+#include "cpc/backend/op/info_nce.hpp"
 #include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

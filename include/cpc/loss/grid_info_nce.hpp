@@ -6,13 +6,12 @@
 #include <string_view>
 #include <vector>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
+#include "cpc/data/negative_sampler.hpp"
 #include "cpc/loss/info_nce.hpp"
-#include "cpc/loss/negative_sampler.hpp"
 
 namespace cpc {
 
@@ -33,11 +32,13 @@ class grid_info_nce {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  using options = typename info_nce<T, Backend>::options;
+  /// Sizes and choices (`cpc::info_nce_options`, shared with `cpc::info_nce`).
+  using options = info_nce_options;
 
   /// Builds the K prediction heads from `gen`.
   grid_info_nce(options opt, rng& gen) : loss_(opt, gen) {}
 
+  /// The options the loss was built with.
   const options& config() const { return loss_.config(); }
 
   /// Row offset of prediction step k (1-based): the positive of anchor (b, i, j) is (b, i + k, j).
@@ -93,22 +94,16 @@ class grid_info_nce {
   static void to_columns(const tensor4<T>& g, tensor3<T>& out) {
     const std::size_t B = g.shape()[0], R = g.shape()[1], C = g.shape()[2], D = g.shape()[3];
     ensure_shape(out, std::array<std::size_t, 3>{B * C, R, D});
-    parallel_for(0, B, [&](std::size_t b) {
-      for (std::size_t i = 0; i < R; ++i)
-        for (std::size_t j = 0; j < C; ++j)
-          std::copy_n(g.data() + ((b * R + i) * C + j) * D, D, out.data() + ((b * C + j) * R + i) * D);
-    });
+    ops::transpose_grid<Backend>(ops::transpose_grid_args<T>{
+        .batch = B, .rows = R, .cols = C, .dim = D, .x = g.data(), .y = out.data()});
   }
   // [B * C, R, D] -> [B, R, C, D]
   template <class Shape>
   static void from_columns(const tensor3<T>& s, const Shape& shape, tensor4<T>& out) {
     ensure_shape(out, shape);
     const std::size_t B = shape[0], R = shape[1], C = shape[2], D = shape[3];
-    parallel_for(0, B, [&](std::size_t b) {
-      for (std::size_t i = 0; i < R; ++i)
-        for (std::size_t j = 0; j < C; ++j)
-          std::copy_n(s.data() + ((b * C + j) * R + i) * D, D, out.data() + ((b * R + i) * C + j) * D);
-    });
+    ops::transpose_grid<Backend>(ops::transpose_grid_args<T>{
+        .batch = B, .rows = C, .cols = R, .dim = D, .x = s.data(), .y = out.data()});
   }
 
   info_nce<T, Backend> loss_;

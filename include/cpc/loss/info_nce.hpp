@@ -1,26 +1,23 @@
 #pragma once
 /// InfoNCE with K linear prediction heads (van den Oord et al. 2018, section 2, eq. 3-4).
-#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cpc/backend/cpu/eigen.hpp"
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/loss_result.hpp"
+#include "cpc/core/memory.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
+#include "cpc/data/negative_sampler.hpp"
 #include "cpc/layers/init.hpp"
 #include "cpc/layers/linear.hpp"
-#include "cpc/loss/gather_kernels.hpp"
-#include "cpc/loss/negative_sampler.hpp"
 
 namespace cpc {
 
@@ -41,6 +38,23 @@ enum class predictor_init { pytorch_default, normal };
 /// N = 128). Gradients follow the choice.
 enum class step_reduction { mean, sum };
 
+/// Sizes and choices of `cpc::info_nce` and `cpc::grid_info_nce` (the same type for every element
+/// type and backend). Defaults follow the paper's audio model (256 -> 512, K = 12, N = 128).
+struct info_nce_options {
+  std::size_t context_dim = 256;
+  std::size_t latent_dim = 512;
+  std::size_t steps = 12;       ///< K prediction steps
+  std::size_t negatives = 128;  ///< N negatives per anchor
+  bool predictor_bias = false;
+  score_scale scale = score_scale::dot;
+  double temperature = 1.0;  ///< used with score_scale::temperature; must be > 0
+  predictor_init init = predictor_init::pytorch_default;
+  double init_scale = 1.0;  ///< standard deviation of predictor_init::normal
+  negative_policy policy = negative_policy::batch;
+  negative_sharing sharing = negative_sharing::per_step;
+  step_reduction reduction = step_reduction::mean;
+};
+
 /// InfoNCE loss of CPC with its K prediction heads W_k (paper eq. 3-4).
 /// For every anchor (b, t, k), k = 1..K, t + k < length_b: prediction p = W_k c_t (+ bias),
 /// logits over candidates [positive z_{b,t+k}, negatives z_{n_1}, ..., z_{n_N}] are
@@ -51,12 +65,14 @@ enum class step_reduction { mean, sum };
 /// `[K, batch, time, N]` flat frame indices b * time + t (see `negative_sampler`).
 /// Parameters: "predictor.{k}.weight" `[latent_dim, context_dim]` and, with `predictor_bias`,
 /// "predictor.{k}.bias" `[latent_dim]`, k = 0..K-1 standing for step k + 1 (torch.nn.Linear layout).
-/// Computation: per step, one GEMM P_k = C W_k^T `[B*T, latent]`, then for each anchor the N + 1
-/// candidate rows of z are gathered and dotted with its prediction (O(B T N D) per step instead
-/// of a `[B*T, B*T]` score matrix, which costs B*T/(N+1) times more). Backward: dP by the same
-/// gather; dz by a fixed-order scatter (per-step transpose of the anchor/candidate lists, each dz
-/// row owned by one task); dc and dW_k by the heads' GEMMs. Steps are processed one at a time,
-/// so only one `[B*T, latent]` prediction buffer is held. Deterministic for any thread count.
+/// Computation: per step, one GEMM P_k = C W_k^T `[B*T, latent]` (the head, a `cpc::linear`), then
+/// `ops::info_nce_anchor_terms`: for each anchor the N + 1 candidate rows of z are gathered and
+/// dotted with its prediction (O(B T N D) per step instead of a `[B*T, B*T]` score matrix, which
+/// costs B*T/(N+1) times more), with the log-sum-exp, hit and softmax coefficients. Backward: dP
+/// by the same gather (same op); dz by `ops::info_nce_scatter_dz` (fixed order, each dz row owned
+/// by one task); dc and dW_k by the heads' GEMMs, dc summed over steps with `ops::axpby`. Steps are
+/// processed one at a time, so only one `[B*T, latent]` prediction buffer is held. Deterministic
+/// for any thread count. Negatives are drawn on the host (`negative_sampler`) for every backend.
 /// Errors: `cpc::shape_error` for wrong z / c / negative shapes; `cpc::config_error` for bad
 /// options, bad lengths or speaker ids, a negative index outside the batch or on a padded frame,
 /// or a batch without any term (every item shorter than 2 frames).
@@ -65,21 +81,8 @@ class info_nce {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Sizes and choices. Defaults follow the paper's audio model (256 -> 512, K = 12, N = 128).
-  struct options {
-    std::size_t context_dim = 256;
-    std::size_t latent_dim = 512;
-    std::size_t steps = 12;
-    std::size_t negatives = 128;
-    bool predictor_bias = false;
-    score_scale scale = score_scale::dot;
-    double temperature = 1.0;  ///< used with score_scale::temperature; must be > 0
-    predictor_init init = predictor_init::pytorch_default;
-    double init_scale = 1.0;  ///< standard deviation of predictor_init::normal
-    negative_policy policy = negative_policy::batch;
-    negative_sharing sharing = negative_sharing::per_step;
-    step_reduction reduction = step_reduction::mean;
-  };
+  /// Sizes and choices (`cpc::info_nce_options`).
+  using options = info_nce_options;
 
   /// Builds K heads, drawing their initial weights from `gen` (head 0 first).
   /// Errors: `cpc::config_error` for zero sizes or a non-positive temperature.
@@ -94,7 +97,7 @@ class info_nce {
     heads_.reserve(opt.steps);
     for (std::size_t k = 0; k < opt.steps; ++k) {
       heads_.emplace_back(
-          typename linear<T, Backend>::options{
+          linear_options{
               .in_features = opt.context_dim, .out_features = opt.latent_dim, .bias = opt.predictor_bias},
           gen);
       if (opt.init == predictor_init::normal) {
@@ -104,6 +107,7 @@ class info_nce {
     }
   }
 
+  /// The options the loss was built with.
   const options& config() const { return opt_; }
 
   /// The score multiplier s (see `score_scale`).
@@ -163,19 +167,20 @@ class info_nce {
     const bool grad = dz != nullptr || dc != nullptr;
     if (dz != nullptr) {
       ensure_shape(*dz, z.shape());
-      dz->fill(T(0));
+      ops::fill<Backend>(ops::fill_args<T>{.n = dz->size(), .value = T(0), .y = dz->data()});
     }
     if (dc != nullptr) {
       ensure_shape(*dc, c.shape());
-      dc->fill(T(0));
+      ops::fill<Backend>(ops::fill_args<T>{.n = dc->size(), .value = T(0), .y = dc->data()});
     }
     const auto s = static_cast<T>(score_multiplier());
     const auto b_shape = std::array<std::size_t, 3>{B, Tn, D};
     if (grad) ensure_shape(dp_, b_shape);
-    cand_.resize(BT * N1);
-    logits_.resize(BT * N1);
-    anchor_loss_.resize(BT);
-    anchor_hit_.resize(BT);
+    lengths_.assign(len.begin(), len.end());
+    ensure_size(cand_, BT * N1);
+    ensure_size(logits_, BT * N1);
+    ensure_size(anchor_loss_, BT);
+    ensure_size(anchor_hit_, BT);
 
     for (std::size_t k = 1; k <= K; ++k) {
       const std::size_t terms = res.terms[k - 1];
@@ -185,56 +190,46 @@ class info_nce {
       const double w = opt_.reduction == step_reduction::mean
                            ? 1.0 / (static_cast<double>(terms) * static_cast<double>(used_steps))
                            : 1.0 / static_cast<double>(terms);
-      const std::int32_t* neg_k = negatives.data() + (k - 1) * BT * N;
-      parallel_for(0, (BT + anchor_block - 1) / anchor_block, [&](std::size_t blk) {
-        const std::size_t a_end = std::min(BT, (blk + 1) * anchor_block);
-        for (std::size_t a = blk * anchor_block; a < a_end; ++a) {
-          const std::size_t b = a / Tn, t = a % Tn;
-          T* dpa = grad ? dp_.data() + a * D : nullptr;
-          if (dpa != nullptr) std::fill(dpa, dpa + D, T(0));
-          if (t + k >= len[b]) continue;
-          std::int32_t* cand = cand_.data() + a * N1;
-          T* l = logits_.data() + a * N1;
-          cand[0] = static_cast<std::int32_t>(a + k);
-          std::copy(neg_k + a * N, neg_k + (a + 1) * N, cand + 1);
-          cpu_kernels::gather_dot(p_.data() + a * D, z.data(), cand, N1, D, l);
-          T best_neg = -std::numeric_limits<T>::infinity();
-          for (std::size_t j = 0; j < N1; ++j) {
-            l[j] *= s;
-            if (j > 0) best_neg = std::max(best_neg, l[j]);
-          }
-          const double m = std::max(static_cast<double>(l[0]), static_cast<double>(best_neg));
-          double sum = 0;
-          for (std::size_t j = 0; j < N1; ++j) sum += std::exp(static_cast<double>(l[j]) - m);
-          anchor_loss_[a] = m + std::log(sum) - static_cast<double>(l[0]);
-          anchor_hit_[a] = l[0] > best_neg ? 1 : 0;
-          if (dpa == nullptr) continue;
-          // g_j = dloss/dl_j * s, the coefficient of z_j in dp and of p in dz_j.
-          for (std::size_t j = 0; j < N1; ++j) {
-            const double soft = std::exp(static_cast<double>(l[j]) - m) / sum;
-            l[j] = static_cast<T>(w * (soft - (j == 0 ? 1.0 : 0.0)) * static_cast<double>(s));
-          }
-          cpu_kernels::gather_axpy(dpa, z.data(), cand, l, N1, D);
-        }
-      });
       double total = 0;
       std::size_t hits = 0;
-      for (std::size_t a = 0; a < BT; ++a) {
-        if (a % Tn + k >= len[a / Tn]) continue;
-        total += anchor_loss_[a];
-        hits += anchor_hit_[a];
-      }
+      ops::info_nce_anchor_terms<Backend>(
+          ops::info_nce_anchor_args<T>{.batch = B,
+                                       .time = Tn,
+                                       .dim = D,
+                                       .negatives = N,
+                                       .step = k,
+                                       .lengths = lengths_.data(),
+                                       .p = p_.data(),
+                                       .z = z.data(),
+                                       .negative_index = negatives.data() + (k - 1) * BT * N,
+                                       .scale = s,
+                                       .weight = w,
+                                       .candidates = cand_.data(),
+                                       .logits = logits_.data(),
+                                       .anchor_loss = anchor_loss_.data(),
+                                       .anchor_hit = anchor_hit_.data(),
+                                       .dp = grad ? dp_.data() : nullptr,
+                                       .loss_sum = &total,
+                                       .hits = &hits});
       res.loss_per_step[k - 1] = total / static_cast<double>(terms);
       res.accuracy[k - 1] = static_cast<double>(hits) / static_cast<double>(terms);
       if (!grad) continue;
-      if (dz != nullptr) scatter_dz(*dz, len, Tn, k, N1, D);
+      if (dz != nullptr)
+        ops::info_nce_scatter_dz<Backend>(ops::info_nce_scatter_args<T>{.batch = B,
+                                                                        .time = Tn,
+                                                                        .dim = D,
+                                                                        .negatives = N,
+                                                                        .step = k,
+                                                                        .lengths = lengths_.data(),
+                                                                        .candidates = cand_.data(),
+                                                                        .coeff = logits_.data(),
+                                                                        .p = p_.data(),
+                                                                        .dz = dz->data()},
+                                          scatter_ws_);
       head.backward(c, p_, dp_, dc != nullptr ? &dc_step_ : nullptr);
-      if (dc != nullptr) {
-        const auto rows = static_cast<std::ptrdiff_t>(BT),
-                   cols = static_cast<std::ptrdiff_t>(opt_.context_dim);
-        cpu_kernels::matrix_map(dc->data(), rows, cols) +=
-            cpu_kernels::matrix_map(dc_step_.data(), rows, cols);
-      }
+      if (dc != nullptr)
+        ops::axpby<Backend>(ops::axpby_args<T>{
+            .n = BT * opt_.context_dim, .alpha = T(1), .x = dc_step_.data(), .beta = T(1), .y = dc->data()});
     }
     double combined = 0;
     for (std::size_t k = 0; k < K; ++k) combined += res.loss_per_step[k];
@@ -257,9 +252,6 @@ class info_nce {
   }
 
  private:
-  static constexpr std::size_t anchor_block = 32;  // anchors per task
-  static constexpr std::size_t row_block = 32;     // dz rows per task
-
   void check_inputs(const tensor3<T>& z, const tensor3<T>& c) const {
     check_shape("info_nce z", z, {any, any, static_cast<std::ptrdiff_t>(opt_.latent_dim)});
     check_shape("info_nce c", c,
@@ -286,50 +278,17 @@ class info_nce {
         }
   }
 
-  // dz_r += sum over (anchor a, candidate j) with cand[a, j] = r of g[a, j] * p_a, in anchor order.
-  void scatter_dz(tensor3<T>& dz, const std::vector<std::size_t>& len, std::size_t Tn, std::size_t k,
-                  std::size_t N1, std::size_t D) {
-    const std::size_t BT = dz.shape()[0] * Tn;
-    row_start_.assign(BT + 1, 0);
-    for (std::size_t a = 0; a < BT; ++a) {
-      if (a % Tn + k >= len[a / Tn]) continue;
-      for (std::size_t j = 0; j < N1; ++j) ++row_start_[static_cast<std::size_t>(cand_[a * N1 + j]) + 1];
-    }
-    for (std::size_t r = 0; r < BT; ++r) row_start_[r + 1] += row_start_[r];
-    entry_anchor_.resize(row_start_[BT]);
-    entry_coeff_.resize(row_start_[BT]);
-    fill_.assign(row_start_.begin(), row_start_.end() - 1);
-    for (std::size_t a = 0; a < BT; ++a) {
-      if (a % Tn + k >= len[a / Tn]) continue;
-      for (std::size_t j = 0; j < N1; ++j) {
-        const std::size_t e = fill_[static_cast<std::size_t>(cand_[a * N1 + j])]++;
-        entry_anchor_[e] = static_cast<std::int32_t>(a);
-        entry_coeff_[e] = logits_[a * N1 + j];
-      }
-    }
-    parallel_for(0, (BT + row_block - 1) / row_block, [&](std::size_t blk) {
-      const std::size_t r_end = std::min(BT, (blk + 1) * row_block);
-      for (std::size_t r = blk * row_block; r < r_end; ++r) {
-        const std::size_t e0 = row_start_[r], n = row_start_[r + 1] - e0;
-        if (n > 0)
-          cpu_kernels::gather_axpy(dz.data() + r * D, p_.data(), entry_anchor_.data() + e0,
-                                   entry_coeff_.data() + e0, n, D);
-      }
-    });
-  }
-
   options opt_;
   negative_sampler sampler_;
   std::vector<linear<T, Backend>> heads_;
-  // Workspaces, reused across calls.
-  tensor3<T> p_, dp_, dc_step_;
-  std::vector<std::int32_t> cand_;  // [B*T, N+1] candidates per anchor, positive first
-  std::vector<T> logits_;           // [B*T, N+1] logits, then their gradients times s
-  std::vector<double> anchor_loss_;
-  std::vector<unsigned char> anchor_hit_;
-  std::vector<std::size_t> row_start_, fill_;
-  std::vector<std::int32_t> entry_anchor_;
-  std::vector<T> entry_coeff_;
+  // Workspaces, reused across calls (memory of the backend).
+  tensor3<T> p_, dp_, dc_step_;                    // [B, T, latent], [B, T, latent], [B, T, context]
+  buffer_for<std::size_t, Backend> lengths_;       // [B] valid frames
+  buffer_for<std::int32_t, Backend> cand_;         // [B*T, N+1] candidates per anchor, positive first
+  buffer_for<T, Backend> logits_;                  // [B*T, N+1] logits, then their gradients times s
+  buffer_for<double, Backend> anchor_loss_;        // [B*T]
+  buffer_for<unsigned char, Backend> anchor_hit_;  // [B*T]
+  ops::info_nce_scatter_workspace<Backend, T> scatter_ws_;
 };
 
 }  // namespace cpc

@@ -17,8 +17,8 @@
 
 #include "cpc/core/error.hpp"
 #include "cpc/core/tensor.hpp"
+#include "cpc/data/negative_sampler.hpp"
 #include "cpc/loss/info_nce.hpp"
-#include "cpc/loss/negative_sampler.hpp"
 #include "cpc/optim/clip.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/train/checkpoint.hpp"
