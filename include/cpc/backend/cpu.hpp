@@ -1,5 +1,8 @@
 #pragma once
 /// Every kernel of the cpu backend. Add a family's header here when
 /// a new op family gets cpu kernels.
+#include "cpc/backend/cpu/activation.hpp"
 #include "cpc/backend/cpu/blas.hpp"
+#include "cpc/backend/cpu/conv1d.hpp"
+#include "cpc/backend/cpu/norm.hpp"
 #include "cpc/backend/tags.hpp"
