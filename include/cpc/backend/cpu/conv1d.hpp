@@ -42,8 +42,10 @@ namespace cpu_detail {
 template <class T>
 class conv1d_kernel {
  public:
+  /// Binds one call's shape and the layer's workspace (both must outlive the kernel object).
   conv1d_kernel(const conv1d_shape& s, conv1d_workspace<cpu, T>& ws) : s_(s), ws_(ws), g_(make_geometry(s)) {}
 
+  /// y = conv1d(x) + bias (bias may be null); see `conv1d_forward_args`.
   void forward(const T* x, const T* weight, const T* bias, T* y) {
     gather_edges(x);
     const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
@@ -73,6 +75,7 @@ class conv1d_kernel {
     });
   }
 
+  /// d weight += ..., d bias += ... (d_bias may be null); see `conv1d_backward_params_args`.
   void backward_params(const T* x, const T* dy, T* d_weight, T* d_bias) {
     gather_edges(x);
     if (window() <= direct_max_window)
@@ -81,9 +84,9 @@ class conv1d_kernel {
       parameter_gradients_gemm(x, dy, d_weight, d_bias);
   }
 
-  // dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
-  // For a fixed k the rows u = t*s + k - p form a strided view of dx, so dx is K GEMMs
-  // (`[n, C_out] x [C_out, C_in]`) accumulated into strided views. Tasks own blocks of dx rows.
+  /// dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
+  /// For a fixed k the rows u = t*s + k - p form a strided view of dx, so dx is K GEMMs
+  /// (`[n, C_out] x [C_out, C_in]`) accumulated into strided views. Tasks own blocks of dx rows.
   void backward_input(const T* dy, const T* weight, T* dx) {
     const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
     const auto c_in = static_cast<std::ptrdiff_t>(s_.c_in);

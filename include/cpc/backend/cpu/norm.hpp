@@ -34,10 +34,10 @@ struct layer_norm_kernel {
   static constexpr std::size_t row_block = 64;      // frames per task
   static constexpr std::size_t channel_block = 64;  // channels per task in d weight / d bias
 
-  std::ptrdiff_t width;
-  double eps;
+  std::ptrdiff_t width;  ///< scalars per row (C)
+  double eps;            ///< variance floor
 
-  // Mean and 1/sqrt(var + eps) of one frame (biased variance, two passes for accuracy).
+  /// Mean and 1/sqrt(var + eps) of one frame (biased variance, two passes for accuracy).
   std::pair<T, T> stats(const T* xr) const {
     const row_map xv(xr, width);
     const T mean = xv.mean();
@@ -45,6 +45,7 @@ struct layer_norm_kernel {
     return {mean, T(1) / std::sqrt(var + static_cast<T>(eps))};
   }
 
+  /// y = [relu](layer_norm(x)) for every row (see `layer_norm_forward_args`).
   template <bool Relu>
   void forward_rows(const layer_norm_forward_args<T>& a) const {
     const std::size_t rows = a.rows;
@@ -65,8 +66,8 @@ struct layer_norm_kernel {
     });
   }
 
-  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy' * weight, xhat the normalised
-  // input and dy' = dy (masked by y > 0 with Relu); d weight += sum dy' * xhat, d bias += sum dy'.
+  /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy' * weight, xhat the normalised
+  /// input and dy' = dy (masked by y > 0 with Relu); d weight += sum dy' * xhat, d bias += sum dy'.
   template <bool Relu>
   void backward_rows(const layer_norm_backward_args<T>& a, layer_norm_workspace<cpu, T>& ws) const {
     const std::size_t rows = a.rows;

@@ -50,24 +50,25 @@ void run(reference, const layer_norm_backward_args<T>& a, layer_norm_workspace<r
     const std::size_t i = r * n + j;
     return a.relu && !(a.y[i] > T(0)) ? 0.0 : static_cast<double>(a.dy[i]);
   };
-  if (a.dx != nullptr)
+  if (a.dx != nullptr) {
+    std::vector<double> g(n), xhat(n);  // one row
     for (std::size_t r = 0; r < a.rows; ++r) {
       double mean = 0, rstd = 0;
       reference_detail::row_stats(a.x + r * n, n, a.eps, mean, rstd);
       double g_sum = 0, gx_sum = 0;
       for (std::size_t j = 0; j < n; ++j) {
-        const double g = masked(r, j) * (a.weight != nullptr ? static_cast<double>(a.weight[j]) : 1.0);
-        const double xhat = (static_cast<double>(a.x[r * n + j]) - mean) * rstd;
-        g_sum += g;
-        gx_sum += g * xhat;
+        g[j] = masked(r, j) * (a.weight != nullptr ? static_cast<double>(a.weight[j]) : 1.0);
+        xhat[j] = (static_cast<double>(a.x[r * n + j]) - mean) * rstd;
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        g_sum += g[j];
+        gx_sum += g[j] * xhat[j];
       }
       const double g_mean = g_sum / static_cast<double>(n), gx_mean = gx_sum / static_cast<double>(n);
-      for (std::size_t j = 0; j < n; ++j) {
-        const double g = masked(r, j) * (a.weight != nullptr ? static_cast<double>(a.weight[j]) : 1.0);
-        const double xhat = (static_cast<double>(a.x[r * n + j]) - mean) * rstd;
-        a.dx[r * n + j] = static_cast<T>(rstd * (g - g_mean - xhat * gx_mean));
-      }
+      for (std::size_t j = 0; j < n; ++j)
+        a.dx[r * n + j] = static_cast<T>(rstd * (g[j] - g_mean - xhat[j] * gx_mean));
     }
+  }
   if (a.d_weight == nullptr) return;
   std::vector<double> dw(n, 0.0), db(n, 0.0);
   for (std::size_t r = 0; r < a.rows; ++r) {
