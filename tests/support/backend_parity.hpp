@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,13 @@ namespace cpc::testing {
 #define CPC_TEST_BACKENDS cpc::cpu, cpc::reference
 
 /// max |a_i - b_i| / max(max |b_i|, tiny) over n elements: the error of a relative to the scale of b.
+/// Infinite where exactly one of a_i, b_i is NaN (an element one side left unwritten).
 template <class T>
 double scaled_max_error(const T* a, const T* b, std::size_t n) {
   double num = 0, den = 1e-30;
   for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(static_cast<double>(a[i])) != std::isnan(static_cast<double>(b[i])))
+      return std::numeric_limits<double>::infinity();
     num = std::max(num, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
     den = std::max(den, std::abs(static_cast<double>(b[i])));
   }

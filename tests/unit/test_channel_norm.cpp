@@ -2,20 +2,25 @@
 
 #include <cpc/layers/channel_norm.hpp>
 
+#include <algorithm>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE("channel_norm: finite differences in double for input, weight and bias (plain and fused ReLU)") {
+TEST_CASE_TEMPLATE(
+    "channel_norm: finite differences in double for input, weight and bias (plain and fused ReLU)", Backend,
+    CPC_TEST_BACKENDS) {
   for (bool with_relu : {false, true}) {
     CAPTURE(with_relu);
     rng gen(13);
-    channel_norm<double> layer({.channels = 5});
+    channel_norm<double, Backend> layer({.channels = 5});
     fill_uniform(layer.weight().value, gen, 2.0);
     fill_uniform(layer.bias().value, gen, 0.5);
     tensor3<double> x = xt::zeros<double>({3, 4, 5}), y, dx;
@@ -46,9 +51,10 @@ TEST_CASE("channel_norm: finite differences in double for input, weight and bias
   }
 }
 
-TEST_CASE("channel_norm: matches torch.nn.LayerNorm over channels (golden, float)") {
+TEST_CASE_TEMPLATE("channel_norm: matches torch.nn.LayerNorm over channels (golden, float)", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("norms.txt");
-  channel_norm<float> layer({.channels = 6});
+  channel_norm<float, Backend> layer({.channels = 6});
   assign(layer.weight().value, g["weight"]);
   assign(layer.bias().value, g["bias"]);
   tensor3<float> x, dy, y, dx;
@@ -68,9 +74,11 @@ TEST_CASE("channel_norm: matches torch.nn.LayerNorm over channels (golden, float
   CHECK(max_relative_error(layer.weight().grad, g["relu_dweight"]) < 1e-4);
 }
 
-TEST_CASE("channel_norm: never normalises across time - changing frame t changes only output frame t") {
+TEST_CASE_TEMPLATE(
+    "channel_norm: never normalises across time - changing frame t changes only output frame t", Backend,
+    CPC_TEST_BACKENDS) {
   rng gen(21);
-  channel_norm<double> layer({.channels = 8});
+  channel_norm<double, Backend> layer({.channels = 8});
   tensor3<double> x = xt::zeros<double>({2, 6, 8}), y, y2;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -92,8 +100,10 @@ TEST_CASE("channel_norm: never normalises across time - changing frame t changes
   CHECK(xt::allclose(xt::view(y2, 0, 2, xt::all()), xt::view(y, 0, 2, xt::all()), 1e-4, 1e-4));
 }
 
-TEST_CASE("channel_norm: parameters are named weight/bias, shaped [channels], initialised to 1 and 0") {
-  channel_norm<float> layer({.channels = 3});
+TEST_CASE_TEMPLATE(
+    "channel_norm: parameters are named weight/bias, shaped [channels], initialised to 1 and 0", Backend,
+    CPC_TEST_BACKENDS) {
+  channel_norm<float, Backend> layer({.channels = 3});
   auto params = named_parameters<float>(layer, "norm0");
   REQUIRE(params.size() == 2);
   CHECK(params[0].first == "norm0.weight");
@@ -102,8 +112,9 @@ TEST_CASE("channel_norm: parameters are named weight/bias, shaped [channels], in
   CHECK(params[1].second->value == xt::zeros<float>({3}));
 }
 
-TEST_CASE("channel_norm: bad shapes throw shape_error naming channel_norm") {
-  channel_norm<float> layer({.channels = 4});
+TEST_CASE_TEMPLATE("channel_norm: bad shapes throw shape_error naming channel_norm", Backend,
+                   CPC_TEST_BACKENDS) {
+  channel_norm<float, Backend> layer({.channels = 4});
   tensor3<float> x = xt::zeros<float>({2, 3, 6}), y;
   CHECK_THROWS_WITH_AS(layer.forward(x, y), "channel_norm forward input: expected [*, *, 4], got [2, 3, 6]",
                        shape_error);
@@ -111,5 +122,29 @@ TEST_CASE("channel_norm: bad shapes throw shape_error naming channel_norm") {
   CHECK_THROWS_WITH_AS(layer.backward_relu(good, good, dy, nullptr),
                        "channel_norm backward output gradient: expected [2, 3, 4], got [1, 3, 4]",
                        shape_error);
-  CHECK_THROWS_AS(channel_norm<float>({.channels = 0}), config_error);
+  using layer_t = channel_norm<float, Backend>;  // (a comma inside CHECK_THROWS_AS would split the macro)
+  CHECK_THROWS_AS(layer_t({.channels = 0}), config_error);
+}
+
+TEST_CASE("channel_norm: cpu equals reference (1e-5) for forward/backward and the fused ReLU") {
+  rng gen(14);
+  tensor3<float> x = xt::zeros<float>({3, 70, 130});
+  fill_uniform(x, gen, 2.0);
+  check_layer_backends<channel_norm, float>(channel_norm_options{.channels = 130}, x, 1e-5);
+  channel_norm<float, cpu> a({.channels = 130});
+  channel_norm<float, reference> b({.channels = 130});
+  fill_uniform(a.weight().value, gen, 2.0);
+  std::copy_n(a.weight().value.data(), 130, b.weight().value.data());
+  tensor3<float> ya, yb = xt::zeros_like(x), dxa, dxb = xt::zeros_like(x);
+  a.forward_relu(x, ya);
+  yb.fill(std::nanf(""));
+  b.forward_relu(x, yb);
+  CHECK(scaled_max_error(ya, yb) < 1e-5);
+  const tensor3<float> dy = xt::cos(yb * 3.0f);
+  a.backward_relu(x, yb, dy, &dxa);  // one mask (the reference output) for both
+  dxb.fill(std::nanf(""));
+  b.backward_relu(x, yb, dy, &dxb);
+  CHECK(scaled_max_error(dxa, dxb) < 1e-5);
+  CHECK(scaled_max_error(a.weight().grad, b.weight().grad) < 1e-5);
+  CHECK(scaled_max_error(a.bias().grad, b.bias().grad) < 1e-5);
 }

@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 #include "support/thread_invariance.hpp"
@@ -57,19 +58,20 @@ const config configs[] = {
 
 }  // namespace
 
-TEST_CASE("conv1d: finite differences in double for input, weight and bias gradients") {
+TEST_CASE_TEMPLATE("conv1d: finite differences in double for input, weight and bias gradients", Backend,
+                   CPC_TEST_BACKENDS) {
   for (const auto& cf : configs) {
     CAPTURE(cf.c_in);
     CAPTURE(cf.kernel);
     CAPTURE(cf.stride);
     rng gen(7);
-    conv1d<double> layer({.in_channels = cf.c_in,
-                          .out_channels = cf.c_out,
-                          .kernel = cf.kernel,
-                          .stride = cf.stride,
-                          .padding = cf.padding,
-                          .bias = cf.bias},
-                         gen);
+    conv1d<double, Backend> layer({.in_channels = cf.c_in,
+                                   .out_channels = cf.c_out,
+                                   .kernel = cf.kernel,
+                                   .stride = cf.stride,
+                                   .padding = cf.padding,
+                                   .bias = cf.bias},
+                                  gen);
     tensor3<double> x = xt::zeros<double>({cf.batch, cf.t_in, cf.c_in}), y, dx;
     fill_uniform(x, gen);
     layer.forward(x, y);
@@ -92,18 +94,19 @@ TEST_CASE("conv1d: finite differences in double for input, weight and bias gradi
   }
 }
 
-TEST_CASE("conv1d: forward equals a plain loop, and parameter gradients accumulate") {
+TEST_CASE_TEMPLATE("conv1d: forward equals a plain loop, and parameter gradients accumulate", Backend,
+                   CPC_TEST_BACKENDS) {
   for (const auto& cf : configs) {
     CAPTURE(cf.c_in);
     CAPTURE(cf.kernel);
     rng gen(11);
-    conv1d<double> layer({.in_channels = cf.c_in,
-                          .out_channels = cf.c_out,
-                          .kernel = cf.kernel,
-                          .stride = cf.stride,
-                          .padding = cf.padding,
-                          .bias = cf.bias},
-                         gen);
+    conv1d<double, Backend> layer({.in_channels = cf.c_in,
+                                   .out_channels = cf.c_out,
+                                   .kernel = cf.kernel,
+                                   .stride = cf.stride,
+                                   .padding = cf.padding,
+                                   .bias = cf.bias},
+                                  gen);
     tensor3<double> x = xt::zeros<double>({cf.batch, cf.t_in, cf.c_in}), y;
     fill_uniform(x, gen);
     y = xt::ones<double>({cf.batch, 1ul, cf.c_out}) * 99.0;  // wrong shape and junk: must be replaced
@@ -122,11 +125,11 @@ TEST_CASE("conv1d: forward equals a plain loop, and parameter gradients accumula
   }
 }
 
-TEST_CASE("conv1d: matches torch.nn.Conv1d golden values in float") {
+TEST_CASE_TEMPLATE("conv1d: matches torch.nn.Conv1d golden values in float", Backend, CPC_TEST_BACKENDS) {
   auto g = read_golden("conv1d.txt");
   struct golden_case {
     const char* tag;
-    conv1d<float>::options opt;
+    conv1d_options opt;
   };
   const golden_case cases[] = {
       {"a_", {.in_channels = 1, .out_channels = 3, .kernel = 10, .stride = 5, .padding = 3}},
@@ -136,7 +139,7 @@ TEST_CASE("conv1d: matches torch.nn.Conv1d golden values in float") {
     CAPTURE(c.tag);
     const std::string t = c.tag;
     rng gen(0);
-    conv1d<float> layer(c.opt, gen);
+    conv1d<float, Backend> layer(c.opt, gen);
     assign(layer.weight().value, g[t + "weight"]);
     assign(layer.bias().value, g[t + "bias"]);
     tensor3<float> x, y, dy, dx;
@@ -171,11 +174,11 @@ TEST_CASE("conv1d: output_length follows PyTorch's floor formula, also for odd l
   CHECK(layer.output_length(21) == 10);
 }
 
-TEST_CASE("conv1d: batch independence and permutation") {
+TEST_CASE_TEMPLATE("conv1d: batch independence and permutation", Backend, CPC_TEST_BACKENDS) {
   rng gen(5);
   for (std::size_t c_in : {1ul, 8ul}) {
-    conv1d<float> layer({.in_channels = c_in, .out_channels = 6, .kernel = 4, .stride = 2, .padding = 1},
-                        gen);
+    conv1d<float, Backend> layer(
+        {.in_channels = c_in, .out_channels = 6, .kernel = 4, .stride = 2, .padding = 1}, gen);
     tensor3<float> x = xt::zeros<float>({std::size_t{4}, std::size_t{37}, c_in}), y;
     fill_uniform(x, gen);
     layer.forward(x, y);
@@ -199,9 +202,10 @@ TEST_CASE("conv1d: results are bit-identical for 1 and 2 threads") {
   check_thread_invariance(layer, x);  // y, dx, d weight, d bias
 }
 
-TEST_CASE("conv1d: bad shapes and options throw with a message") {
+TEST_CASE_TEMPLATE("conv1d: bad shapes and options throw with a message", Backend, CPC_TEST_BACKENDS) {
   rng gen(1);
-  conv1d<float> layer({.in_channels = 2, .out_channels = 3, .kernel = 10, .stride = 5, .padding = 3}, gen);
+  conv1d<float, Backend> layer({.in_channels = 2, .out_channels = 3, .kernel = 10, .stride = 5, .padding = 3},
+                               gen);
   tensor3<float> x = xt::zeros<float>({2, 20, 3}), y;
   CHECK_THROWS_WITH_AS(layer.forward(x, y), "conv1d forward input: expected [*, *, 2], got [2, 20, 3]",
                        shape_error);
@@ -214,7 +218,8 @@ TEST_CASE("conv1d: bad shapes and options throw with a message") {
   tensor3<float> dy = xt::zeros<float>({2, 5, 3});
   CHECK_THROWS_WITH_AS(layer.backward(good, y, dy, nullptr),
                        "conv1d backward output gradient: expected [2, 4, 3], got [2, 5, 3]", shape_error);
-  CHECK_THROWS_AS(conv1d<float>({.in_channels = 2, .out_channels = 3, .kernel = 4, .stride = 0}, gen),
+  using layer_t = conv1d<float, Backend>;  // (a comma inside CHECK_THROWS_AS would split the macro)
+  CHECK_THROWS_AS(layer_t({.in_channels = 2, .out_channels = 3, .kernel = 4, .stride = 0}, gen),
                   config_error);
 }
 
@@ -226,4 +231,28 @@ TEST_CASE("conv1d: PyTorch default init bound 1/sqrt(C_in * kernel)") {
   CHECK(xt::amax(xt::abs(layer.weight().value))() > 0.95 * bound);
   CHECK(xt::amax(xt::abs(layer.bias().value))() <= bound);
   CHECK(layer.weight().value.shape() == std::vector<std::size_t>{50, 25, 4});
+}
+
+TEST_CASE("conv1d: cpu equals reference (1e-5) on both cpu paths, edges, long sequences and wide windows") {
+  rng gen(31);
+  // {batch, t_in, c_in, c_out, kernel, stride, padding, bias}: the direct loop (K*C_in <= 16) with
+  // channel remainders, the GEMM path past one 512-frame row block and one 128-channel block,
+  // a window wider than 256 (two window blocks in d weight), every window in the padding, no bias.
+  const config cases[] = {
+      {2, 1203, 1, 40, 10, 5, 3, true}, {1, 1100, 16, 130, 4, 2, 1, true}, {2, 9, 70, 5, 4, 1, 2, false},
+      {3, 4, 2, 3, 7, 2, 3, true},      {1, 1, 3, 2, 1, 1, 0, true},
+  };
+  for (const auto& cf : cases) {
+    CAPTURE(cf.t_in);
+    CAPTURE(cf.c_in);
+    tensor3<float> x = xt::zeros<float>({cf.batch, cf.t_in, cf.c_in});
+    fill_uniform(x, gen);
+    check_layer_backends<conv1d, float>(conv1d_options{.in_channels = cf.c_in,
+                                                       .out_channels = cf.c_out,
+                                                       .kernel = cf.kernel,
+                                                       .stride = cf.stride,
+                                                       .padding = cf.padding,
+                                                       .bias = cf.bias},
+                                        x, 1e-5);
+  }
 }

@@ -5,6 +5,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -26,11 +27,13 @@ double run(Layer& layer, bool with_relu, const tensor3<double>& x, const tensor3
 
 }  // namespace
 
-TEST_CASE("layer_norm: finite differences in double for input, weight and bias (plain and fused ReLU)") {
+TEST_CASE_TEMPLATE(
+    "layer_norm: finite differences in double for input, weight and bias (plain and fused ReLU)", Backend,
+    CPC_TEST_BACKENDS) {
   for (bool with_relu : {false, true}) {
     CAPTURE(with_relu);
     rng gen(3);
-    layer_norm<double> layer({.normalized_shape = 7});
+    layer_norm<double, Backend> layer({.normalized_shape = 7});
     fill_uniform(layer.weight().value, gen, 2.0);
     fill_uniform(layer.bias().value, gen, 0.5);
     // 130 frames: more than one block of frames in the parallel loops.
@@ -54,9 +57,11 @@ TEST_CASE("layer_norm: finite differences in double for input, weight and bias (
   }
 }
 
-TEST_CASE("layer_norm: finite differences without affine parameters, 200 channels (several channel blocks)") {
+TEST_CASE_TEMPLATE(
+    "layer_norm: finite differences without affine parameters, 200 channels (several channel blocks)",
+    Backend, CPC_TEST_BACKENDS) {
   rng gen(8);
-  layer_norm<double> plain({.normalized_shape = 200, .elementwise_affine = false});
+  layer_norm<double, Backend> plain({.normalized_shape = 200, .elementwise_affine = false});
   int visited = 0;
   plain.for_each_parameter([&](const std::string&, parameter<double>&) { ++visited; });
   CHECK(visited == 0);
@@ -68,7 +73,7 @@ TEST_CASE("layer_norm: finite differences without affine parameters, 200 channel
   plain.backward(x, y, r, &dx);
   CHECK(gradient_error([&] { return run(plain, false, x, r); }, x.data(), x.size(), dx.data()) < 1e-6);
 
-  layer_norm<double> affine({.normalized_shape = 200});
+  layer_norm<double, Backend> affine({.normalized_shape = 200});
   fill_uniform(affine.weight().value, gen);
   affine.forward(x, y);
   affine.backward(x, y, r, nullptr);  // parameter gradients only
@@ -77,13 +82,14 @@ TEST_CASE("layer_norm: finite differences without affine parameters, 200 channel
         1e-6);
 }
 
-TEST_CASE("layer_norm: matches torch.nn.LayerNorm golden values in float") {
+TEST_CASE_TEMPLATE("layer_norm: matches torch.nn.LayerNorm golden values in float", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("norms.txt");
   tensor3<float> x, dy, y, dx;
   assign(x, g["x"]);
   assign(dy, g["dy"]);
   SUBCASE("affine") {
-    layer_norm<float> layer({.normalized_shape = 6});
+    layer_norm<float, Backend> layer({.normalized_shape = 6});
     assign(layer.weight().value, g["weight"]);
     assign(layer.bias().value, g["bias"]);
     layer.forward(x, y);
@@ -94,7 +100,7 @@ TEST_CASE("layer_norm: matches torch.nn.LayerNorm golden values in float") {
     CHECK(max_relative_error(layer.bias().grad, g["dbias"]) < 1e-4);
   }
   SUBCASE("affine then ReLU, fused") {
-    layer_norm<float> layer({.normalized_shape = 6});
+    layer_norm<float, Backend> layer({.normalized_shape = 6});
     assign(layer.weight().value, g["weight"]);
     assign(layer.bias().value, g["bias"]);
     layer.forward_relu(x, y);
@@ -105,7 +111,7 @@ TEST_CASE("layer_norm: matches torch.nn.LayerNorm golden values in float") {
     CHECK(max_relative_error(layer.bias().grad, g["relu_dbias"]) < 1e-4);
   }
   SUBCASE("no affine parameters") {
-    layer_norm<float> layer({.normalized_shape = 6, .elementwise_affine = false});
+    layer_norm<float, Backend> layer({.normalized_shape = 6, .elementwise_affine = false});
     layer.forward(x, y);
     CHECK(max_relative_error(y, g["plain_y"]) < 1e-4);
     layer.backward(x, y, dy, &dx);
@@ -113,9 +119,10 @@ TEST_CASE("layer_norm: matches torch.nn.LayerNorm golden values in float") {
   }
 }
 
-TEST_CASE("layer_norm: each output frame has mean 0 and biased variance 1 / (1 + eps / var)") {
+TEST_CASE_TEMPLATE("layer_norm: each output frame has mean 0 and biased variance 1 / (1 + eps / var)",
+                   Backend, CPC_TEST_BACKENDS) {
   rng gen(6);
-  layer_norm<double> layer({.normalized_shape = 16});
+  layer_norm<double, Backend> layer({.normalized_shape = 16});
   tensor3<double> x = xt::zeros<double>({3, 4, 16}), y;
   fill_uniform(x, gen, 5.0);
   x += 10.0;
@@ -130,14 +137,59 @@ TEST_CASE("layer_norm: each output frame has mean 0 and biased variance 1 / (1 +
     }
 }
 
-TEST_CASE("layer_norm: bad shapes and options throw with a message") {
-  layer_norm<float> layer({.normalized_shape = 4});
+TEST_CASE_TEMPLATE("layer_norm: bad shapes and options throw with a message", Backend, CPC_TEST_BACKENDS) {
+  layer_norm<float, Backend> layer({.normalized_shape = 4});
   tensor3<float> x = xt::zeros<float>({2, 3, 5}), y;
   CHECK_THROWS_WITH_AS(layer.forward(x, y), "layer_norm forward input: expected [*, *, 4], got [2, 3, 5]",
                        shape_error);
   tensor3<float> good = xt::zeros<float>({2, 3, 4}), dy = xt::zeros<float>({2, 2, 4});
   CHECK_THROWS_WITH_AS(layer.backward(good, good, dy, nullptr),
                        "layer_norm backward output gradient: expected [2, 3, 4], got [2, 2, 4]", shape_error);
-  CHECK_THROWS_AS(layer_norm<float>({.normalized_shape = 0}), config_error);
-  CHECK_THROWS_AS(layer_norm<float>({.normalized_shape = 3, .eps = -1.0}), config_error);
+  using layer_t = layer_norm<float, Backend>;  // (a comma inside CHECK_THROWS_AS would split the macro)
+  CHECK_THROWS_AS(layer_t({.normalized_shape = 0}), config_error);
+  CHECK_THROWS_AS(layer_t({.normalized_shape = 3, .eps = -1.0}), config_error);
+}
+
+namespace {
+
+// cpu against reference for forward_relu / backward_relu (check_layer_backends covers forward and
+// backward): y, dx and the parameter gradients within `tol`, reference outputs pre-filled with NaN.
+template <template <class, class> class Layer, class Options>
+void check_fused_relu_backends(const Options& opt, const tensor3<float>& x, double tol) {
+  rng g1(1), g2(1);
+  Layer<float, cpu> a(opt, g1);
+  Layer<float, reference> b(opt, g2);
+  for (auto* p : {&a.weight(), &b.weight()}) {
+    rng gw(4);
+    fill_uniform(p->value, gw, 2.0);
+  }
+  tensor3<float> ya, yb = xt::zeros_like(x), dxa, dxb = xt::zeros_like(x);
+  a.forward_relu(x, ya);
+  yb.fill(std::nanf(""));
+  b.forward_relu(x, yb);
+  CHECK(scaled_max_error(ya, yb) < tol);
+  const tensor3<float> dy = xt::cos(yb * 3.0f);
+  a.backward_relu(x, yb, dy, &dxa);  // one mask (the reference output) for both
+  dxb.fill(std::nanf(""));
+  b.backward_relu(x, yb, dy, &dxb);
+  CHECK(scaled_max_error(dxa, dxb) < tol);
+  CHECK(scaled_max_error(a.weight().grad, b.weight().grad) < tol);
+  CHECK(scaled_max_error(a.bias().grad, b.bias().grad) < tol);
+}
+
+}  // namespace
+
+TEST_CASE("layer_norm: cpu equals reference (1e-5) with and without affine, plain and fused ReLU") {
+  rng gen(12);
+  // One frame of one channel, row counts across 64-frame blocks, channels across 64-channel blocks.
+  for (const auto& [b, t, c] : std::vector<std::array<std::size_t, 3>>{{1, 1, 1}, {2, 65, 7}, {3, 50, 200}}) {
+    CAPTURE(c);
+    tensor3<float> x = xt::zeros<float>({b, t, c});
+    fill_uniform(x, gen, 3.0);
+    x += 2.0f;
+    for (bool affine : {true, false})
+      check_layer_backends<layer_norm, float>(
+          layer_norm_options{.normalized_shape = c, .elementwise_affine = affine}, x, 1e-5);
+    check_fused_relu_backends<layer_norm>(layer_norm_options{.normalized_shape = c}, x, 1e-5);
+  }
 }

@@ -1,7 +1,10 @@
 #pragma once
 /// Every kernel of the cpu backend. Add a family's header here when
 /// a new op family gets cpu kernels.
+#include "cpc/backend/cpu/activation.hpp"
 #include "cpc/backend/cpu/blas.hpp"
+#include "cpc/backend/cpu/conv1d.hpp"
 #include "cpc/backend/cpu/info_nce.hpp"
+#include "cpc/backend/cpu/norm.hpp"
 #include "cpc/backend/cpu/optim.hpp"
 #include "cpc/backend/tags.hpp"

@@ -6,13 +6,19 @@
 /// reference); a device backend's kernels come from its own headers.
 ///
 /// Families:
-///   blas     gemm, add_row_vector, sum_rows, axpby, fill, copy
-///   optim    adam_update, sgd_update, sum_squares, find_nonfinite
-///   info_nce info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
+///   blas        gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   conv1d      conv1d_forward, conv1d_backward_params, conv1d_backward_input
+///   norm        layer_norm_forward, layer_norm_backward
+///   activation  relu_forward, relu_backward
+///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
+///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
+#include "cpc/backend/op/activation.hpp"
 #include "cpc/backend/op/blas.hpp"
+#include "cpc/backend/op/conv1d.hpp"
 #include "cpc/backend/op/info_nce.hpp"
+#include "cpc/backend/op/norm.hpp"
 #include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

@@ -1,5 +1,4 @@
 #pragma once
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -7,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
@@ -22,6 +21,18 @@ namespace cpc {
 enum class encoder_normalisation {
   none,          ///< conv -> ReLU (the paper names no normalisation)
   channel_norm,  ///< conv -> per-frame channel norm -> ReLU (public CPC reimplementations)
+};
+
+/// Layer widths and geometry of `cpc::strided_conv_encoder` (the same type for every element type
+/// and backend); kernels, strides and paddings must have the same length (the number of conv
+/// blocks). The defaults are the paper's encoder (section 3.1) with the paddings of
+/// facebookresearch/CPC_audio.
+struct strided_conv_encoder_options {
+  std::size_t channels = 512;
+  std::vector<std::size_t> kernels{10, 8, 4, 4, 4};
+  std::vector<std::size_t> strides{5, 4, 2, 2, 2};
+  std::vector<std::size_t> paddings{3, 2, 1, 1, 1};
+  encoder_normalisation normalisation = encoder_normalisation::channel_norm;
 };
 
 /// The paper's audio encoder g_enc: a stack of strided 1-D convolutions over raw 16 kHz audio,
@@ -39,15 +50,8 @@ class strided_conv_encoder {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Layer widths and geometry; kernels, strides and paddings must have the same length (the
-  /// number of conv blocks).
-  struct options {
-    std::size_t channels = 512;
-    std::vector<std::size_t> kernels{10, 8, 4, 4, 4};
-    std::vector<std::size_t> strides{5, 4, 2, 2, 2};
-    std::vector<std::size_t> paddings{3, 2, 1, 1, 1};
-    encoder_normalisation normalisation = encoder_normalisation::channel_norm;
-  };
+  /// Layer widths and geometry (`cpc::strided_conv_encoder_options`).
+  using options = strided_conv_encoder_options;
 
   /// Builds the blocks in order, drawing each convolution's PyTorch default init from `gen`.
   strided_conv_encoder(options opt, rng& gen) : opt_(std::move(opt)) {
@@ -55,14 +59,13 @@ class strided_conv_encoder {
     const std::size_t n = opt_.kernels.size();
     convs_.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-      convs_.emplace_back(typename conv1d<T, Backend>::options{.in_channels = i == 0 ? 1 : opt_.channels,
-                                                               .out_channels = opt_.channels,
-                                                               .kernel = opt_.kernels[i],
-                                                               .stride = opt_.strides[i],
-                                                               .padding = opt_.paddings[i]},
+      convs_.emplace_back(conv1d_options{.in_channels = i == 0 ? 1 : opt_.channels,
+                                         .out_channels = opt_.channels,
+                                         .kernel = opt_.kernels[i],
+                                         .stride = opt_.strides[i],
+                                         .padding = opt_.paddings[i]},
                           gen);
-      if (normalised())
-        norms_.emplace_back(typename channel_norm<T, Backend>::options{.channels = opt_.channels});
+      if (normalised()) norms_.emplace_back(channel_norm_options{.channels = opt_.channels});
     }
     pre_.resize(n);
     act_.resize(n);
@@ -70,6 +73,7 @@ class strided_conv_encoder {
     dact_.resize(n);
   }
 
+  /// The options the encoder was built with.
   const options& config() const { return opt_; }
 
   /// Number of frames for `samples` audio samples under `opt` (0 when too short for one frame).
@@ -91,6 +95,7 @@ class strided_conv_encoder {
     for (auto v : opt.strides) s *= v;
     return s;
   }
+  /// Product of this encoder's strides.
   std::size_t total_stride() const { return total_stride(opt_); }
 
   /// First and last input sample that frame `t` depends on, through every block's window and
@@ -127,7 +132,7 @@ class strided_conv_encoder {
       throw shape_error("strided_conv_encoder forward audio: expected [*, >= " +
                         std::to_string(min_samples()) + "] samples, got " + shape_string(audio.shape()));
     ensure_shape(audio_, std::array<std::size_t, 3>{batch, samples, 1});
-    std::copy(audio.begin(), audio.end(), audio_.begin());
+    ops::copy<Backend>(ops::copy_args<T>{.n = audio.size(), .x = audio.data(), .y = audio_.data()});
     for (std::size_t i = 0; i < convs_.size(); ++i) {
       convs_[i].forward(input(i), pre_[i]);
       if (normalised())
@@ -136,7 +141,7 @@ class strided_conv_encoder {
         relu_.forward(pre_[i], act_[i]);
     }
     ensure_shape(z, act_.back().shape());
-    std::copy(act_.back().begin(), act_.back().end(), z.begin());
+    ops::copy<Backend>(ops::copy_args<T>{.n = z.size(), .x = act_.back().data(), .y = z.data()});
     forwarded_ = true;
   }
 
@@ -169,8 +174,10 @@ class strided_conv_encoder {
     }
   }
 
-  /// Block i's convolution and (with channel norm) normalisation.
+  /// Block i's convolution. Errors: `std::out_of_range` for i >= the number of blocks.
   conv1d<T, Backend>& conv(std::size_t i) { return convs_.at(i); }
+  /// Block i's channel norm. Errors: `std::out_of_range` for i >= the number of blocks, or for any
+  /// i without channel norm.
   channel_norm<T, Backend>& norm(std::size_t i) { return norms_.at(i); }
 
  private:

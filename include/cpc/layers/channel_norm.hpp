@@ -1,9 +1,9 @@
 #pragma once
-#include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <string_view>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
@@ -11,6 +11,13 @@
 #include "cpc/layers/layer_norm.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::channel_norm` (the same type for every element type and backend): the number
+/// of channels and the variance floor eps.
+struct channel_norm_options {
+  std::size_t channels = 0;
+  double eps = 1e-5;
+};
 
 /// CPC's per-frame channel normalisation: each frame is normalised over its channels only,
 /// y[b,t,:] = (x[b,t,:] - mean_c) / sqrt(var_c + eps) * weight + bias (biased variance, divide
@@ -27,17 +34,15 @@ class channel_norm {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Number of channels and the variance floor eps.
-  struct options {
-    std::size_t channels = 0;
-    double eps = 1e-5;
-  };
+  /// Layer sizes (`cpc::channel_norm_options`).
+  using options = channel_norm_options;
 
   /// Builds the layer with weight 1 and bias 0.
   explicit channel_norm(options opt) : opt_(opt), impl_(make(opt)) {}
   /// Same as `channel_norm(opt)`; takes a generator only so that every layer builds the same way.
   channel_norm(options opt, rng& /*gen*/) : channel_norm(opt) {}
 
+  /// The options the layer was built with.
   const options& config() const { return opt_; }
 
   /// y = channel_norm(x). Shapes: x `[B, T, channels]`, y resized to `[B, T, channels]`.
@@ -70,11 +75,13 @@ class channel_norm {
     impl_.for_each_parameter(f, prefix);
   }
 
+  /// The weight `[channels]`.
   parameter<T>& weight() { return impl_.weight(); }
+  /// The bias `[channels]`.
   parameter<T>& bias() { return impl_.bias(); }
 
  private:
-  static typename layer_norm<T, Backend>::options make(const options& opt) {
+  static layer_norm_options make(const options& opt) {
     if (opt.channels == 0) throw config_error("channel_norm: expected channels > 0, got 0");
     return {.normalized_shape = opt.channels, .eps = opt.eps, .elementwise_affine = true};
   }

@@ -1,0 +1,393 @@
+#pragma once
+/// cpu kernels of the 1-D convolution ops (backend/op/conv1d.hpp), moved unchanged from the
+/// former `cpc::conv1d` layer.
+///
+/// How it runs: with channel-last storage the receptive field of output t, x[b, t*s - p ..
+/// t*s - p + K - 1, :], is K*C_in consecutive scalars, and consecutive outputs start s*C_in
+/// scalars apart. So the im2col matrix of a batch item is a strided view of x itself
+/// (`[T_out, K*C_in]`, row stride s*C_in) and the forward pass is one GEMM against the weight
+/// (packed once per call, `cpu_kernels::gemm`), without copying the input. Only the few outputs
+/// whose window reaches into the padding read a small gathered copy. d weight is the GEMM
+/// im2col^T dy and d input K GEMMs dy W_k into strided views of dx. Narrow windows (K*C_in <= 16,
+/// e.g. the first layer on raw audio) use a direct loop instead of a GEMM with a tiny inner
+/// dimension. Results do not depend on the thread count (see cpu_kernels::gemm).
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include "cpc/backend/cpu/eigen.hpp"
+#include "cpc/backend/cpu/gemm.hpp"
+#include "cpc/backend/op/conv1d.hpp"
+#include "cpc/backend/tags.hpp"
+#include "cpc/core/memory.hpp"
+#include "cpc/core/threads.hpp"
+
+namespace cpc::ops {
+
+/// cpu scratch of the conv1d ops, kept by the layer across calls.
+template <class T>
+struct conv1d_workspace<cpu, T> {
+  host_buffer<T> wkc;    ///< weight as `[K, C_in, C_out]` for the direct loop (see reorder_weight)
+  host_buffer<T> dwkc;   ///< d weight in the `[C_out, K, C_in]` layout (direct loop)
+  host_buffer<T> edges;  ///< gathered windows of outputs that touch padding `[B, edges, K*C_in]`
+  host_buffer<T> dwt;    ///< d weight transposed, `[K*C_in, C_out]` (GEMM path)
+  cpu_kernels::packed_rhs<T> wpack, dypack;       ///< forward weight; one segment of dy (d weight)
+  std::vector<cpu_kernels::packed_rhs<T>> kpack;  ///< per kernel tap k, W_k for d input
+};
+
+namespace cpu_detail {
+
+/// The cpu convolution of one call: the shape, the workspace, and the loops over them.
+template <class T>
+class conv1d_kernel {
+ public:
+  /// Binds one call's shape and the layer's workspace (both must outlive the kernel object).
+  conv1d_kernel(const conv1d_shape& s, conv1d_workspace<cpu, T>& ws) : s_(s), ws_(ws), g_(make_geometry(s)) {}
+
+  /// y = conv1d(x) + bias (bias may be null); see `conv1d_forward_args`.
+  void forward(const T* x, const T* weight, const T* bias, T* y) {
+    gather_edges(x);
+    const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
+    const bool direct = window() <= direct_max_window;
+    if (direct)
+      reorder_weight(weight);
+    else
+      pack_forward_weight(weight);
+    const std::size_t blocks = (g_.t_out + row_block - 1) / row_block;
+    parallel_for(0, g_.batch * blocks, [&](std::size_t task) {
+      const std::size_t b = task / blocks;
+      const std::size_t r0 = (task % blocks) * row_block;
+      const std::size_t r1 = std::min(g_.t_out, r0 + row_block);
+      T* yb = y + b * g_.t_out * s_.c_out;
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      for_each_segment(x, b, r0, r1,
+                       [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+                         if (direct)
+                           direct_rows(rows, stride, n, bias, yb + t0 * s_.c_out);
+                         else
+                           cpu_kernels::gemm<T>(static_cast<std::size_t>(n), rows, stride, 1, ws_.wpack,
+                                                yb + t0 * s_.c_out, c_out, false, work.data());
+                       });
+      if (bias != nullptr && !direct)
+        cpu_kernels::matrix_map(yb + r0 * s_.c_out, static_cast<std::ptrdiff_t>(r1 - r0), c_out).rowwise() +=
+            cpu_kernels::row_vector_map(bias, c_out);
+    });
+  }
+
+  /// d weight += ..., d bias += ... (d_bias may be null); see `conv1d_backward_params_args`.
+  void backward_params(const T* x, const T* dy, T* d_weight, T* d_bias) {
+    gather_edges(x);
+    if (window() <= direct_max_window)
+      parameter_gradients(x, dy, d_weight, d_bias);
+    else
+      parameter_gradients_gemm(x, dy, d_weight, d_bias);
+  }
+
+  /// dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
+  /// For a fixed k the rows u = t*s + k - p form a strided view of dx, so dx is K GEMMs
+  /// (`[n, C_out] x [C_out, C_in]`) accumulated into strided views. Tasks own blocks of dx rows.
+  void backward_input(const T* dy, const T* weight, T* dx) {
+    const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
+    const auto c_in = static_cast<std::ptrdiff_t>(s_.c_in);
+    const auto s = static_cast<std::ptrdiff_t>(s_.stride), p = static_cast<std::ptrdiff_t>(s_.padding);
+    const auto t_out = static_cast<std::ptrdiff_t>(g_.t_out);
+    const std::size_t rows_per_task = row_block * s_.stride;
+    const std::size_t blocks = (g_.t_in + rows_per_task - 1) / rows_per_task;
+    // GEMM operands B_k(o, c) = W_k[o, c] = weight[o, c, k], packed once for every task.
+    if (ws_.kpack.size() < s_.kernel) ws_.kpack.resize(s_.kernel);
+    for (std::size_t k = 0; k < s_.kernel; ++k)
+      ws_.kpack[k].pack(weight + k, static_cast<std::ptrdiff_t>(s_.c_in * s_.kernel),
+                        static_cast<std::ptrdiff_t>(s_.kernel), s_.c_out, s_.c_in);
+    parallel_for(0, g_.batch * blocks, [&](std::size_t task) {
+      const std::size_t b = task / blocks;
+      const auto u0 = static_cast<std::ptrdiff_t>((task % blocks) * rows_per_task);
+      const auto u1 = static_cast<std::ptrdiff_t>(std::min(g_.t_in, (task % blocks + 1) * rows_per_task));
+      T* dxb = dx + b * g_.t_in * s_.c_in;
+      const T* dyb = dy + b * g_.t_out * s_.c_out;
+      cpu_kernels::matrix_map(dxb + u0 * c_in, u1 - u0, c_in).setZero();
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(s_.kernel); ++k) {
+        // Outputs t with u0 <= t*s + k - p < u1.
+        const std::ptrdiff_t lo = u0 + p - k, hi = u1 - 1 + p - k;
+        const std::ptrdiff_t ta = lo <= 0 ? 0 : (lo + s - 1) / s;
+        const std::ptrdiff_t tb = hi < 0 ? 0 : std::min(t_out, hi / s + 1);
+        if (ta >= tb) continue;
+        cpu_kernels::gemm<T>(static_cast<std::size_t>(tb - ta), dyb + ta * c_out, c_out, 1,
+                             ws_.kpack[static_cast<std::size_t>(k)], dxb + (ta * s + k - p) * c_in, s * c_in,
+                             true, work.data());
+      }
+    });
+  }
+
+ private:
+  static constexpr std::size_t row_block = 512;             // output frames per task (forward)
+  static constexpr std::size_t channel_block = 128;         // output channels per task (d weight)
+  static constexpr std::ptrdiff_t direct_max_window = 16;   // K*C_in up to which forward loops directly
+  static constexpr std::size_t direct_chunk = 32;           // output channels held in registers
+  static constexpr std::ptrdiff_t direct_rows_block = 4;    // frames held in registers
+  static constexpr std::ptrdiff_t direct_frame_tile = 128;  // frames per cache tile in d weight
+  static constexpr std::size_t window_block = 256;          // window positions per task (d weight, GEMM)
+
+  // Sizes of one call. Outputs [t_lo, t_hi) read only real input; the others touch padding.
+  struct geometry {
+    std::size_t batch, t_in, t_out, t_lo, t_hi;
+    std::size_t edges() const { return t_lo + (t_out - t_hi); }
+  };
+
+  static geometry make_geometry(const conv1d_shape& sh) {
+    geometry g{sh.batch, sh.t_in, sh.t_out(), 0, 0};
+    const std::size_t s = sh.stride, p = sh.padding, k = sh.kernel;
+    g.t_lo = std::min(g.t_out, (p + s - 1) / s);
+    // Last interior output t satisfies t*s - p + K <= T_in.
+    g.t_hi = g.t_in + p >= k ? std::clamp((g.t_in + p - k) / s + 1, g.t_lo, g.t_out) : g.t_lo;
+    return g;
+  }
+
+  std::ptrdiff_t window() const { return static_cast<std::ptrdiff_t>(s_.kernel * s_.c_in); }
+
+  // Copies the windows of the outputs that touch padding into edges `[B, edges, K*C_in]`.
+  void gather_edges(const T* x) {
+    const std::size_t win = s_.kernel * s_.c_in, c_in = s_.c_in;
+    ws_.edges.assign(g_.batch * g_.edges() * win, T(0));
+    for (std::size_t b = 0; b < g_.batch; ++b) {
+      std::size_t e = 0;
+      auto gather = [&](std::size_t t) {
+        T* row = ws_.edges.data() + (b * g_.edges() + e++) * win;
+        for (std::size_t k = 0; k < s_.kernel; ++k) {
+          const auto u =
+              static_cast<std::ptrdiff_t>(t * s_.stride + k) - static_cast<std::ptrdiff_t>(s_.padding);
+          if (u >= 0 && u < static_cast<std::ptrdiff_t>(g_.t_in))
+            std::copy_n(x + (b * g_.t_in + static_cast<std::size_t>(u)) * c_in, c_in, row + k * c_in);
+        }
+      };
+      for (std::size_t t = 0; t < g_.t_lo; ++t) gather(t);
+      for (std::size_t t = g_.t_hi; t < g_.t_out; ++t) gather(t);
+    }
+  }
+
+  // Calls f(t0, n, rows, row_stride) for the runs of outputs [t0, t0 + n) within [r0, r1) of
+  // batch item b that share one im2col view: edge rows from edges, interior rows straight from x.
+  template <class F>
+  void for_each_segment(const T* x, std::size_t b, std::size_t r0, std::size_t r1, F&& f) const {
+    const std::size_t win = s_.kernel * s_.c_in;
+    const T* edge = ws_.edges.data() + b * g_.edges() * win;
+    if (r0 < g_.t_lo) {
+      const std::size_t e = std::min(r1, g_.t_lo);
+      f(r0, static_cast<std::ptrdiff_t>(e - r0), edge + r0 * win, static_cast<std::ptrdiff_t>(win));
+    }
+    const std::size_t a = std::max(r0, g_.t_lo), e = std::min(r1, g_.t_hi);
+    if (a < e)
+      f(a, static_cast<std::ptrdiff_t>(e - a), x + (b * g_.t_in + a * s_.stride - s_.padding) * s_.c_in,
+        static_cast<std::ptrdiff_t>(s_.stride * s_.c_in));
+    const std::size_t h = std::max(r0, g_.t_hi);
+    if (h < r1)
+      f(h, static_cast<std::ptrdiff_t>(r1 - h), edge + (g_.t_lo + h - g_.t_hi) * win,
+        static_cast<std::ptrdiff_t>(win));
+  }
+
+  // The forward GEMM's B(j, o) = weight[o, c, k] for window position j = k * C_in + c, packed
+  // straight from the weight (row j starts at weight + c * K + k, columns C_in * K apart).
+  void pack_forward_weight(const T* w) {
+    const std::size_t c_in = s_.c_in, kk = s_.kernel;
+    ws_.wpack.pack_rows(
+        kk * c_in, s_.c_out, [&](std::size_t j) { return w + (j % c_in) * kk + j / c_in; },
+        static_cast<std::ptrdiff_t>(c_in * kk));
+  }
+
+  // weight [C_out, C_in, K] -> wkc [K, C_in, C_out] for the direct loop, so that one input
+  // scalar scales a contiguous row of output channels.
+  void reorder_weight(const T* w) {
+    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel;
+    ws_.wkc.resize(c_out * c_in * kk);
+    for (std::size_t o = 0; o < c_out; ++o)
+      for (std::size_t c = 0; c < c_in; ++c)
+        for (std::size_t k = 0; k < kk; ++k) {
+          const std::size_t j = k * c_in + c;
+          ws_.wkc[j * c_out + o] = w[(o * c_in + c) * kk + k];
+        }
+  }
+
+  // Direct forward for narrow windows: y[t, :] = bias + sum_j rows[t, j] * wkc[j, :]. Blocks of
+  // direct_rows_block frames x direct_chunk channels stay in registers while j runs.
+  void direct_rows(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, const T* bias, T* y) const {
+    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
+    constexpr std::ptrdiff_t rb = direct_rows_block;
+    const std::size_t c_out = s_.c_out, win = static_cast<std::size_t>(window());
+    const T* w = ws_.wkc.data();
+    std::ptrdiff_t t0 = 0;
+    for (; t0 + rb <= n; t0 += rb) {
+      std::size_t o0 = 0;
+      for (; o0 + direct_chunk <= c_out; o0 += direct_chunk) {
+        const chunk_t init = bias ? chunk_t(Eigen::Map<const chunk_t>(bias + o0)) : chunk_t::Zero();
+        std::array<chunk_t, rb> acc;
+        acc.fill(init);
+        for (std::size_t j = 0; j < win; ++j) {
+          const Eigen::Map<const chunk_t> wj(w + j * c_out + o0);
+          for (std::ptrdiff_t r = 0; r < rb; ++r) acc[r] += rows[(t0 + r) * stride + j] * wj;
+        }
+        for (std::ptrdiff_t r = 0; r < rb; ++r) Eigen::Map<chunk_t>(y + (t0 + r) * c_out + o0) = acc[r];
+      }
+      direct_scalar(rows + t0 * stride, stride, rb, o0, bias, y + t0 * c_out);
+    }
+    direct_scalar(rows + t0 * stride, stride, n - t0, 0, bias, y + t0 * c_out);
+  }
+
+  // The same for frames [0, n) and channels [o_begin, C_out) one scalar at a time (remainders).
+  void direct_scalar(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, std::size_t o_begin,
+                     const T* bias, T* y) const {
+    const std::size_t c_out = s_.c_out, win = static_cast<std::size_t>(window());
+    const T* w = ws_.wkc.data();
+    for (std::ptrdiff_t t = 0; t < n; ++t)
+      for (std::size_t o = o_begin; o < c_out; ++o) {
+        T acc = bias != nullptr ? bias[o] : T(0);
+        for (std::size_t j = 0; j < win; ++j) acc += rows[t * stride + j] * w[j * c_out + o];
+        y[t * c_out + o] = acc;
+      }
+  }
+
+  // Narrow windows: d weight += dy^T im2col(x), d bias += sum dy. Each task owns a block of output
+  // channels and sums over batch items and frames in a fixed order, so the result does not depend
+  // on threads.
+  void parameter_gradients(const T* x, const T* dy, T* grad, T* d_bias) {
+    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel;
+    const std::ptrdiff_t win = window();
+    ws_.dwkc.resize(c_out * kk * c_in);
+    parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
+      const std::size_t o0 = blk * channel_block;
+      const auto n_o = static_cast<std::ptrdiff_t>(std::min(channel_block, c_out - o0));
+      auto dw = cpu_kernels::matrix_map(ws_.dwkc.data() + o0 * kk * c_in, n_o, win);
+      dw.setZero();
+      for (std::size_t b = 0; b < g_.batch; ++b) {
+        const T* dyb = dy + b * g_.t_out * c_out;
+        for_each_segment(x, b, 0, g_.t_out,
+                         [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+                           direct_weight_rows(dyb + t0 * c_out, n, rows, stride, o0, n_o);
+                         });
+        if (d_bias != nullptr) {
+          auto db = cpu_kernels::row_vector_map(d_bias + o0, n_o);
+          for (std::size_t t = 0; t < g_.t_out; ++t)
+            db += cpu_kernels::row_vector_map(dyb + t * c_out + o0, n_o);
+        }
+      }
+      for (std::size_t o = o0; o < o0 + static_cast<std::size_t>(n_o); ++o)
+        for (std::size_t c = 0; c < c_in; ++c)
+          for (std::size_t k = 0; k < kk; ++k)
+            grad[(o * c_in + c) * kk + k] += ws_.dwkc[o * kk * c_in + k * c_in + c];
+    });
+  }
+
+  // Wide windows: dW^T[j, o] = sum over items and frames t of rows[t, j] dy[t, o], one GEMM per
+  // item and segment of frames with dy packed once and shared by the tasks, each task owning a
+  // block of window positions j and summing items and segments in a fixed order
+  // (deterministic for any thread count). d bias: blocks of channels, frames in order.
+  void parameter_gradients_gemm(const T* x, const T* dy, T* grad, T* d_bias) {
+    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel;
+    const auto win = static_cast<std::size_t>(window());
+    ws_.dwt.resize(win * c_out);
+    const std::size_t blocks = (win + window_block - 1) / window_block;
+    bool first = true;  // the first GEMM overwrites dwt, the others accumulate
+    for (std::size_t b = 0; b < g_.batch; ++b) {
+      const T* dyb = dy + b * g_.t_out * c_out;
+      for_each_segment(
+          x, b, 0, g_.t_out, [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
+            ws_.dypack.pack(dyb + t0 * c_out, static_cast<std::ptrdiff_t>(c_out), 1,
+                            static_cast<std::size_t>(n), c_out);
+            parallel_for(0, blocks, [&](std::size_t blk) {
+              const std::size_t j0 = blk * window_block, nj = std::min(window_block, win - j0);
+              alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+              cpu_kernels::gemm<T>(nj, rows + j0, 1, stride, ws_.dypack, ws_.dwt.data() + j0 * c_out,
+                                   static_cast<std::ptrdiff_t>(c_out), !first, work.data());
+            });
+            first = false;
+          });
+    }
+    parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
+      const std::size_t o0 = blk * channel_block, o1 = std::min(c_out, o0 + channel_block);
+      const auto n_o = static_cast<std::ptrdiff_t>(o1 - o0);
+      if (d_bias != nullptr) {
+        auto db = cpu_kernels::row_vector_map(d_bias + o0, n_o);
+        for (std::size_t r = 0; r < g_.batch * g_.t_out; ++r)
+          db += cpu_kernels::row_vector_map(dy + r * c_out + o0, n_o);
+      }
+      for (std::size_t o = o0; o < o1; ++o)
+        for (std::size_t c = 0; c < c_in; ++c)
+          for (std::size_t k = 0; k < kk; ++k)
+            grad[(o * c_in + c) * kk + k] += ws_.dwt[(k * c_in + c) * c_out + o];
+    });
+  }
+
+  // Narrow windows: dwkc[o, j] += sum_t dy[t, o] * rows[t, j] for o in [o0, o0 + n_o). Blocks of
+  // direct_chunk channels x J window positions are accumulated in registers over t.
+  void direct_weight_rows(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride, std::size_t o0,
+                          std::ptrdiff_t n_o) {
+    const auto win = static_cast<std::size_t>(window());
+    // Tiles of frames, so that the tile of dy stays in cache across the passes over j.
+    for (std::ptrdiff_t t0 = 0; t0 < n; t0 += direct_frame_tile) {
+      const std::ptrdiff_t nt = std::min(direct_frame_tile, n - t0);
+      const T* d = dy + static_cast<std::size_t>(t0) * s_.c_out;
+      const T* r = rows + t0 * stride;
+      std::size_t j0 = 0;
+      for (; j0 + 8 <= win; j0 += 8) direct_weight_block<8>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 + 4 <= win; j0 += 4) direct_weight_block<4>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 + 2 <= win; j0 += 2) direct_weight_block<2>(d, nt, r, stride, o0, n_o, j0);
+      for (; j0 < win; ++j0) direct_weight_block<1>(d, nt, r, stride, o0, n_o, j0);
+    }
+  }
+
+  template <std::size_t J>
+  void direct_weight_block(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride,
+                           std::size_t o0, std::ptrdiff_t n_o, std::size_t j0) {
+    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
+    const std::size_t c_out = s_.c_out;
+    const auto win = static_cast<std::size_t>(window());
+    const auto full = static_cast<std::size_t>(n_o) / direct_chunk * direct_chunk;
+    for (std::size_t i0 = 0; i0 < full; i0 += direct_chunk) {
+      std::array<chunk_t, J> acc;
+      acc.fill(chunk_t::Zero());
+      for (std::ptrdiff_t t = 0; t < n; ++t) {
+        const Eigen::Map<const chunk_t> d(dy + static_cast<std::size_t>(t) * c_out + o0 + i0);
+        const T* xr = rows + t * stride + static_cast<std::ptrdiff_t>(j0);
+        for (std::size_t j = 0; j < J; ++j) acc[j] += xr[j] * d;
+      }
+      for (std::size_t j = 0; j < J; ++j)
+        for (std::size_t i = 0; i < direct_chunk; ++i) ws_.dwkc[(o0 + i0 + i) * win + j0 + j] += acc[j](i);
+    }
+    for (std::size_t o = o0 + full; o < o0 + static_cast<std::size_t>(n_o); ++o)
+      for (std::size_t j = j0; j < j0 + J; ++j) {
+        T acc = 0;
+        for (std::ptrdiff_t t = 0; t < n; ++t)
+          acc +=
+              dy[static_cast<std::size_t>(t) * c_out + o] * rows[t * stride + static_cast<std::ptrdiff_t>(j)];
+        ws_.dwkc[o * win + j] += acc;
+      }
+  }
+
+  const conv1d_shape& s_;
+  conv1d_workspace<cpu, T>& ws_;
+  geometry g_;
+};
+
+}  // namespace cpu_detail
+
+/// cpu conv1d_forward: strided im2col GEMM (or the direct loop for K*C_in <= 16), bias added per
+/// row block; tasks over (batch item, block of 512 frames).
+template <class T>
+void run(cpu, const conv1d_forward_args<T>& a, conv1d_workspace<cpu, T>& ws) {
+  cpu_detail::conv1d_kernel<T>(a.shape, ws).forward(a.x, a.weight, a.bias, a.y);
+}
+
+/// cpu conv1d_backward_params: direct register-blocked loop (K*C_in <= 16) or per-segment GEMMs
+/// into a transposed staging buffer; tasks own channel or window blocks (thread-invariant).
+template <class T>
+void run(cpu, const conv1d_backward_params_args<T>& a, conv1d_workspace<cpu, T>& ws) {
+  cpu_detail::conv1d_kernel<T>(a.shape, ws).backward_params(a.x, a.dy, a.d_weight, a.d_bias);
+}
+
+/// cpu conv1d_backward_input: K GEMMs dy W_k into strided views of dx; tasks own blocks of dx rows.
+template <class T>
+void run(cpu, const conv1d_backward_input_args<T>& a, conv1d_workspace<cpu, T>& ws) {
+  cpu_detail::conv1d_kernel<T>(a.shape, ws).backward_input(a.dy, a.weight, a.dx);
+}
+
+}  // namespace cpc::ops
