@@ -6,9 +6,15 @@
 /// reference); a device backend's kernels come from its own headers.
 ///
 /// Families:
-///   blas     gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   blas       gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   conv2d     conv2d_forward, conv2d_backward, zero_kernel_rows
+///   patches    extract_patches, patch_mean_pool, patch_mean_pool_backward
+///   pointwise  positive_part, add_where_positive
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/blas.hpp"
+#include "cpc/backend/op/conv2d.hpp"
+#include "cpc/backend/op/patches.hpp"
+#include "cpc/backend/op/pointwise.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"
