@@ -1,7 +1,7 @@
 // cpu against reference for the conv2d ops (backend/op/conv2d.hpp) on random shapes: strides,
-// paddings, kernels larger than the stride, odd sizes, batch 1, more output channels than one
-// channel block, more images than one chunk; accumulation into d weight and d bias; null bias /
-// d bias / dx.
+// paddings, kernels larger than the stride, odd sizes, batch 1, output channels that leave a
+// partial GEMM panel, batches of many task groups and several d weight parts; accumulation into
+// d weight and d bias; null bias / d bias / dx.
 #include <doctest/doctest.h>
 
 #include <cpc/backend/ops.hpp>
@@ -57,7 +57,7 @@ const std::vector<ops::conv2d_shape>& shapes() {
        .kernel = 3,
        .stride = 1,
        .padding = 0},
-      // 4096 / 16 = 256 images per chunk: 300 images span two chunks, 4 row parts in the first.
+      // 300 images of 4x4 outputs: many task groups (AVX-512: 20 of 15 images) and d weight parts (5).
       {.batch = 300, .height = 4, .width = 4, .in_channels = 3, .out_channels = 9, .kernel = 3, .padding = 1},
   };
   return s;
@@ -146,27 +146,45 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("ops::conv2d: cpu results of an image do not depend on the rest of the batch") {
+TEST_CASE("ops::conv2d: cpu y and dx of an image do not depend on the rest of the batch (bit for bit)") {
   rng gen(3);
   const ops::conv2d_shape s{
       .batch = 300, .height = 4, .width = 4, .in_channels = 3, .out_channels = 9, .kernel = 3, .padding = 1};
   const auto x = random_vector(s.batch * s.height * s.width * s.in_channels, gen);
   const auto w = random_vector(s.out_channels * s.window(), gen);
-  const std::size_t per_image = s.out_height() * s.out_width() * s.out_channels;
-  std::vector<float> y(s.batch * per_image), y_one(per_image);
+  const auto dy = random_vector(s.batch * s.out_height() * s.out_width() * s.out_channels, gen);
+  const std::size_t per_y = s.out_height() * s.out_width() * s.out_channels;
+  const std::size_t per_x = s.height * s.width * s.in_channels;
+  std::vector<float> y(s.batch * per_y), dx(x.size()), dw(w.size());
   ops::conv2d_workspace<cpu, float> ws;
   ops::conv2d_forward<cpu>(
       ops::conv2d_forward_args<float>{.shape = s, .x = x.data(), .weight = w.data(), .y = y.data()}, ws);
-  for (std::size_t b : {std::size_t{0}, std::size_t{255}, std::size_t{256}, std::size_t{299}}) {
+  ops::conv2d_backward<cpu>(ops::conv2d_backward_args<float>{.shape = s,
+                                                             .x = x.data(),
+                                                             .weight = w.data(),
+                                                             .dy = dy.data(),
+                                                             .dweight = dw.data(),
+                                                             .dx = dx.data()},
+                            ws);
+  // First and last images of task groups (AVX-512: groups of 15 images, AVX2: 7).
+  for (std::size_t b : {0, 6, 7, 14, 15, 299}) {
+    CAPTURE(b);
     ops::conv2d_shape one = s;
     one.batch = 1;
+    std::vector<float> y_one(per_y), dx_one(per_x), dw_one(w.size());
     ops::conv2d_forward<cpu>(
-        ops::conv2d_forward_args<float>{.shape = one,
-                                        .x = x.data() + b * s.height * s.width * s.in_channels,
-                                        .weight = w.data(),
-                                        .y = y_one.data()},
+        ops::conv2d_forward_args<float>{
+            .shape = one, .x = x.data() + b * per_x, .weight = w.data(), .y = y_one.data()},
         ws);
-    CHECK(std::equal(y_one.begin(), y_one.end(), y.begin() + static_cast<std::ptrdiff_t>(b * per_image)));
+    ops::conv2d_backward<cpu>(ops::conv2d_backward_args<float>{.shape = one,
+                                                               .x = x.data() + b * per_x,
+                                                               .weight = w.data(),
+                                                               .dy = dy.data() + b * per_y,
+                                                               .dweight = dw_one.data(),
+                                                               .dx = dx_one.data()},
+                              ws);
+    CHECK(std::equal(y_one.begin(), y_one.end(), y.begin() + static_cast<std::ptrdiff_t>(b * per_y)));
+    CHECK(std::equal(dx_one.begin(), dx_one.end(), dx.begin() + static_cast<std::ptrdiff_t>(b * per_x)));
   }
 }
 

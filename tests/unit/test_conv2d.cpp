@@ -92,11 +92,11 @@ TEST_CASE_TEMPLATE("conv2d: forward matches a direct loop and finite differences
   }
 }
 
-TEST_CASE_TEMPLATE("conv2d: more images than one chunk give the same result as one image at a time", Backend,
+TEST_CASE_TEMPLATE("conv2d: a batch of many images gives the same result as one image at a time", Backend,
                    CPC_TEST_BACKENDS) {
   rng gen(7);
   conv2d<float, Backend> layer({.in_channels = 3, .out_channels = 8, .kernel = 3, .padding = 1}, gen);
-  // 16x16 outputs = 256 pixels; 4096 / 256 = 16 images per chunk, so 37 images span 3 chunks.
+  // 16x16 outputs = 256 pixels: on cpu one image per task group, 37 groups in several d weight parts.
   tensor4<float> x = xt::zeros<float>({37, 16, 16, 3}), y, dy, dx;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -140,8 +140,8 @@ TEST_CASE_TEMPLATE("conv2d: matches torch.nn.Conv2d golden values in float (stri
 
 TEST_CASE("conv2d: results do not depend on the thread count (cpu)") {
   rng gen(9);
-  // 70 output channels: two channel blocks of d weight; 80 images of 8x8 outputs: chunks of 64
-  // and 16 images (4096 / 64 pixels), the first split into 4 row parts of 1024 pixels.
+  // 70 output channels: a partial GEMM column panel; 80 images of 8x8 outputs: many task groups
+  // (AVX-512: 27 groups of 3 images) and several partial sums of d weight (6 parts).
   conv2d<float> layer({.in_channels = 8, .out_channels = 70, .kernel = 3, .padding = 1}, gen);
   tensor4<float> x = xt::zeros<float>({80, 8, 8, 8});
   fill_uniform(x, gen);
@@ -190,7 +190,7 @@ TEST_CASE(
       {{3, 9, 6, 2}, {.in_channels = 2, .out_channels = 7, .kernel = 3, .stride = 2, .padding = 1}},
       {{2, 10, 11, 4}, {.in_channels = 4, .out_channels = 3, .kernel = 4, .stride = 3, .padding = 2}},
       {{2, 4, 4, 5}, {.in_channels = 5, .out_channels = 70, .kernel = 5, .stride = 1, .padding = 2}},
-      // 4096 / 16 = 256 images per chunk: 300 images span two chunks, 4 row parts in the first.
+      // 300 images of 4x4 outputs: many task groups (AVX-512: 20 of 15 images) and d weight parts (5).
       {{300, 4, 4, 3}, {.in_channels = 3, .out_channels = 9, .kernel = 3, .stride = 1, .padding = 1}},
   };
   for (const auto& c : cases)

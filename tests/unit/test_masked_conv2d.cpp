@@ -124,7 +124,7 @@ TEST_CASE("masked_conv2d: cpu equals reference (1e-5) on kernels 1, 3, 5, batch 
 TEST_CASE("masked_conv2d: results do not depend on the thread count (cpu)") {
   rng gen(32);
   masked_conv2d<float> layer({.in_channels = 16, .out_channels = 70, .kernel = 3}, gen);
-  tensor4<float> x = xt::zeros<float>({100, 7, 7, 16});  // 4900 rows: two chunks
+  tensor4<float> x = xt::zeros<float>({100, 7, 7, 16});  // 4900 rows: many groups, several d weight parts
   fill_uniform(x, gen);
   check_thread_invariance(layer, x);
 }

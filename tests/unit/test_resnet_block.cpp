@@ -105,7 +105,7 @@ TEST_CASE("resnet_block: cpu equals reference (1e-5) on odd sizes, batch 1, kern
 TEST_CASE("resnet_block: results do not depend on the thread count (cpu)") {
   rng gen(52);
   resnet_block<float> block({.channels = 64}, gen);
-  tensor4<float> x = xt::zeros<float>({300, 4, 4, 64});  // 4800 pixels: two conv chunks
+  tensor4<float> x = xt::zeros<float>({300, 4, 4, 64});  // 4800 pixels: many conv groups and parts
   fill_uniform(x, gen);
   check_thread_invariance(block, x);
 }
