@@ -2,18 +2,23 @@
 
 #include <cpc/layers/conv2d.hpp>
 
+#include <vector>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_invariance.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
 
 namespace {
-// Plain NHWC convolution in double, the oracle for the GEMM path.
-tensor4<double> reference_conv(const tensor4<double>& x, conv2d<double>& layer) {
+// Plain NHWC convolution in double, written here independently of either backend.
+template <class Layer>
+tensor4<double> reference_conv(const tensor4<double>& x, Layer& layer) {
   const auto& o = layer.config();
   const std::size_t B = x.shape()[0], H = x.shape()[1], W = x.shape()[2];
   const std::size_t Ho = layer.output_size(H), Wo = layer.output_size(W), k = o.kernel;
@@ -41,10 +46,10 @@ tensor4<double> reference_conv(const tensor4<double>& x, conv2d<double>& layer) 
   return y;
 }
 
-void check_gradients(typename conv2d<double>::options opt, std::array<std::size_t, 4> shape,
-                     std::uint64_t seed) {
+template <class Backend>
+void check_gradients(conv2d_options opt, std::array<std::size_t, 4> shape, std::uint64_t seed) {
   rng gen(seed);
-  conv2d<double> layer(opt, gen);
+  conv2d<double, Backend> layer(opt, gen);
   tensor4<double> x = xt::zeros<double>(shape), y, dx;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -67,29 +72,31 @@ void check_gradients(typename conv2d<double>::options opt, std::array<std::size_
 }
 }  // namespace
 
-TEST_CASE("conv2d: forward matches a direct loop and finite differences hold for x, weight, bias") {
+TEST_CASE_TEMPLATE("conv2d: forward matches a direct loop and finite differences hold for x, weight, bias",
+                   Backend, CPC_TEST_BACKENDS) {
   SUBCASE("3x3, stride 1, same padding") {
-    check_gradients({.in_channels = 3, .out_channels = 4, .kernel = 3, .stride = 1, .padding = 1},
-                    {2, 5, 6, 3}, 1);
+    check_gradients<Backend>({.in_channels = 3, .out_channels = 4, .kernel = 3, .stride = 1, .padding = 1},
+                             {2, 5, 6, 3}, 1);
   }
   SUBCASE("3x3, stride 2, padding 1, odd sizes") {
-    check_gradients({.in_channels = 2, .out_channels = 5, .kernel = 3, .stride = 2, .padding = 1},
-                    {3, 7, 4, 2}, 2);
+    check_gradients<Backend>({.in_channels = 2, .out_channels = 5, .kernel = 3, .stride = 2, .padding = 1},
+                             {3, 7, 4, 2}, 2);
   }
   SUBCASE("4x4, stride 3, no padding, no bias") {
-    check_gradients(
+    check_gradients<Backend>(
         {.in_channels = 1, .out_channels = 3, .kernel = 4, .stride = 3, .padding = 0, .bias = false},
         {2, 10, 8, 1}, 3);
   }
   SUBCASE("1x1") {
-    check_gradients({.in_channels = 4, .out_channels = 2, .kernel = 1}, {2, 3, 3, 4}, 4);
+    check_gradients<Backend>({.in_channels = 4, .out_channels = 2, .kernel = 1}, {2, 3, 3, 4}, 4);
   }
 }
 
-TEST_CASE("conv2d: more images than one chunk give the same result as one image at a time") {
+TEST_CASE_TEMPLATE("conv2d: a batch of many images gives the same result as one image at a time", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(7);
-  conv2d<float> layer({.in_channels = 3, .out_channels = 8, .kernel = 3, .padding = 1}, gen);
-  // 16x16 outputs = 256 pixels; 4096 / 256 = 16 images per chunk, so 37 images span 3 chunks.
+  conv2d<float, Backend> layer({.in_channels = 3, .out_channels = 8, .kernel = 3, .padding = 1}, gen);
+  // 16x16 outputs = 256 pixels: on cpu one image per task group, 37 groups in several d weight parts.
   tensor4<float> x = xt::zeros<float>({37, 16, 16, 3}), y, dy, dx;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -109,10 +116,12 @@ TEST_CASE("conv2d: more images than one chunk give the same result as one image 
   CHECK(xt::allclose(layer.weight().grad, dw_all, 1e-4, 1e-4));
 }
 
-TEST_CASE("conv2d: matches torch.nn.Conv2d golden values in float (stride 2, padding 1)") {
+TEST_CASE_TEMPLATE("conv2d: matches torch.nn.Conv2d golden values in float (stride 2, padding 1)", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("image.txt");
   rng gen(0);
-  conv2d<float> layer({.in_channels = 2, .out_channels = 3, .kernel = 3, .stride = 2, .padding = 1}, gen);
+  conv2d<float, Backend> layer({.in_channels = 2, .out_channels = 3, .kernel = 3, .stride = 2, .padding = 1},
+                               gen);
   assign(layer.weight().value, g["conv.weight"]);
   assign(layer.bias().value, g["conv.bias"]);
   tensor4<float> x, y, dy, dx;
@@ -129,29 +138,19 @@ TEST_CASE("conv2d: matches torch.nn.Conv2d golden values in float (stride 2, pad
   CHECK(max_relative_error(layer.bias().grad, g["conv.dbias"]) < 1e-4);
 }
 
-TEST_CASE("conv2d: results do not depend on the thread count") {
+TEST_CASE("conv2d: results do not depend on the thread count (cpu)") {
   rng gen(9);
-  conv2d<float> layer({.in_channels = 8, .out_channels = 40, .kernel = 3, .padding = 1}, gen);
-  tensor4<float> x = xt::zeros<float>({20, 8, 8, 8}), y1, y2, dy, dx1, dx2;
+  // 70 output channels: a partial GEMM column panel; 80 images of 8x8 outputs: many task groups
+  // (AVX-512: 27 groups of 3 images) and several partial sums of d weight (6 parts).
+  conv2d<float> layer({.in_channels = 8, .out_channels = 70, .kernel = 3, .padding = 1}, gen);
+  tensor4<float> x = xt::zeros<float>({80, 8, 8, 8});
   fill_uniform(x, gen);
-  dy = xt::zeros<float>({20, 8, 8, 40});
-  fill_uniform(dy, gen);
-  set_num_threads(1);
-  layer.forward(x, y1);
-  layer.backward(x, y1, dy, &dx1);
-  const array<float> g1 = layer.weight().grad;
-  layer.weight().zero_grad();
-  set_num_threads(2);
-  layer.forward(x, y2);
-  layer.backward(x, y2, dy, &dx2);
-  CHECK(y1 == y2);
-  CHECK(dx1 == dx2);
-  CHECK(layer.weight().grad == g1);
+  check_thread_invariance(layer, x);
 }
 
-TEST_CASE("conv2d: bad inputs throw typed errors naming the shapes") {
+TEST_CASE_TEMPLATE("conv2d: bad inputs throw typed errors naming the shapes", Backend, CPC_TEST_BACKENDS) {
   rng gen(1);
-  conv2d<float> layer({.in_channels = 3, .out_channels = 2, .kernel = 3}, gen);
+  conv2d<float, Backend> layer({.in_channels = 3, .out_channels = 2, .kernel = 3}, gen);
   tensor4<float> x = xt::zeros<float>({2, 5, 5, 4}), y;
   CHECK_THROWS_WITH_AS(layer.forward(x, y), "conv2d forward input: expected [*, *, *, 3], got [2, 5, 5, 4]",
                        shape_error);
@@ -165,14 +164,45 @@ TEST_CASE("conv2d: bad inputs throw typed errors naming the shapes") {
   CHECK_THROWS_WITH_AS(layer.backward(ok, y, dy, &dx),
                        "conv2d backward output gradient: expected [1, 3, 3, 2], got [1, 2, 3, 2]",
                        shape_error);
-  CHECK_THROWS_AS(conv2d<float>({.in_channels = 1, .out_channels = 1, .kernel = 0}, gen), config_error);
+  CHECK_THROWS_AS((conv2d<float, Backend>({.in_channels = 1, .out_channels = 1, .kernel = 0}, gen)),
+                  config_error);
 }
 
-TEST_CASE("conv2d: PyTorch default init bound 1/sqrt(C_in * k * k)") {
+TEST_CASE_TEMPLATE("conv2d: PyTorch default init bound 1/sqrt(C_in * k * k)", Backend, CPC_TEST_BACKENDS) {
   rng gen(2);
-  conv2d<double> layer({.in_channels = 4, .out_channels = 64, .kernel = 5}, gen);
+  conv2d<double, Backend> layer({.in_channels = 4, .out_channels = 64, .kernel = 5}, gen);
   const double bound = 0.1;
   CHECK(xt::amax(xt::abs(layer.weight().value))() <= bound);
   CHECK(xt::amax(xt::abs(layer.weight().value))() > 0.95 * bound);
   CHECK(xt::amax(xt::abs(layer.bias().value))() <= bound);
+}
+
+TEST_CASE(
+    "conv2d: cpu equals reference (1e-5) on strides, paddings, odd sizes, batch 1, with and without bias") {
+  rng gen(23);
+  struct shape_case {
+    std::array<std::size_t, 4> x;  // [B, H, W, C_in]
+    conv2d_options opt;
+  };
+  const std::vector<shape_case> cases{
+      {{1, 1, 1, 1}, {.in_channels = 1, .out_channels = 1, .kernel = 1}},
+      {{1, 5, 7, 3}, {.in_channels = 3, .out_channels = 5, .kernel = 3, .stride = 1, .padding = 1}},
+      {{3, 9, 6, 2}, {.in_channels = 2, .out_channels = 7, .kernel = 3, .stride = 2, .padding = 1}},
+      {{2, 10, 11, 4}, {.in_channels = 4, .out_channels = 3, .kernel = 4, .stride = 3, .padding = 2}},
+      {{2, 4, 4, 5}, {.in_channels = 5, .out_channels = 70, .kernel = 5, .stride = 1, .padding = 2}},
+      // 300 images of 4x4 outputs: many task groups (AVX-512: 20 of 15 images) and d weight parts (5).
+      {{300, 4, 4, 3}, {.in_channels = 3, .out_channels = 9, .kernel = 3, .stride = 1, .padding = 1}},
+  };
+  for (const auto& c : cases)
+    for (bool bias : {true, false}) {
+      CAPTURE(c.x[0]);
+      CAPTURE(c.x[1]);
+      CAPTURE(c.opt.kernel);
+      CAPTURE(bias);
+      tensor4<float> x = xt::zeros<float>(c.x);
+      fill_uniform(x, gen);
+      conv2d_options opt = c.opt;
+      opt.bias = bias;
+      check_layer_backends<conv2d, float>(opt, x, 1e-5);
+    }
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <vector>
 
 #include <cpc/autoregressor/masked_conv_autoregressor.hpp>
 #include <cpc/loss/grid_info_nce.hpp>
@@ -11,7 +12,9 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_invariance.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
@@ -93,9 +96,11 @@ TEST_CASE("grid_info_nce: finite differences for z, c and the heads") {
   CHECK(gradient_error(f, w.value.data(), w.size(), w.grad.data()) < 1e-6);
 }
 
-TEST_CASE("masked_conv_autoregressor: a context never changes when latents below its row change") {
+TEST_CASE_TEMPLATE("masked_conv_autoregressor: a context never changes when latents below its row change",
+                   Backend, CPC_TEST_BACKENDS) {
   rng gen(3);
-  masked_conv_autoregressor<float> ar({.input_size = 4, .hidden_size = 6, .layers = 3, .kernel = 3}, gen);
+  masked_conv_autoregressor<float, Backend> ar({.input_size = 4, .hidden_size = 6, .layers = 3, .kernel = 3},
+                                               gen);
   CHECK(ar.receptive_rows() == 3);
   tensor4<float> z = xt::zeros<float>({2, 7, 7, 4}), c;
   fill_uniform(z, gen);
@@ -110,9 +115,11 @@ TEST_CASE("masked_conv_autoregressor: a context never changes when latents below
   }
 }
 
-TEST_CASE("masked_conv_autoregressor: finite differences for z and every parameter") {
+TEST_CASE_TEMPLATE("masked_conv_autoregressor: finite differences for z and every parameter", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(4);
-  masked_conv_autoregressor<double> ar({.input_size = 3, .hidden_size = 4, .layers = 3, .kernel = 3}, gen);
+  masked_conv_autoregressor<double, Backend> ar({.input_size = 3, .hidden_size = 4, .layers = 3, .kernel = 3},
+                                                gen);
   tensor4<double> z = xt::zeros<double>({2, 4, 3, 3}), c, dz;
   fill_uniform(z, gen);
   ar.forward(z, c);
@@ -133,6 +140,29 @@ TEST_CASE("masked_conv_autoregressor: finite differences for z and every paramet
     CHECK(gradient_error(loss, theirs[i].second->value.data(), theirs[i].second->size(),
                          mine[i].second->grad.data()) < 1e-6);
   }
+}
+
+TEST_CASE("masked_conv_autoregressor: cpu equals reference (1e-5) for c, dz and every gradient") {
+  rng gen(12);
+  for (const auto& [b, r, c, in, hidden, layers, k] : std::vector<std::array<std::size_t, 7>>{
+           {1, 1, 1, 1, 1, 1, 1}, {1, 7, 7, 64, 64, 3, 3}, {3, 5, 4, 6, 70, 2, 5}, {2, 3, 6, 5, 4, 4, 3}}) {
+    CAPTURE(hidden);
+    CAPTURE(layers);
+    tensor4<float> z = xt::zeros<float>({b, r, c, in});
+    fill_uniform(z, gen);
+    check_layer_backends<masked_conv_autoregressor, float>(
+        masked_conv_autoregressor_options{
+            .input_size = in, .hidden_size = hidden, .layers = layers, .kernel = k},
+        z, 1e-5);
+  }
+}
+
+TEST_CASE("masked_conv_autoregressor: results do not depend on the thread count (cpu)") {
+  rng gen(13);
+  masked_conv_autoregressor<float> ar({}, gen);  // the image_small preset's sizes
+  tensor4<float> z = xt::zeros<float>({100, 7, 7, 64});
+  fill_uniform(z, gen);
+  check_thread_invariance(ar, z);
 }
 
 namespace {

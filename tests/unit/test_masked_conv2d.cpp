@@ -2,18 +2,24 @@
 
 #include <cpc/layers/masked_conv2d.hpp>
 
+#include <array>
+#include <vector>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_invariance.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE("masked_conv2d: kernel rows below the centre are zero after init, forward and backward") {
+TEST_CASE_TEMPLATE("masked_conv2d: kernel rows below the centre are zero after init, forward and backward",
+                   Backend, CPC_TEST_BACKENDS) {
   rng gen(1);
-  masked_conv2d<double> layer({.in_channels = 2, .out_channels = 3, .kernel = 5}, gen);
+  masked_conv2d<double, Backend> layer({.in_channels = 2, .out_channels = 3, .kernel = 5}, gen);
   CHECK(layer.visible_rows() == 3);
   auto& w = layer.weight();
   tensor4<double> x = xt::zeros<double>({2, 6, 5, 2}), y, dx;
@@ -31,9 +37,10 @@ TEST_CASE("masked_conv2d: kernel rows below the centre are zero after init, forw
         }
 }
 
-TEST_CASE("masked_conv2d: finite differences for x, weight (unmasked entries) and bias") {
+TEST_CASE_TEMPLATE("masked_conv2d: finite differences for x, weight (unmasked entries) and bias", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(3);
-  masked_conv2d<double> layer({.in_channels = 3, .out_channels = 2, .kernel = 3}, gen);
+  masked_conv2d<double, Backend> layer({.in_channels = 3, .out_channels = 2, .kernel = 3}, gen);
   tensor4<double> x = xt::zeros<double>({2, 4, 5, 3}), y, dx;
   fill_uniform(x, gen);
   layer.forward(x, y);
@@ -53,10 +60,12 @@ TEST_CASE("masked_conv2d: finite differences for x, weight (unmasked entries) an
   CHECK(gradient_error(loss, b.value.data(), b.size(), b.grad.data()) < 1e-6);
 }
 
-TEST_CASE("masked_conv2d: an output row never changes when rows below it change (stacked layers too)") {
+TEST_CASE_TEMPLATE(
+    "masked_conv2d: an output row never changes when rows below it change (stacked layers too)", Backend,
+    CPC_TEST_BACKENDS) {
   rng gen(5);
-  masked_conv2d<float> a({.in_channels = 2, .out_channels = 4, .kernel = 3}, gen);
-  masked_conv2d<float> b({.in_channels = 4, .out_channels = 3, .kernel = 5}, gen);
+  masked_conv2d<float, Backend> a({.in_channels = 2, .out_channels = 4, .kernel = 3}, gen);
+  masked_conv2d<float, Backend> b({.in_channels = 4, .out_channels = 3, .kernel = 5}, gen);
   tensor4<float> x = xt::zeros<float>({2, 7, 7, 2}), h, y;
   fill_uniform(x, gen);
   a.forward(x, h);
@@ -71,10 +80,11 @@ TEST_CASE("masked_conv2d: an output row never changes when rows below it change 
   }
 }
 
-TEST_CASE("masked_conv2d: matches torch conv2d with weight * mask (golden, float)") {
+TEST_CASE_TEMPLATE("masked_conv2d: matches torch conv2d with weight * mask (golden, float)", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("image.txt");
   rng gen(0);
-  masked_conv2d<float> layer({.in_channels = 2, .out_channels = 2, .kernel = 3}, gen);
+  masked_conv2d<float, Backend> layer({.in_channels = 2, .out_channels = 2, .kernel = 3}, gen);
   assign(layer.weight().value, g["masked.weight"]);  // unmasked values: the layer applies the mask
   assign(layer.bias().value, g["masked.bias"]);
   tensor4<float> x, y, dy, dx;
@@ -88,8 +98,33 @@ TEST_CASE("masked_conv2d: matches torch conv2d with weight * mask (golden, float
   CHECK(max_relative_error(layer.bias().grad, g["masked.dbias"]) < 1e-4);
 }
 
-TEST_CASE("masked_conv2d: an even kernel is a config_error") {
+TEST_CASE_TEMPLATE("masked_conv2d: an even kernel is a config_error", Backend, CPC_TEST_BACKENDS) {
   rng gen(0);
-  CHECK_THROWS_WITH_AS(masked_conv2d<float>({.in_channels = 1, .out_channels = 1, .kernel = 4}, gen),
-                       "masked_conv2d: expected an odd kernel, got 4", config_error);
+  CHECK_THROWS_WITH_AS(
+      (masked_conv2d<float, Backend>({.in_channels = 1, .out_channels = 1, .kernel = 4}, gen)),
+      "masked_conv2d: expected an odd kernel, got 4", config_error);
+}
+
+TEST_CASE("masked_conv2d: cpu equals reference (1e-5) on kernels 1, 3, 5, batch 1, with and without bias") {
+  rng gen(31);
+  for (const auto& [b, h, w, c_in, c_out, k] : std::vector<std::array<std::size_t, 6>>{
+           {1, 1, 1, 1, 1, 1}, {1, 7, 7, 4, 6, 3}, {3, 5, 6, 3, 70, 5}, {2, 7, 7, 64, 64, 3}}) {
+    for (bool bias : {true, false}) {
+      CAPTURE(k);
+      CAPTURE(bias);
+      tensor4<float> x = xt::zeros<float>({b, h, w, c_in});
+      fill_uniform(x, gen);
+      check_layer_backends<masked_conv2d, float>(
+          masked_conv2d_options{.in_channels = c_in, .out_channels = c_out, .kernel = k, .bias = bias}, x,
+          1e-5);
+    }
+  }
+}
+
+TEST_CASE("masked_conv2d: results do not depend on the thread count (cpu)") {
+  rng gen(32);
+  masked_conv2d<float> layer({.in_channels = 16, .out_channels = 70, .kernel = 3}, gen);
+  tensor4<float> x = xt::zeros<float>({100, 7, 7, 16});  // 4900 rows: many groups, several d weight parts
+  fill_uniform(x, gen);
+  check_thread_invariance(layer, x);
 }

@@ -2,18 +2,24 @@
 
 #include <cpc/encoder/resnet_block.hpp>
 
+#include <array>
+#include <vector>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_invariance.hpp"
 
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE("resnet_block: finite differences for the input and every parameter") {
+TEST_CASE_TEMPLATE("resnet_block: finite differences for the input and every parameter", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(11);
-  resnet_block<double> block({.channels = 3, .kernel = 3}, gen);
+  resnet_block<double, Backend> block({.channels = 3, .kernel = 3}, gen);
   // Non-trivial layer-norm affine parameters.
   block.for_each_parameter([&](const std::string& name, parameter<double>& p) {
     if (name.rfind("ln", 0) == 0) fill_uniform(p.value, gen, 0.5);
@@ -25,7 +31,8 @@ TEST_CASE("resnet_block: finite differences for the input and every parameter") 
   tensor4<double> r = xt::zeros<double>(y.shape());
   fill_uniform(r, gen);
   block.backward(x, y, r, &dx);
-  resnet_block<double> probe = block;  // a copy evaluates the loss without touching the kept activations
+  resnet_block<double, Backend> probe =
+      block;  // a copy evaluates the loss without touching the kept activations
   auto loss = [&] {
     tensor4<double> yy;
     probe.forward(x, yy);
@@ -42,10 +49,11 @@ TEST_CASE("resnet_block: finite differences for the input and every parameter") 
   }
 }
 
-TEST_CASE("resnet_block: matches the PyTorch pre-activation block (golden, float)") {
+TEST_CASE_TEMPLATE("resnet_block: matches the PyTorch pre-activation block (golden, float)", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("image.txt");
   rng gen(0);
-  resnet_block<float> block({.channels = 2, .kernel = 3}, gen);
+  resnet_block<float, Backend> block({.channels = 2, .kernel = 3}, gen);
   block.for_each_parameter(
       [&](const std::string& name, parameter<float>& p) { assign(p.value, g["block." + name]); });
   tensor4<float> x, y, dy, dx;
@@ -61,9 +69,10 @@ TEST_CASE("resnet_block: matches the PyTorch pre-activation block (golden, float
   });
 }
 
-TEST_CASE("resnet_block: with zero second convolution it is the identity") {
+TEST_CASE_TEMPLATE("resnet_block: with zero second convolution it is the identity", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(2);
-  resnet_block<float> block({.channels = 4}, gen);
+  resnet_block<float, Backend> block({.channels = 4}, gen);
   block.conv2().weight().value.fill(0.f);
   block.conv2().bias().value.fill(0.f);
   tensor4<float> x = xt::zeros<float>({3, 5, 5, 4}), y;
@@ -72,11 +81,31 @@ TEST_CASE("resnet_block: with zero second convolution it is the identity") {
   CHECK(y == x);
 }
 
-TEST_CASE("resnet_block: wrong channel count is a shape_error") {
+TEST_CASE_TEMPLATE("resnet_block: wrong channel count is a shape_error", Backend, CPC_TEST_BACKENDS) {
   rng gen(2);
-  resnet_block<float> block({.channels = 4}, gen);
+  resnet_block<float, Backend> block({.channels = 4}, gen);
   tensor4<float> x = xt::zeros<float>({1, 5, 5, 3}), y;
   CHECK_THROWS_WITH_AS(block.forward(x, y),
                        "resnet_block forward input: expected [*, *, *, 4], got [1, 5, 5, 3]", shape_error);
-  CHECK_THROWS_AS(resnet_block<float>({.channels = 4, .kernel = 2}, gen), config_error);
+  CHECK_THROWS_AS((resnet_block<float, Backend>({.channels = 4, .kernel = 2}, gen)), config_error);
+}
+
+TEST_CASE("resnet_block: cpu equals reference (1e-5) on odd sizes, batch 1, kernels 1, 3, 5") {
+  rng gen(51);
+  for (const auto& [b, h, w, c, k] : std::vector<std::array<std::size_t, 5>>{
+           {1, 1, 1, 1, 1}, {1, 4, 4, 64, 3}, {3, 5, 7, 6, 3}, {2, 6, 5, 70, 5}}) {
+    CAPTURE(c);
+    CAPTURE(k);
+    tensor4<float> x = xt::zeros<float>({b, h, w, c});
+    fill_uniform(x, gen);
+    check_layer_backends<resnet_block, float>(resnet_block_options{.channels = c, .kernel = k}, x, 1e-5);
+  }
+}
+
+TEST_CASE("resnet_block: results do not depend on the thread count (cpu)") {
+  rng gen(52);
+  resnet_block<float> block({.channels = 64}, gen);
+  tensor4<float> x = xt::zeros<float>({300, 4, 4, 64});  // 4800 pixels: many conv groups and parts
+  fill_uniform(x, gen);
+  check_thread_invariance(block, x);
 }

@@ -5,16 +5,24 @@
 #include <string_view>
 #include <vector>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
 #include "cpc/layers/conv2d.hpp"
 #include "cpc/layers/masked_conv2d.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::masked_conv_autoregressor` (the same type for every element type and backend):
+/// widths, depth and the (odd) kernel.
+struct masked_conv_autoregressor_options {
+  std::size_t input_size = 64;
+  std::size_t hidden_size = 64;
+  std::size_t layers = 3;
+  std::size_t kernel = 3;
+};
 
 /// The image autoregressor g_ar of CPC (van den Oord et al. 2018, section 3.2: "a PixelCNN-style
 /// autoregressive model"): a stack of `masked_conv2d` layers over the grid of patch latents,
@@ -31,13 +39,8 @@ class masked_conv_autoregressor {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Widths, depth and the (odd) kernel.
-  struct options {
-    std::size_t input_size = 64;
-    std::size_t hidden_size = 64;
-    std::size_t layers = 3;
-    std::size_t kernel = 3;
-  };
+  /// Autoregressor sizes (`cpc::masked_conv_autoregressor_options`).
+  using options = masked_conv_autoregressor_options;
 
   /// Draws layer 0 .. layers-1 from `gen`.
   masked_conv_autoregressor(options opt, rng& gen) : opt_(opt) {
@@ -45,16 +48,15 @@ class masked_conv_autoregressor {
       throw config_error("masked_conv_autoregressor: expected input_size, hidden_size and layers > 0");
     layers_.reserve(opt.layers);
     for (std::size_t l = 0; l < opt.layers; ++l)
-      layers_.emplace_back(
-          typename masked_conv2d<T, Backend>::options{
-              .in_channels = l == 0 ? opt.input_size : opt.hidden_size,
-              .out_channels = opt.hidden_size,
-              .kernel = opt.kernel},
-          gen);
+      layers_.emplace_back(masked_conv2d_options{.in_channels = l == 0 ? opt.input_size : opt.hidden_size,
+                                                 .out_channels = opt.hidden_size,
+                                                 .kernel = opt.kernel},
+                           gen);
     h_.resize(opt.layers);
     a_.resize(opt.layers);
   }
 
+  /// The options the autoregressor was built with.
   const options& config() const { return opt_; }
 
   /// Rows above a context that it can see: layers * (kernel / 2).
@@ -71,7 +73,8 @@ class masked_conv_autoregressor {
       relu(prev, a_[l]);
       tensor4<T>& out = l + 1 == opt_.layers ? c : h_[l];
       layers_[l].forward(a_[l], out);
-      out += prev;
+      ops::axpby<Backend>(ops::axpby_args<T>{
+          .n = out.size(), .alpha = T(1), .x = prev.data(), .beta = T(1), .y = out.data()});
     }
   }
 
@@ -81,14 +84,13 @@ class masked_conv_autoregressor {
     check_shape("masked_conv_autoregressor context gradient", dc,
                 {static_cast<std::ptrdiff_t>(c.shape()[0]), static_cast<std::ptrdiff_t>(c.shape()[1]),
                  static_cast<std::ptrdiff_t>(c.shape()[2]), static_cast<std::ptrdiff_t>(opt_.hidden_size)});
-    g_ = dc;
+    ensure_shape(g_, dc.shape());
+    ops::copy<Backend>(ops::copy_args<T>{.n = dc.size(), .x = dc.data(), .y = g_.data()});
     for (std::size_t l = opt_.layers; l-- > 1;) {
       layers_[l].backward(a_[l], c, g_, &ga_);
       // d h_{l-1} = g (residual) + ga * relu'(h_{l-1}), relu' read from a_l = relu(h_{l-1}) > 0.
-      const T* a = a_[l].data();
-      const T* ga = ga_.data();
-      T* g = g_.data();
-      for (std::size_t i = 0; i < g_.size(); ++i) g[i] += a[i] > T(0) ? ga[i] : T(0);
+      ops::add_where_positive<Backend>(ops::add_where_positive_args<T>{
+          .n = g_.size(), .gate = a_[l].data(), .x = ga_.data(), .y = g_.data()});
     }
     layers_[0].backward(z, c, g_, dz);
   }
@@ -100,14 +102,13 @@ class masked_conv_autoregressor {
       layers_[l].for_each_parameter(f, join_name(prefix, "layer." + std::to_string(l)));
   }
 
+  /// Masked layer l. Errors: `std::out_of_range` for l >= layers.
   masked_conv2d<T, Backend>& layer(std::size_t l) { return layers_.at(l); }
 
  private:
   static void relu(const tensor4<T>& x, tensor4<T>& y) {
     ensure_shape(y, x.shape());
-    const T* in = x.data();
-    T* out = y.data();
-    for (std::size_t i = 0; i < x.size(); ++i) out[i] = std::max(in[i], T(0));
+    ops::positive_part<Backend>(ops::positive_part_args<T>{.n = x.size(), .x = x.data(), .y = y.data()});
   }
 
   options opt_;

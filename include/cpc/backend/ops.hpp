@@ -8,8 +8,11 @@
 /// Families:
 ///   blas        gemm, add_row_vector, sum_rows, axpby, fill, copy
 ///   conv1d      conv1d_forward, conv1d_backward_params, conv1d_backward_input
+///   conv2d      conv2d_forward, conv2d_backward, zero_kernel_rows
+///   patches     extract_patches, patch_mean_pool, patch_mean_pool_backward
 ///   norm        layer_norm_forward, layer_norm_backward
 ///   activation  relu_forward, relu_backward
+///   pointwise   positive_part, add_where_positive
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 ///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
@@ -17,8 +20,11 @@
 #include "cpc/backend/op/activation.hpp"
 #include "cpc/backend/op/blas.hpp"
 #include "cpc/backend/op/conv1d.hpp"
+#include "cpc/backend/op/conv2d.hpp"
 #include "cpc/backend/op/info_nce.hpp"
 #include "cpc/backend/op/norm.hpp"
 #include "cpc/backend/op/optim.hpp"
+#include "cpc/backend/op/patches.hpp"
+#include "cpc/backend/op/pointwise.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

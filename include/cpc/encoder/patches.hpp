@@ -1,12 +1,12 @@
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
 
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
-#include "cpc/layers/conv2d.hpp"
 
 namespace cpc {
 
@@ -38,33 +38,26 @@ struct patch_grid {
 /// Cuts images into the patches of `grid`, row-major over the grid:
 /// patches[(b * rows + r) * cols + c, u, v, ch] = padded image b at (r*stride + u, c*stride + v, ch)
 /// (0 in the padding). Shapes: images `[B, H, W, C]` -> patches resized to
-/// `[B * rows * cols, size, size, C]`, rows = grid.count(H), cols = grid.count(W).
+/// `[B * rows * cols, size, size, C]`, rows = grid.count(H), cols = grid.count(W). Runs the
+/// `extract_patches` op of `Backend` (backend/op/patches.hpp).
 /// Errors: as `patch_grid::count`.
-template <class T>
+template <class Backend = cpu, class T>
 void extract_patches(const tensor4<T>& images, const patch_grid& grid, tensor4<T>& patches) {
   const std::size_t B = images.shape()[0], H = images.shape()[1], W = images.shape()[2],
                     C = images.shape()[3];
   const std::size_t rows = grid.count(H), cols = grid.count(W), P = grid.size;
   ensure_shape(patches, std::array<std::size_t, 4>{B * rows * cols, P, P, C});
-  parallel_for(0, B, [&](std::size_t b) {
-    const T* img = images.data() + b * H * W * C;
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t c = 0; c < cols; ++c) {
-        T* out = patches.data() + ((b * rows + r) * cols + c) * P * P * C;
-        for (std::size_t u = 0; u < P; ++u) {
-          const auto y =
-              static_cast<std::ptrdiff_t>(r * grid.stride + u) - static_cast<std::ptrdiff_t>(grid.padding);
-          for (std::size_t v = 0; v < P; ++v, out += C) {
-            const auto x =
-                static_cast<std::ptrdiff_t>(c * grid.stride + v) - static_cast<std::ptrdiff_t>(grid.padding);
-            if (y < 0 || x < 0 || y >= static_cast<std::ptrdiff_t>(H) || x >= static_cast<std::ptrdiff_t>(W))
-              std::fill(out, out + C, T(0));
-            else
-              std::copy_n(img + (static_cast<std::size_t>(y) * W + static_cast<std::size_t>(x)) * C, C, out);
-          }
-        }
-      }
-  });
+  ops::extract_patches<Backend>(ops::extract_patches_args<T>{.batch = B,
+                                                             .height = H,
+                                                             .width = W,
+                                                             .channels = C,
+                                                             .size = P,
+                                                             .stride = grid.stride,
+                                                             .padding = grid.padding,
+                                                             .rows = rows,
+                                                             .cols = cols,
+                                                             .images = images.data(),
+                                                             .patches = patches.data()});
 }
 
 }  // namespace cpc

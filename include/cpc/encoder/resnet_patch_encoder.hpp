@@ -3,20 +3,32 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
-#include "cpc/core/threads.hpp"
 #include "cpc/encoder/patches.hpp"
 #include "cpc/encoder/resnet_block.hpp"
 #include "cpc/layers/conv2d.hpp"
 #include "cpc/layers/layer_norm.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::resnet_patch_encoder` (the same type for every element type and backend): widths,
+/// depth and patch geometry (defaults: cpc::presets::image_small - 28x28 grey images, 7x7 grid of
+/// 8x8 patches, 64 channels, stride-2 stem, 1 block).
+struct resnet_patch_encoder_options {
+  std::size_t in_channels = 1;
+  std::size_t channels = 64;
+  std::size_t blocks = 1;
+  std::size_t kernel = 3;
+  std::size_t stem_stride = 2;  ///< 2 halves each patch's side before the blocks (4x fewer MACs)
+  patch_grid grid{};
+};
 
 /// The image encoder g_enc of CPC (van den Oord et al. 2018, section 3.2), small: every image is
 /// cut into a grid of overlapping patches (`patch_grid`), and every patch goes through
@@ -35,16 +47,8 @@ class resnet_patch_encoder {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Widths, depth and patch geometry (defaults: cpc::presets::image_small - 28x28 grey images,
-  /// 7x7 grid of 8x8 patches, 64 channels, stride-2 stem, 1 block).
-  struct options {
-    std::size_t in_channels = 1;
-    std::size_t channels = 64;
-    std::size_t blocks = 1;
-    std::size_t kernel = 3;
-    std::size_t stem_stride = 2;  ///< 2 halves each patch's side before the blocks (4x fewer MACs)
-    patch_grid grid{};
-  };
+  /// Encoder sizes (`cpc::resnet_patch_encoder_options`).
+  using options = resnet_patch_encoder_options;
 
   /// Draws the stem, then each block's convolutions, from `gen`.
   resnet_patch_encoder(options opt, rng& gen)
@@ -58,10 +62,11 @@ class resnet_patch_encoder {
         norm_({.normalized_shape = opt.channels}) {
     blocks_.reserve(opt.blocks);
     for (std::size_t i = 0; i < opt.blocks; ++i)
-      blocks_.emplace_back(typename resnet_block<T, Backend>::options{opt.channels, opt.kernel}, gen);
+      blocks_.emplace_back(resnet_block_options{opt.channels, opt.kernel}, gen);
     h_.resize(opt.blocks + 1);
   }
 
+  /// The options the encoder was built with.
   const options& config() const { return opt_; }
 
   /// Grid extent (rows or cols) for an image extent (pixels). Errors: as `patch_grid::count`.
@@ -74,24 +79,15 @@ class resnet_patch_encoder {
     const std::size_t B = images.shape()[0];
     rows_ = grid_size(images.shape()[1]);
     cols_ = grid_size(images.shape()[2]);
-    extract_patches(images, opt_.grid, patches_);
+    extract_patches<Backend>(images, opt_.grid, patches_);
     stem_.forward(patches_, h_[0]);
     for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].forward(h_[i], h_[i + 1]);
-    detail::as_frames(h_.back(), f3_);
+    detail::as_frames<Backend>(h_.back(), f3_);
     norm_.forward_relu(f3_, a3_);
     const std::size_t N = a3_.shape()[0], Q = a3_.shape()[1], C = opt_.channels;
     ensure_shape(z, std::array<std::size_t, 4>{B, rows_, cols_, C});
-    const T inv = T(1) / static_cast<T>(Q);
-    parallel_for(0, (N + patch_block - 1) / patch_block, [&](std::size_t blk) {
-      for (std::size_t n = blk * patch_block; n < std::min(N, (blk + 1) * patch_block); ++n) {
-        T* out = z.data() + n * C;
-        std::fill(out, out + C, T(0));
-        const T* a = a3_.data() + n * Q * C;
-        for (std::size_t q = 0; q < Q; ++q)
-          for (std::size_t c = 0; c < C; ++c) out[c] += a[q * C + c];
-        for (std::size_t c = 0; c < C; ++c) out[c] *= inv;
-      }
-    });
+    ops::patch_mean_pool<Backend>(ops::patch_mean_pool_args<T>{
+        .patches = N, .pixels = Q, .channels = C, .x = a3_.data(), .y = z.data()});
   }
 
   /// Accumulates every parameter gradient from dz = d loss / d z of the last `forward`.
@@ -103,14 +99,10 @@ class resnet_patch_encoder {
                  static_cast<std::ptrdiff_t>(rows_), static_cast<std::ptrdiff_t>(cols_),
                  static_cast<std::ptrdiff_t>(C)});
     ensure_shape(da3_, a3_.shape());
-    const T inv = T(1) / static_cast<T>(Q);
-    parallel_for(0, (N + patch_block - 1) / patch_block, [&](std::size_t blk) {
-      for (std::size_t n = blk * patch_block; n < std::min(N, (blk + 1) * patch_block); ++n)
-        for (std::size_t q = 0; q < Q; ++q)
-          for (std::size_t c = 0; c < C; ++c) da3_.data()[(n * Q + q) * C + c] = dz.data()[n * C + c] * inv;
-    });
+    ops::patch_mean_pool_backward<Backend>(ops::patch_mean_pool_backward_args<T>{
+        .patches = N, .pixels = Q, .channels = C, .dy = dz.data(), .dx = da3_.data()});
     norm_.backward_relu(f3_, a3_, da3_, &df3_);
-    detail::as_image(df3_, h_.back().shape(), dh_);
+    detail::as_image<Backend>(df3_, h_.back().shape(), dh_);
     for (std::size_t i = blocks_.size(); i-- > 0;) {
       blocks_[i].backward(h_[i], h_[i + 1], dh_, &dh_prev_);
       std::swap(dh_, dh_prev_);
@@ -127,12 +119,12 @@ class resnet_patch_encoder {
     norm_.for_each_parameter(f, join_name(prefix, "norm"));
   }
 
+  /// The stem convolution.
   conv2d<T, Backend>& stem() { return stem_; }
+  /// Residual block i. Errors: `std::out_of_range` for i >= blocks.
   resnet_block<T, Backend>& block(std::size_t i) { return blocks_.at(i); }
 
  private:
-  static constexpr std::size_t patch_block = 64;  // patches per task in pooling
-
   static const options& check(const options& o) {
     if (o.in_channels == 0 || o.channels == 0 || o.stem_stride == 0)
       throw config_error("resnet_patch_encoder: expected in_channels, channels and stem_stride > 0");

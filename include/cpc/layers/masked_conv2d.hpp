@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"
@@ -11,6 +11,15 @@
 #include "cpc/layers/conv2d.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::masked_conv2d` (the same type for every element type and backend); the kernel
+/// is square and odd; `bias = false` drops the bias.
+struct masked_conv2d_options {
+  std::size_t in_channels = 0;
+  std::size_t out_channels = 0;
+  std::size_t kernel = 3;
+  bool bias = true;
+};
 
 /// PixelCNN-style masked 2-D convolution (van den Oord et al. 2016, "Pixel Recurrent Neural
 /// Networks", section 3.4; used as the image autoregressor of CPC, section 3.2): an odd `kernel`
@@ -29,17 +38,13 @@ class masked_conv2d {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// Sizes; the kernel is square and odd.
-  struct options {
-    std::size_t in_channels = 0;
-    std::size_t out_channels = 0;
-    std::size_t kernel = 3;
-    bool bias = true;
-  };
+  /// Layer sizes (`cpc::masked_conv2d_options`).
+  using options = masked_conv2d_options;
 
   /// Builds the layer (PyTorch's default init from `gen`) and zeroes the masked weights.
   masked_conv2d(options opt, rng& gen) : opt_(check(opt)), conv_(conv_options(opt), gen) { apply_mask(); }
 
+  /// The options the layer was built with.
   const options& config() const { return opt_; }
 
   /// Rows of the kernel that are kept: 0 .. kernel / 2 (the centre row and the rows above).
@@ -64,7 +69,9 @@ class masked_conv2d {
     conv_.for_each_parameter(f, prefix);
   }
 
+  /// The weight `[C_out, C_in, k, k]` (masked entries 0 after any forward or backward).
   parameter<T>& weight() { return conv_.weight(); }
+  /// The bias `[C_out]` (empty without bias).
   parameter<T>& bias() { return conv_.bias(); }
 
  private:
@@ -73,7 +80,7 @@ class masked_conv2d {
       throw config_error("masked_conv2d: expected an odd kernel, got " + std::to_string(o.kernel));
     return o;
   }
-  static typename conv2d<T, Backend>::options conv_options(const options& o) {
+  static conv2d_options conv_options(const options& o) {
     return {.in_channels = o.in_channels,
             .out_channels = o.out_channels,
             .kernel = o.kernel,
@@ -84,10 +91,9 @@ class masked_conv2d {
 
   // Zeroes rows u > kernel / 2 of every [kernel, kernel] slice of a weight-shaped array.
   void zero_masked(array_view<T>& w) const {
-    const std::size_t k = opt_.kernel, slices = w.size() / (k * k);
-    for (std::size_t s = 0; s < slices; ++s)
-      for (std::size_t u = k / 2 + 1; u < k; ++u)
-        for (std::size_t v = 0; v < k; ++v) w.data()[(s * k + u) * k + v] = T(0);
+    const std::size_t k = opt_.kernel;
+    ops::zero_kernel_rows<Backend>(ops::zero_kernel_rows_args<T>{
+        .slices = w.size() / (k * k), .kernel = k, .keep_rows = visible_rows(), .w = w.data()});
   }
   void apply_mask() { zero_masked(conv_.weight().value); }
 
