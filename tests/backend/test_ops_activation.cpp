@@ -6,6 +6,7 @@
 #include <cpc/backend/ops.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "support/backend_parity.hpp"
@@ -48,4 +49,37 @@ TEST_CASE("ops::relu_forward: works in place (y == x) on both backends") {
   ops::relu_forward<reference>(ops::relu_forward_args<double>{.n = 4, .x = b.data(), .y = b.data()});
   CHECK(a == std::vector<double>{0, 0, 3, 0});
   CHECK(b == a);
+}
+
+namespace {
+std::vector<float> signed_random_vector(std::size_t n, rng& gen) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(gen.uniform(-1.0, 1.0));
+  if (n > 3) {
+    v[0] = 0.0f;
+    v[1] = -0.0f;
+    v[2] = std::nanf("");
+  }
+  return v;
+}
+// Equal bit patterns (so NaN == NaN and -0 != +0).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+}  // namespace
+
+TEST_CASE("ops::add_where_positive: cpu equals reference bit for bit; y += x where gate > 0") {
+  rng gen(2);
+  for (std::size_t n : {std::size_t{1}, std::size_t{5}, std::size_t{1} << 15, (std::size_t{1} << 15) + 7}) {
+    CAPTURE(n);
+    const auto gate = signed_random_vector(n, gen), x = signed_random_vector(n, gen),
+               y0 = signed_random_vector(n, gen);
+    auto y_cpu = y0, y_ref = y0;
+    ops::add_where_positive<cpu>(
+        ops::add_where_positive_args<float>{.n = n, .gate = gate.data(), .x = x.data(), .y = y_cpu.data()});
+    ops::add_where_positive<reference>(
+        ops::add_where_positive_args<float>{.n = n, .gate = gate.data(), .x = x.data(), .y = y_ref.data()});
+    CHECK(same_bits(y_cpu, y_ref));
+    for (std::size_t i = 3; i < n; ++i) CHECK(y_cpu[i] == (gate[i] > 0 ? y0[i] + x[i] : y0[i]));
+  }
 }

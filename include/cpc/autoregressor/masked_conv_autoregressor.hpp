@@ -108,7 +108,7 @@ class masked_conv_autoregressor {
  private:
   static void relu(const tensor4<T>& x, tensor4<T>& y) {
     ensure_shape(y, x.shape());
-    ops::positive_part<Backend>(ops::positive_part_args<T>{.n = x.size(), .x = x.data(), .y = y.data()});
+    ops::relu_forward<Backend>(ops::relu_forward_args<T>{.n = x.size(), .x = x.data(), .y = y.data()});
   }
 
   options opt_;

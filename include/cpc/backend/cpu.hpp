@@ -9,5 +9,4 @@
 #include "cpc/backend/cpu/norm.hpp"
 #include "cpc/backend/cpu/optim.hpp"
 #include "cpc/backend/cpu/patches.hpp"
-#include "cpc/backend/cpu/pointwise.hpp"
 #include "cpc/backend/tags.hpp"

@@ -11,8 +11,7 @@
 ///   conv2d      conv2d_forward, conv2d_backward, zero_kernel_rows
 ///   patches     extract_patches, patch_mean_pool, patch_mean_pool_backward
 ///   norm        layer_norm_forward, layer_norm_backward
-///   activation  relu_forward, relu_backward
-///   pointwise   positive_part, add_where_positive
+///   activation  relu_forward, relu_backward, add_where_positive
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 ///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
@@ -25,6 +24,5 @@
 #include "cpc/backend/op/norm.hpp"
 #include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/op/patches.hpp"
-#include "cpc/backend/op/pointwise.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

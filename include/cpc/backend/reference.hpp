@@ -8,5 +8,4 @@
 #include "cpc/backend/reference/norm.hpp"
 #include "cpc/backend/reference/optim.hpp"
 #include "cpc/backend/reference/patches.hpp"
-#include "cpc/backend/reference/pointwise.hpp"
 #include "cpc/backend/tags.hpp"

@@ -44,4 +44,12 @@ void run(cpu, const relu_backward_args<T>& a) {
   });
 }
 
+/// cpu add_where_positive.
+template <class T>
+void run(cpu, const add_where_positive_args<T>& a) {
+  cpu_detail::for_each_activation_chunk(a.n, [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) a.y[i] += a.gate[i] > T(0) ? a.x[i] : T(0);
+  });
+}
+
 }  // namespace cpc::ops

@@ -38,4 +38,19 @@ void relu_backward(const relu_backward_args<T>& args) {
   CPC_DISPATCH("relu_backward", Backend, args);
 }
 
+/// Arguments of `add_where_positive`: y[i] += (gate[i] > 0 ? x[i] : 0) for i < n.
+template <class T>
+struct add_where_positive_args {
+  std::size_t n = 0;
+  const T* gate = nullptr;  ///< e.g. a ReLU's output: its gradient passes where gate > 0
+  const T* x = nullptr;     ///< e.g. the gradient at the ReLU's output
+  T* y = nullptr;           ///< accumulated
+};
+
+/// y += x where gate > 0 (the backward of a ReLU, added to a residual gradient). Errors: none.
+template <class Backend, class T>
+void add_where_positive(const add_where_positive_args<T>& args) {
+  CPC_DISPATCH("add_where_positive", Backend, args);
+}
+
 }  // namespace cpc::ops

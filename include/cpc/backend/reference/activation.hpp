@@ -19,4 +19,11 @@ void run(reference, const relu_backward_args<T>& a) {
   for (std::size_t i = 0; i < a.n; ++i) a.dx[i] = a.y[i] > T(0) ? a.dy[i] : T(0);
 }
 
+/// reference add_where_positive: adds 0 where the gate is closed, as the definition says (so a
+/// -0 in y becomes +0 there).
+template <class T>
+void run(reference, const add_where_positive_args<T>& a) {
+  for (std::size_t i = 0; i < a.n; ++i) a.y[i] += a.gate[i] > T(0) ? a.x[i] : T(0);
+}
+
 }  // namespace cpc::ops
