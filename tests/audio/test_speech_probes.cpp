@@ -80,7 +80,8 @@ TEST_CASE("run_speech_probes: with phone labels the phone probe is measured (sep
   CHECK(r.speaker_window_mean == doctest::Approx(1.0));
 }
 
-TEST_CASE("run_speech_probes: without phone labels phone_labelled is false and phone_frame 0; speakers run") {
+TEST_CASE(
+    "run_speech_probes: without phone labels phone_labelled is false and phone_frame 0, speakers still run") {
   probe_corpus d("none");
   speech_corpus c(d.dir.path(), {.log = nullptr});
   REQUIRE_FALSE(c.has_alignments());

@@ -60,6 +60,7 @@ refused() {
 }
 c=(--corpus corpus)
 
+refused "config_error: --corpus: Directory does not exist: nowhere" train --corpus nowhere --out new
 # --out that cannot be a folder: in /proc, below a file, an existing folder that takes no files.
 refused "io_error: --out: cannot create the folder '/proc/cpc-speech-cli-test'" train "${c[@]}" --out /proc/cpc-speech-cli-test
 refused "io_error: --out: cannot create the folder 'corpus/train.txt/run'" train "${c[@]}" --out corpus/train.txt/run
