@@ -43,8 +43,9 @@ TEST_CASE(
     "negative_sampler: positives never drawn, padding never drawn, policy sets respected (1e5+ draws)") {
   const std::size_t B = 4, T = 12, K = 3;
   const batch_info info{.lengths = {12, 7, 10, 4}, .speakers = {1, 2, 1, 2}};
-  for (auto policy : {negative_policy::batch, negative_policy::same_sequence,
-                      negative_policy::other_sequences, negative_policy::same_speaker}) {
+  for (auto policy :
+       {negative_policy::batch, negative_policy::same_sequence, negative_policy::other_sequences,
+        negative_policy::same_speaker, negative_policy::same_speaker_other_sequences}) {
     for (auto sharing : {negative_sharing::per_step, negative_sharing::shared}) {
       CAPTURE(to_string(policy));
       CAPTURE(static_cast<int>(sharing));
@@ -64,6 +65,8 @@ TEST_CASE(
             if (policy == negative_policy::same_sequence) ok = ok && ob == b;
             if (policy == negative_policy::other_sequences) ok = ok && ob != b;
             if (policy == negative_policy::same_speaker) ok = ok && info.speakers[ob] == info.speakers[b];
+            if (policy == negative_policy::same_speaker_other_sequences)
+              ok = ok && ob != b && info.speakers[ob] == info.speakers[b];
             violations += ok ? 0 : 1;
           });
       CHECK(draws >= 100000);
@@ -101,6 +104,35 @@ TEST_CASE("negative_sampler: uniform over candidates minus the positive (chi-squ
   CHECK(chi_square(c2, cells2, N) < 22.46);  // 6 dof, p = 0.001
   for (std::size_t k = 1; k < 3; ++k)
     for (std::size_t n = 0; n < N; ++n) REQUIRE(sh.indices()(k, 0, 4, n) == sh.indices()(0, 0, 4, n));
+}
+
+TEST_CASE(
+    "negative_sampler: same speaker excluding the current sequence is uniform over the others (chi-square)") {
+  // Items 0 and 2 are speaker 7, items 1 and 3 speaker 3: anchors of item 0 draw only from item 2's
+  // 6 valid frames (flat 16..21), each equally likely; their own item (and so the positive) never.
+  const std::size_t T = 8, N = 30000;
+  const batch_info info{.lengths = {8, 5, 6, 4}, .speakers = {7, 3, 7, 3}};
+  negative_sampler s({.policy = negative_policy::same_speaker_other_sequences, .negatives = N, .steps = 2});
+  rng gen(13);
+  s.sample(4, T, info, gen);
+  CHECK(s.candidates(0) == std::vector<std::int32_t>{16, 17, 18, 19, 20, 21});
+  CHECK(s.candidates(1) == std::vector<std::int32_t>{24, 25, 26, 27});
+  CHECK(s.candidates(2) == std::vector<std::int32_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  std::map<std::int32_t, std::size_t> counts;
+  for (std::size_t n = 0; n < N; ++n) ++counts[s.indices()(1, 0, 3, n)];  // anchor (b=0, t=3, k=2)
+  const std::set<std::int32_t> cells{16, 17, 18, 19, 20, 21};
+  CHECK(counts.size() == cells.size());
+  for (const auto& [v, c] : counts) CHECK(cells.count(v) == 1);
+  CHECK(chi_square(counts, cells, N) < 20.52);  // 5 dof, p = 0.001
+  // A speaker with one item in the batch leaves its anchors without a candidate; no speaker ids at all
+  // is refused by name.
+  CHECK_THROWS_WITH_AS(s.sample(3, T, {.lengths = {8, 8, 6}, .speakers = {7, 3, 7}}, gen),
+                       "negative_sampler: policy same_speaker_other_sequences has no negative candidate for "
+                       "anchor (b=1, t=0, k=1): 0 candidate frames, 0 excluded",
+                       config_error);
+  CHECK_THROWS_WITH_AS(s.sample(2, T, {}, gen),
+                       "negative_sampler: policy same_speaker_other_sequences needs 2 speaker ids, got 0",
+                       config_error);
 }
 
 TEST_CASE("negative_sampler: fewer candidates than N samples with replacement and covers all of them") {

@@ -1,6 +1,7 @@
 #pragma once
 /// Explicit, seeded negative sampling for InfoNCE (paper section 2 and Table 2: "mixed speaker",
-/// "same speaker", "excluding current sequence", "current sequence only").
+/// "same speaker", "mixed speaker, excluding current sequence", "same speaker, excluding current
+/// sequence", "current sequence only").
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -24,7 +25,19 @@ namespace cpc {
 ///    sequence"); the positive is never a candidate here.
 ///  - `same_speaker`: valid frames of every item whose speaker id equals the anchor's (the anchor's
 ///    own item included); needs `batch_info::speakers`.
-enum class negative_policy { batch, same_sequence, other_sequences, same_speaker };
+///  - `same_speaker_other_sequences`: valid frames of the other items of the anchor's speaker (the
+///    anchor's own item excluded; "same speaker, excluding current sequence"); needs
+///    `batch_info::speakers` and at least two items per speaker (speaker-balanced batches).
+/// Paper Table 2 rows: mixed speaker = `batch`, same speaker = `same_speaker`, mixed speaker
+/// excluding the current sequence = `other_sequences`, same speaker excluding the current sequence
+/// = `same_speaker_other_sequences`, current sequence only = `same_sequence`.
+enum class negative_policy {
+  batch,
+  same_sequence,
+  other_sequences,
+  same_speaker,
+  same_speaker_other_sequences
+};
 
 /// Whether each prediction step k draws its own negatives or all steps share one set per (b, t).
 ///  - `per_step` (default): one independent set per (k, b, t); only that step's positive
@@ -47,6 +60,8 @@ inline std::string_view to_string(negative_policy p) {
       return "other_sequences";
     case negative_policy::same_speaker:
       return "same_speaker";
+    case negative_policy::same_speaker_other_sequences:
+      return "same_speaker_other_sequences";
   }
   return "unknown";
 }
@@ -84,9 +99,11 @@ class negative_sampler {
   /// Draws all negatives of a `[batch, time]` frame grid into `indices()`.
   void sample(std::size_t batch, std::size_t time, const batch_info& info, rng& gen) {
     const auto len = resolve_lengths("negative_sampler", info, batch, time);
-    if (opt_.policy == negative_policy::same_speaker && info.speakers.size() != batch)
-      throw config_error("negative_sampler: policy same_speaker needs " + std::to_string(batch) +
-                         " speaker ids, got " + std::to_string(info.speakers.size()));
+    const bool by_speaker = opt_.policy == negative_policy::same_speaker ||
+                            opt_.policy == negative_policy::same_speaker_other_sequences;
+    if (by_speaker && info.speakers.size() != batch)
+      throw config_error("negative_sampler: policy " + std::string(to_string(opt_.policy)) + " needs " +
+                         std::to_string(batch) + " speaker ids, got " + std::to_string(info.speakers.size()));
     const std::size_t K = opt_.steps, N = opt_.negatives;
     ensure_shape(indices_, std::array<std::size_t, 4>{K, batch, time, N});
     build_candidates(batch, time, len, info);
@@ -185,6 +202,9 @@ class negative_sampler {
             break;
           case negative_policy::same_speaker:
             use = info.speakers[o] == info.speakers[b];
+            break;
+          case negative_policy::same_speaker_other_sequences:
+            use = o != b && info.speakers[o] == info.speakers[b];
             break;
         }
         if (!use) continue;
