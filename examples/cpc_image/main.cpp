@@ -5,6 +5,9 @@
 //   demo   train then probe in one run, with a picture of nearest neighbours in feature space.
 // Data: a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; the default is the
 // Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
+// A command line over the library: batches from cpc::image_sampler, training by cpc::train (the
+// same trainer as the audio model), features by cpc::encode_image_latents, probes by
+// cpc::linear_probe, neighbours by cpc::nearest_neighbours.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -22,10 +25,14 @@
 #include <cpc/core/allocator.hpp>
 #include <cpc/core/cpu_features.hpp>
 #include <cpc/data/idx_gzip.hpp>
+#include <cpc/data/image_sampler.hpp>
+#include <cpc/eval/image_features.hpp>
 #include <cpc/eval/linear_probe.hpp>
 #include <cpc/model/image_model.hpp>
 #include <cpc/optim/adam.hpp>
+#include <cpc/optim/schedule.hpp>
 #include <cpc/train/checkpoint.hpp>
+#include <cpc/train/trainer.hpp>
 
 namespace fs = std::filesystem;
 using preset = cpc::presets::image_small;
@@ -118,14 +125,6 @@ model_t::options model_options(const settings& s) {
   return o;
 }
 
-void copy_images(const cpc::tensor4<float>& src, const std::vector<std::size_t>& idx, std::size_t first,
-                 std::size_t n, cpc::tensor4<float>& dst) {
-  const std::size_t per = src.shape()[1] * src.shape()[2] * src.shape()[3];
-  cpc::ensure_shape(dst, std::array<std::size_t, 4>{n, src.shape()[1], src.shape()[2], src.shape()[3]});
-  for (std::size_t i = 0; i < n; ++i)
-    std::copy_n(src.data() + idx[first + i] * per, per, dst.data() + i * per);
-}
-
 std::string number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -150,88 +149,33 @@ void check_settings(const settings& s, std::size_t grid_rows, bool training) {
                                       " rows of the patch grid, got " + std::to_string(s.steps_ahead));
 }
 
-// Trains until the time budget (or s.steps) runs out; calls save(step) every `save_every` steps.
-template <class Save>
-void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings& s, Save&& save) {
-  constexpr std::size_t save_every = 1000;
-  cpc::rng order(s.seed + 100);
-  std::vector<std::size_t> idx(data.labels.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  cpc::tensor4<float> batch;
-  const auto t0 = clock_type::now();
-  double loss_avg = 0;
-  std::vector<double> acc_avg(s.steps_ahead, 0.0);
-  std::size_t pos = idx.size(), window = 0;
+// Trains with cpc::train on batches from cpc::image_sampler until the time budget (or s.steps) runs
+// out, saving the checkpoint `ckpt` (with `meta`) every 1000 steps and at the end.
+void train(model_t& m, cpc::adam<float>& opt, const split& data, const settings& s, const fs::path& ckpt,
+           const cpc::safetensors_metadata& meta) {
+  cpc::image_sampler batches(data.images, {.batch_size = s.batch, .seed = s.seed + 100});
+  cpc::train_options o;
+  o.max_steps = s.steps;
+  o.max_seconds = 60.0 * s.minutes;
+  o.checkpoint_path = ckpt;
+  o.checkpoint_every = 1000;
+  o.progress_every = 100;
+  o.metadata = meta;
+  o.generators = {{"data", &batches.generator()}};
   std::printf("training: %zu parameters, batch %zu, %.1f min", m.parameter_count(), s.batch, s.minutes);
   if (s.steps > 0) std::printf(" or %zu steps", s.steps);
-  std::printf("\n");
-  for (std::size_t step = 1; s.steps == 0 || step <= s.steps; ++step) {
-    if (pos + s.batch > idx.size()) {
-      for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[order.uniform_int(i)]);
-      pos = 0;
-    }
-    copy_images(data.images, idx, pos, s.batch, batch);
-    pos += s.batch;
-    const auto r = m.train_step(batch, opt);
-    if (!std::isfinite(r.loss))
-      throw cpc::numeric_error("loss is not finite at step " + std::to_string(step));
-    loss_avg += r.loss;
-    for (std::size_t k = 0; k < acc_avg.size(); ++k) acc_avg[k] += r.accuracy[k];
-    ++window;
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
-    const bool out_of_time = elapsed > 60.0 * s.minutes;
-    if (step % 100 == 0 || step == s.steps || out_of_time) {
-      const auto n = static_cast<double>(window);
-      std::printf("  step %5zu  loss %.3f (chance %.3f)  acc(k=1..%zu)", step, loss_avg / n, r.log_candidates,
-                  acc_avg.size());
-      for (double& a : acc_avg) std::printf(" %.3f", a / n);
-      std::printf(" (chance %.3f)  %.1f img/s\n", r.chance, static_cast<double>(step * s.batch) / elapsed);
-      std::fflush(stdout);
-      loss_avg = 0;
-      std::fill(acc_avg.begin(), acc_avg.end(), 0.0);
-      window = 0;
-    }
-    if (step % save_every == 0) save(step);
-    if (out_of_time) {
-      std::printf("  time budget reached after %zu steps\n", step);
-      break;
-    }
-  }
-}
-
-// Patch latents of n images: mean over the grid [N, channels] and the whole grid [N, cells * channels].
-struct image_features {
-  cpc::tensor2<float> mean, grid;
-};
-image_features features(model_t& m, const cpc::tensor4<float>& images, std::size_t n) {
-  const std::size_t D = m.config().encoder.channels, chunk = 256;
-  image_features out;
-  std::vector<std::size_t> idx(n);
-  std::iota(idx.begin(), idx.end(), 0);
-  cpc::tensor4<float> batch, z;
-  for (std::size_t b0 = 0; b0 < n; b0 += chunk) {
-    const std::size_t nb = std::min(chunk, n - b0);
-    copy_images(images, idx, b0, nb, batch);
-    m.encode_latents(batch, z);
-    const std::size_t cells = z.shape()[1] * z.shape()[2];
-    if (b0 == 0) {
-      out.mean = xt::zeros<float>({n, D});
-      out.grid = xt::zeros<float>({n, cells * D});
-    }
-    std::copy_n(z.data(), nb * cells * D, out.grid.data() + b0 * cells * D);
-    for (std::size_t b = 0; b < nb; ++b)
-      for (std::size_t q = 0; q < cells; ++q)
-        for (std::size_t d = 0; d < D; ++d)
-          out.mean(b0 + b, d) += z.data()[(b * cells + q) * D + d] / static_cast<float>(cells);
-  }
-  return out;
-}
-
-cpc::tensor2<float> raw_pixels(const cpc::tensor4<float>& images, std::size_t n) {
-  const std::size_t per = images.size() / images.shape()[0];
-  cpc::tensor2<float> out = xt::zeros<float>({n, per});
-  std::copy_n(images.data(), n * per, out.data());
-  return out;
+  std::printf(" (progress on stderr)\n");
+  std::fflush(stdout);
+  const auto r = cpc::train(m, opt, cpc::constant_lr{s.learning_rate}, batches, o);
+  std::printf(
+      "  %llu steps in %.0f s (%.1f img/s, waiting for data %.1f ms/step); last loss %.3f (chance %.3f), "
+      "acc(k=1..%zu)",
+      static_cast<unsigned long long>(r.steps_run), r.seconds,
+      static_cast<double>(r.steps_run * s.batch) / std::max(r.seconds, 1e-9),
+      1000 * r.data_seconds / std::max<double>(1, static_cast<double>(r.steps_run)), r.last.loss,
+      r.last.log_candidates, r.last.accuracy.size());
+  for (double a : r.last.accuracy) std::printf(" %.3f", a);
+  std::printf(" (chance %.3f)\n", r.last.chance);
 }
 
 double probe_accuracy(const cpc::tensor2<float>& xtr, std::span<const int> ytr,
@@ -242,30 +186,19 @@ double probe_accuracy(const cpc::tensor2<float>& xtr, std::span<const int> ytr,
   return p.accuracy(xte, yte);
 }
 
-// Writes a PGM: each row is a test query followed by its nearest probe-training images (cosine
-// similarity of standardised features).
+// Writes a PGM: each row is a test query followed by its nearest probe-training images
+// (cpc::nearest_neighbours: cosine similarity of standardised features).
 void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr, const split& train,
                         const cpc::tensor2<float>& fte, const split& test, std::size_t queries,
                         std::size_t k) {
-  const std::size_t D = ftr.shape()[1], ntr = ftr.shape()[0];
-  k = std::min(k, ntr);
-  std::vector<double> mean(D, 0), sd(D, 0);
-  for (std::size_t i = 0; i < ntr; ++i)
-    for (std::size_t d = 0; d < D; ++d) mean[d] += ftr(i, d) / static_cast<double>(ntr);
-  for (std::size_t i = 0; i < ntr; ++i)
-    for (std::size_t d = 0; d < D; ++d) sd[d] += std::pow(ftr(i, d) - mean[d], 2) / static_cast<double>(ntr);
-  auto norm_row = [&](const cpc::tensor2<float>& f, std::size_t i) {
-    std::vector<double> v(D);
-    double n2 = 1e-12;
-    for (std::size_t d = 0; d < D; ++d) {
-      v[d] = (f(i, d) - mean[d]) / std::sqrt(sd[d] + 1e-12);
-      n2 += v[d] * v[d];
-    }
-    for (auto& x : v) x /= std::sqrt(n2);
-    return v;
-  };
-  std::vector<std::vector<double>> tr(ntr);
-  for (std::size_t i = 0; i < ntr; ++i) tr[i] = norm_row(ftr, i);
+  cpc::tensor2<float> query = xt::zeros<float>({queries, fte.shape()[1]});
+  std::vector<std::size_t> picked(queries);
+  for (std::size_t q = 0; q < queries; ++q) {
+    picked[q] = q * (fte.shape()[0] / queries);
+    std::copy_n(fte.data() + picked[q] * fte.shape()[1], fte.shape()[1], query.data() + q * fte.shape()[1]);
+  }
+  const auto nn = cpc::nearest_neighbours(ftr, query, k);
+  k = nn.empty() ? 0 : nn.front().size();
   const std::size_t cell = 30, W = (k + 1) * cell, H = queries * cell;
   std::vector<unsigned char> img(W * H, 255);
   auto put = [&](const cpc::tensor4<float>& src, std::size_t n, std::size_t row, std::size_t col) {
@@ -275,14 +208,8 @@ void neighbours_picture(const std::string& path, const cpc::tensor2<float>& ftr,
             static_cast<unsigned char>(255 - std::clamp(src(n, y, x, 0), 0.f, 1.f) * 255);
   };
   for (std::size_t q = 0; q < queries; ++q) {
-    const std::size_t qi = q * (fte.shape()[0] / queries);
-    const auto v = norm_row(fte, qi);
-    std::vector<std::pair<double, std::size_t>> sim(ntr);
-    for (std::size_t i = 0; i < ntr; ++i)
-      sim[i] = {-std::inner_product(v.begin(), v.end(), tr[i].begin(), 0.0), i};
-    std::partial_sort(sim.begin(), sim.begin() + static_cast<std::ptrdiff_t>(k), sim.end());
-    put(test.images, qi, q, 0);
-    for (std::size_t j = 0; j < k; ++j) put(train.images, sim[j].second, q, j + 1);
+    put(test.images, picked[q], q, 0);
+    for (std::size_t j = 0; j < k; ++j) put(train.images, nn[q][j], q, j + 1);
   }
   std::ofstream out(path, std::ios::binary);
   out << "P5\n" << W << " " << H << "\n255\n";
@@ -297,15 +224,17 @@ void probe(model_t& m, const split& train, const split& test, const settings& s)
   std::printf("linear probes: softmax classifier on %zu training images, accuracy on %zu test images\n", ntr,
               nte);
   const auto t0 = clock_type::now();
-  const auto ftr = features(m, train.images, ntr), fte = features(m, test.images, nte);
+  const auto ftr = cpc::encode_image_latents(m, train.images, ntr),
+             fte = cpc::encode_image_latents(m, test.images, nte);
   const double cpc_acc = probe_accuracy(ftr.mean, ytr, fte.mean, yte, s);
   const double cpc_grid = probe_accuracy(ftr.grid, ytr, fte.grid, yte, s);
   model_t random_model(model_options(s));  // same architecture and seed, untrained
-  const auto rtr = features(random_model, train.images, ntr), rte = features(random_model, test.images, nte);
+  const auto rtr = cpc::encode_image_latents(random_model, train.images, ntr),
+             rte = cpc::encode_image_latents(random_model, test.images, nte);
   const double random_acc = probe_accuracy(rtr.mean, ytr, rte.mean, yte, s);
   const double random_grid = probe_accuracy(rtr.grid, ytr, rte.grid, yte, s);
   const double raw_acc =
-      probe_accuracy(raw_pixels(train.images, ntr), ytr, raw_pixels(test.images, nte), yte, s);
+      probe_accuracy(cpc::image_pixels(train.images, ntr), ytr, cpc::image_pixels(test.images, nte), yte, s);
   std::string table = "| features | dims | test accuracy |\n|---|---|---|\n";
   const auto row = [&](const std::string& name, std::size_t dims, double acc) {
     char line[160];
@@ -394,9 +323,7 @@ int main(int argc, char** argv) {
     if (training_run) {
       cpc::safetensors_metadata meta{{"model", "cpc-image"}, {"data", s.data}};
       for (const auto& [key, field] : architecture(s)) meta[key] = std::to_string(*field);
-      const auto save = [&](std::size_t) { cpc::save_checkpoint(ckpt, m, opt, {}, meta); };
-      train(m, opt, train_set, s, save);
-      save(0);
+      train(m, opt, train_set, s, ckpt, meta);
       std::printf("checkpoint: %s\n", ckpt.string().c_str());
     } else {
       cpc::load_checkpoint(ckpt, m, opt);

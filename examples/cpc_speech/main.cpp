@@ -1,17 +1,19 @@
-// cpc-speech: trains CPC on a speech corpus (LibriSpeech / CPC layout, or the corpus made by
-// scripts/make-corpus.sh) and evaluates it with the paper's linear probes against MFCC and a
-// randomly initialised encoder (van den Oord et al. 2018, section 3.1, Table 1).
+// cpc-speech: a command line over the library's speech path - trains CPC on a speech corpus
+// (LibriSpeech / CPC layout, or the corpus made by scripts/make-corpus.sh) with cpc::train_speech
+// and evaluates it with the paper's linear probes against MFCC and a randomly initialised encoder
+// (van den Oord et al. 2018, section 3.1, Tables 1 and 2).
 //
-//   cpc-speech demo   --corpus DIR --out DIR [--minutes 12]    everything below, then a table
-//   cpc-speech train  --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
-//   cpc-speech probe  --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
-//   cpc-speech encode --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//   cpc-speech demo     --corpus DIR --out DIR [--minutes 12]    train, probe, print the table
+//   cpc-speech train    --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
+//   cpc-speech probe    --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
+//   cpc-speech encode   --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//   cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2
 //
 // Every option is checked before any work (no corpus is loaded and no folder is made for a bad
 // one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
-// exit status 2 (an option was refused before any work) or 1 (the run failed).
+// exit status 2 (an option was refused before any work) or 1 (the run failed). Pictures:
+// scripts/plot-demo.sh draws the files `demo` writes with gnuplot.
 #include <CLI/CLI.hpp>
-#include <Eigen/Eigenvalues>
 
 #include <cpc/audio.hpp>
 #include <cpc/cpc.hpp>
@@ -22,8 +24,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -41,22 +41,26 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Settings shared by the subcommands.
 
+// The recipe `demo` and `train` use unless told otherwise (README "What the demo printed").
+cpc::speech_recipe default_recipe() {
+  return {};
+}
+
 struct settings {
   fs::path corpus;
   fs::path out = "runs/cpc-speech";
-  std::string model = "paper";  // paper | small
+  cpc::speech_recipe recipe = default_recipe();
+  // Recipe options given as words, parsed by check_options.
+  std::string negatives{cpc::to_string(default_recipe().negatives)};
+  std::string short_utterances{cpc::to_string(default_recipe().short_utterances)};
+  std::string normalize{cpc::to_string(default_recipe().normalization)};
   double minutes = 0;
   std::uint64_t steps = 0;
-  std::size_t batch = 8;
-  double lr = 2e-4;
-  std::uint64_t warmup = 100;
-  double head_std = 0;  // 0: the preset's (1 / context channels)
-  double clip = 0;
-  std::uint64_t seed = 1;
   std::size_t threads = 0;
-  bool resume = false;
+  bool resume = false, no_prefetch = false;
   double probe_minutes = 12;  // minutes of audio per split for the probes (0 = all)
-  std::size_t probe_epochs = 20;
+  std::size_t probe_epochs = cpc::default_probe_options().epochs;
+  std::size_t probe_updates = cpc::default_probe_options().min_updates;
   fs::path checkpoint;
   std::string features = "cpc";  // cpc | mfcc | random
   std::string split = "test";
@@ -64,14 +68,17 @@ struct settings {
   // Corpus files other than the defaults (e.g. LibriSpeech with the CPC paper's label files).
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
-  bool minutes_given = false, steps_given = false, model_given = false;
+  std::vector<std::string> given;  // the options given on the command line, e.g. "--lr"
+  bool is_given(const std::string& option) const {
+    return std::find(given.begin(), given.end(), option) != given.end();
+  }
 };
 
 // Exit statuses (README "Bad input", `--help`).
 constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
 constexpr int exit_refused = 2;  // an option was refused before any work
 
-enum class command { demo, train, probe, encode };
+enum class command { demo, train, probe, encode, ablation };
 
 std::string number(double v) {
   std::ostringstream os;
@@ -79,26 +86,31 @@ std::string number(double v) {
   return os.str();
 }
 
-// Refuses option values outside their documented range, before anything is read or written.
-// Errors: cpc::config_error "<option>: expected <what is accepted>, got <value>".
-void check_options(const settings& s, command cmd) {
+// Refuses option values outside their documented range, before anything is read or written;
+// parses the recipe's words into s.recipe. Errors: cpc::config_error "<option>: expected <what is
+// accepted>, got <value>".
+void check_options(settings& s, command cmd) {
   const auto need = [](bool ok, const std::string& what) {
     if (!ok) throw cpc::config_error(what);
   };
-  const bool training = cmd == command::demo || cmd == command::train;
-  const bool probing = cmd == command::demo || cmd == command::probe;
-  if (cmd != command::encode)
-    need(s.model == "paper" || s.model == "small", "--model: expected paper or small, got '" + s.model + "'");
+  const bool training = cmd == command::demo || cmd == command::train || cmd == command::ablation;
+  const bool probing = cmd != command::train && cmd != command::encode;
+  s.recipe.negatives = cpc::parse_negative_policy(s.negatives, "--negatives");
+  s.recipe.short_utterances = cpc::parse_short_utterance_policy(s.short_utterances, "--short-utterances");
+  s.recipe.normalization = cpc::parse_input_normalization(s.normalize, "--normalize");
+  if (cmd != command::encode) s.recipe.check();
   if (training) {
-    need(s.batch >= 1, "--batch: expected at least 1 window per step, got 0");
-    need(!s.minutes_given || (std::isfinite(s.minutes) && s.minutes > 0),
+    need(!s.is_given("--minutes") || (std::isfinite(s.minutes) && s.minutes > 0),
          "--minutes: expected a finite time budget > 0 minutes, got " + number(s.minutes));
-    need(!s.steps_given || s.steps >= 1, "--steps: expected at least 1 step, got 0");
-    need(std::isfinite(s.lr) && s.lr > 0, "--lr: expected a learning rate > 0, got " + number(s.lr));
-    need(std::isfinite(s.clip) && s.clip >= 0,
-         "--clip: expected a gradient-norm bound > 0, or 0 for no clipping, got " + number(s.clip));
-    need(std::isfinite(s.head_std) && s.head_std >= 0,
-         "--head-std: expected a standard deviation > 0, or 0 for the preset's, got " + number(s.head_std));
+    need(!s.is_given("--steps") || s.steps >= 1, "--steps: expected at least 1 step, got 0");
+  }
+  if (cmd == command::ablation) {
+    need(s.is_given("--steps"),
+         "--steps: expected the step budget of every ablation row (e.g. --steps 300), got none");
+    need(s.recipe.speakers_per_batch > 0,
+         "--speakers-per-batch: expected speaker-balanced batches for the same-speaker rows (e.g. "
+         "--speakers-per-batch "
+         "2), got 0");
   }
   if (probing) {
     need(std::isfinite(s.probe_minutes) && s.probe_minutes >= 0,
@@ -197,92 +209,63 @@ cpc::speech_corpus load_corpus(const settings& s, bool for_probes) {
   return corpus;
 }
 
-// A fixed input gain that brings the train split to unit RMS: causal (no per-window statistics)
-// and identical for training and encoding. Saved in the checkpoint.
-float input_gain(const cpc::speech_corpus& corpus) {
-  double sum = 0, n = 0;
-  for (std::size_t u : corpus.indices(cpc::corpus_split::train)) {
-    for (float v : corpus[u].samples) sum += static_cast<double>(v) * v;
-    n += static_cast<double>(corpus[u].samples.size());
-  }
-  const double rms = std::sqrt(sum / std::max(n, 1.0));
-  return rms > 0 ? static_cast<float>(1.0 / rms) : 1.0f;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Models. The configuration is compile-time; the command line picks one of two.
+// Models: the preset (compile-time) is picked by name (cpc::presets::with_audio_preset), the
+// rest by the recipe.
 
 template <class Config>
 using model_t = cpc::audio_model<Config>;
 
 template <class Config>
-typename model_t<Config>::options model_options(const settings& s) {
+typename model_t<Config>::options model_options(const cpc::speech_recipe& r) {
   typename model_t<Config>::options o;
-  o.seed = s.seed;
-  // The preset's heads are small normal (std 1 / context channels; see cpc/model/presets.hpp).
-  if (s.head_std > 0) o.loss.init_scale = s.head_std;
+  r.apply(o);
   return o;
 }
 
 template <class Config>
-std::string describe() {
+std::string describe_model(const cpc::speech_recipe& r) {
   std::ostringstream os;
-  os << "encoder 5 strided convs x " << Config::latent_channels
-     << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), "
-     << "GRU " << Config::context_channels << ", K = " << Config::prediction_steps
-     << ", N = " << Config::negatives << " negatives from the batch";
+  os << r.model << " model: encoder 5 strided convs x " << Config::latent_channels
+     << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), GRU " << Config::context_channels
+     << ", N = " << Config::negatives << " negatives; recipe: " << r.describe(Config::prediction_steps);
   return os.str();
 }
 
-// Everything `train` needs besides the model: the sampler over the train split and the gain.
+// What a training run did.
 struct training_run {
   std::uint64_t steps = 0;
   double seconds = 0;
-  bool left_chance = false;
-  cpc::info_nce_result last;
 };
 
+// Trains with the library's speech path and prints what happened. `run_dir` gets the checkpoint
+// (model.safetensors) and the log (training.csv).
 template <class Config>
 training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpus, const settings& s,
-                         float gain) {
-  fs::create_directories(s.out);
-  cpc::window_sampler_options so;
-  so.window = Config::window_samples;
-  so.batch_size = s.batch;
-  so.seed = s.seed + 1;
-  cpc::window_sampler sampler(corpus, so, corpus.indices(cpc::corpus_split::train));
-  if (sampler.skipped_short() > 0)
-    std::cerr << sampler.skipped_short()
-              << " train utterances are shorter than a window and are not used for training\n";
-  cpc::adam<float> opt(model.parameters(), {.learning_rate = s.lr});
-  const fs::path ckpt = s.out / "model.safetensors";
-  if (s.resume) {  // main() checked that the checkpoint exists
-    cpc::load_checkpoint(ckpt, model, opt, {{"data", &sampler.generator()}});
-    std::cerr << "resumed from " << ckpt << " at step " << opt.steps() << '\n';
-  }
-  cpc::window_batch wb;
-  auto next = [&](cpc::training_batch<float>& b) {
-    sampler.sample(wb);
-    cpc::ensure_shape(b.audio, wb.audio.shape());
-    std::transform(wb.audio.begin(), wb.audio.end(), b.audio.begin(), [gain](float v) { return gain * v; });
-  };
-  cpc::train_options t;
-  t.max_steps = s.steps > 0 ? opt.steps() * 0 + s.steps : 0;
-  if (s.minutes_given) t.max_seconds = s.minutes * 60;  // check_options: > 0
-  if (t.max_steps == 0 && !s.minutes_given) t.max_seconds = 12 * 60;
-  t.clip_norm = s.clip;
-  t.csv_path = s.out / "training.csv";
-  t.checkpoint_path = ckpt;
-  t.checkpoint_every = 100;
-  t.generators = {{"data", &sampler.generator()}};
-  t.metadata = {{"model", s.model}, {"gain", std::to_string(gain)}, {"description", describe<Config>()}};
-  stage("training: " + describe<Config>() + "; batch " + std::to_string(s.batch) + ", Adam lr " +
-        std::to_string(s.lr) + " with " + std::to_string(s.warmup) + " warm-up steps");
-  const auto summary = cpc::train(model, opt, cpc::linear_warmup{s.lr, s.warmup}, next, t);
+                         const cpc::speech_recipe& recipe, const fs::path& run_dir, bool resume) {
+  cpc::speech_run_options run;
+  run.resume = resume;
+  run.prefetch = !s.no_prefetch;
+  run.train.max_steps = s.steps;
+  if (s.is_given("--minutes")) run.train.max_seconds = s.minutes * 60;  // check_options: > 0
+  if (s.steps == 0 && !s.is_given("--minutes")) run.train.max_seconds = 12 * 60;
+  run.train.csv_path = run_dir / "training.csv";
+  run.train.checkpoint_path = run_dir / "model.safetensors";
+  run.train.checkpoint_every = 100;
+  run.train.metadata = {{"description", describe_model<Config>(recipe)}};
+  stage("training: " + describe_model<Config>(recipe) + "; batches prepared " +
+        (run.prefetch ? "ahead (prefetching)" : "in the step (--no-prefetch)"));
+  const auto summary = cpc::train_speech(model, corpus, recipe, run);
+  if (resume)
+    std::cerr << "resumed from " << run.train.checkpoint_path << " at step "
+              << summary.steps - summary.steps_run << '\n';
+  const double per_step = summary.seconds / std::max<double>(1, static_cast<double>(summary.steps_run));
+  const double wait = summary.data_seconds / std::max<double>(1, static_cast<double>(summary.steps_run));
   std::cerr << "trained " << summary.steps_run << " steps in " << std::fixed << std::setprecision(0)
-            << summary.seconds << " s (" << std::setprecision(2)
-            << summary.seconds / std::max<double>(1, summary.steps_run) << " s/step); final loss "
-            << std::setprecision(3) << summary.last.loss << " (chance " << summary.last.log_candidates
+            << summary.seconds << " s (" << std::setprecision(2) << per_step << " s/step; waiting for data "
+            << std::setprecision(2) << 1000 * wait << " ms/step = " << std::setprecision(3)
+            << 100 * wait / std::max(per_step, 1e-12) << "% of the step); final loss " << std::setprecision(3)
+            << summary.last.loss << " (chance " << summary.last.log_candidates
             << ")\naccuracy per prediction step:";
   for (std::size_t k = 0; k < summary.last.accuracy.size(); ++k)
     std::cerr << " k" << k + 1 << '=' << std::setprecision(3) << summary.last.accuracy[k];
@@ -290,7 +273,7 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   if (!summary.left_chance)
     std::cerr
         << "warning: the loss never went clearly below chance - train longer (--minutes) or raise --lr\n";
-  return {summary.steps, summary.seconds, summary.left_chance, summary.last};
+  return {summary.steps, summary.seconds};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,34 +291,31 @@ probe_sets probe_utterances(const cpc::speech_corpus& corpus, const settings& s)
 cpc::probe_settings probe_config(const settings& s) {
   cpc::probe_settings p;
   p.probe.epochs = s.probe_epochs;
-  p.probe.seed = 7;
+  p.probe.min_updates = s.probe_updates;
   return p;
 }
 
 template <class Config>
 cpc::probe_report probe_model(model_t<Config>& model, const cpc::speech_corpus& corpus,
-                              const probe_sets& sets, const settings& s, float gain, const std::string& name,
-                              cpc::utterance_features* keep_test = nullptr) {
+                              const probe_sets& sets, const cpc::probe_settings& p, float gain,
+                              const std::string& name, cpc::utterance_features* keep_test = nullptr) {
   stage("probing " + name + " (" + std::to_string(sets.train.size()) + " train / " +
         std::to_string(sets.test.size()) + " test utterances)");
   const auto t0 = std::chrono::steady_clock::now();
   auto train = cpc::model_features(model, corpus, sets.train, Config::window_samples, gain);
   auto test = cpc::model_features(model, corpus, sets.test, Config::window_samples, gain);
   std::cerr << "features in " << std::fixed << std::setprecision(0) << seconds_since(t0) << " s\n";
-  const auto r = cpc::run_speech_probes(corpus, train, test, probe_config(s));
+  const auto r = cpc::run_speech_probes(corpus, train, test, p);
   std::cerr << "probes done in " << seconds_since(t0) << " s\n";
   if (keep_test != nullptr) *keep_test = std::move(test);
   return r;
 }
 
-cpc::probe_report probe_mfcc(const cpc::speech_corpus& corpus, const probe_sets& sets, const settings& s,
-                             cpc::utterance_features* keep_test = nullptr) {
+cpc::probe_report probe_mfcc(const cpc::speech_corpus& corpus, const probe_sets& sets,
+                             const cpc::probe_settings& p) {
   stage("probing MFCC (13 + deltas + delta-deltas)");
-  auto train = cpc::mfcc_features(corpus, sets.train);
-  auto test = cpc::mfcc_features(corpus, sets.test);
-  const auto r = cpc::run_speech_probes(corpus, train, test, probe_config(s));
-  if (keep_test != nullptr) *keep_test = std::move(test);
-  return r;
+  return cpc::run_speech_probes(corpus, cpc::mfcc_features(corpus, sets.train),
+                                cpc::mfcc_features(corpus, sets.test), p);
 }
 
 struct table_row {
@@ -355,145 +335,90 @@ std::string phone_pct(const cpc::probe_report& r) {
   return r.phone_labelled ? pct(r.phone_frame) : "n/a (no phone labels)";
 }
 
+// A speaker column: a percentage, or n/a when fewer than 2 speakers were probed.
+std::string speaker_pct(const cpc::probe_report& r, double v) {
+  return r.speakers_probed
+             ? pct(v)
+             : "n/a (" + std::to_string(r.speakers) + " speaker" + (r.speakers == 1 ? "" : "s") + ")";
+}
+
 void print_table(const std::vector<table_row>& rows, std::ostream& os) {
   os << "\n| features | phone (frame) | speaker (frame) | speaker (0.25 s, mean) | speaker (1.28 s, mean) | "
         "speaker (1.28 s, last) | paper: phone | paper: speaker |\n"
         "|---|---|---|---|---|---|---|---|\n";
   for (const auto& row : rows)
-    os << "| " << row.name << " | " << phone_pct(row.r) << " | " << pct(row.r.speaker_frame) << " | "
-       << pct(row.r.speaker_short_mean) << " | " << pct(row.r.speaker_window_mean) << " | "
-       << pct(row.r.speaker_window_last) << " | " << row.paper_phone << " | " << row.paper_speaker << " |\n";
+    os << "| " << row.name << " | " << phone_pct(row.r) << " | " << speaker_pct(row.r, row.r.speaker_frame)
+       << " | " << speaker_pct(row.r, row.r.speaker_short_mean) << " | "
+       << speaker_pct(row.r, row.r.speaker_window_mean) << " | "
+       << speaker_pct(row.r, row.r.speaker_window_last) << " | " << row.paper_phone << " | "
+       << row.paper_speaker << " |\n";
+  if (rows.empty()) return;
+  // The chance line: majority phone class, 1 / speakers.
+  const auto& r = rows.front().r;
+  const std::string spk = r.speakers_probed ? pct(1.0 / static_cast<double>(r.speakers)) : speaker_pct(r, 0);
+  os << "| chance (phone: majority class; speaker: 1/" << r.speakers << ") | "
+     << (r.phone_labelled ? pct(r.phone_majority) : "n/a") << " | " << spk << " | " << spk << " | " << spk
+     << " | " << spk << " | | |\n";
 }
 
 void write_probe_csv(const std::vector<table_row>& rows, const fs::path& path) {
   std::ofstream f(path);
-  // phone_frame is empty when the probe had no phone labels.
-  f << "features,phone_frame,speaker_frame,speaker_0.25s_mean,speaker_1.28s_mean,speaker_1.28s_last\n";
-  for (const auto& row : rows)
-    f << '"' << row.name << "\"," << (row.r.phone_labelled ? number(row.r.phone_frame) : "") << ','
-      << row.r.speaker_frame << ',' << row.r.speaker_short_mean << ',' << row.r.speaker_window_mean << ','
-      << row.r.speaker_window_last << '\n';
+  // Empty cells: the probe did not run (no phone labels; fewer than 2 speakers).
+  f << "features,phone_frame,phone_majority,speaker_frame,speaker_0.25s_mean,speaker_1.28s_mean,speaker_1."
+       "28s_last\n";
+  for (const auto& row : rows) {
+    const auto& r = row.r;
+    const auto spk = [&](double v) { return r.speakers_probed ? number(v) : std::string(); };
+    f << '"' << row.name << "\"," << (r.phone_labelled ? number(r.phone_frame) : "") << ','
+      << (r.phone_labelled ? number(r.phone_majority) : "") << ',' << spk(r.speaker_frame) << ','
+      << spk(r.speaker_short_mean) << ',' << spk(r.speaker_window_mean) << ',' << spk(r.speaker_window_last)
+      << '\n';
+  }
   if (!f) throw cpc::io_error("cannot write " + path.string());
 }
 
-// ---------------------------------------------------------------------------------------------
-// Pictures (gnuplot): training curves, and a PCA of window-level contexts coloured by speaker
-// (the paper's Figure 2 uses t-SNE; PCA is linear, like the probes).
-
-// Mean-pooled 1.28 s windows projected on their first two principal components: rows x, y, speaker.
-std::vector<std::array<double, 3>> pca_windows(const cpc::speech_corpus& corpus,
-                                               const cpc::utterance_features& f, std::size_t window_frames) {
-  std::vector<Eigen::VectorXd> xs;
-  std::vector<double> spk;
-  for (std::size_t i = 0; i < f.rows.size(); ++i)
-    for (std::size_t s = 0; s + window_frames <= f.rows[i].shape()[0]; s += window_frames) {
-      Eigen::VectorXd v = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(f.dims));
-      for (std::size_t t = s; t < s + window_frames; ++t)
-        for (std::size_t d = 0; d < f.dims; ++d) v[static_cast<Eigen::Index>(d)] += f.rows[i](t, d);
-      xs.push_back(v / static_cast<double>(window_frames));
-      spk.push_back(static_cast<double>(corpus[f.utterances[i]].speaker));
-    }
-  std::vector<std::array<double, 3>> out;
-  if (xs.size() < 3) return out;
-  Eigen::MatrixXd X(static_cast<Eigen::Index>(xs.size()), static_cast<Eigen::Index>(f.dims));
-  for (std::size_t i = 0; i < xs.size(); ++i) X.row(static_cast<Eigen::Index>(i)) = xs[i].transpose();
-  X.rowwise() -= X.colwise().mean();
-  // Standardise so that the projection is not dominated by a few large dimensions.
-  const Eigen::RowVectorXd sd = (X.array().square().colwise().mean()).sqrt().max(1e-12);
-  X = X.array().rowwise() / sd.array();
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(X.transpose() * X);
-  const auto n = eig.eigenvectors().cols();
-  const Eigen::MatrixXd P = X * eig.eigenvectors().rightCols(2);
-  for (Eigen::Index i = 0; i < P.rows(); ++i)
-    out.push_back({P(i, 1), P(i, 0), spk[static_cast<std::size_t>(i)]});
-  (void)n;
-  return out;
-}
-
-bool have_gnuplot() {
-  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
-}
-
-void draw_pictures(const fs::path& out, std::size_t steps_k,
-                   const std::vector<std::pair<std::string, std::vector<std::array<double, 3>>>>& pcas) {
-  if (!have_gnuplot()) {
-    std::cerr << "gnuplot not found: pictures skipped (apt-get install gnuplot-nox)\n";
-    return;
+// Mean-pooled 1.28 s windows of `f` on their first two principal components, for the picture
+// (scripts/plots/contexts_pca.gp): rows "pc1 pc2 speaker".
+void write_pca(const cpc::speech_corpus& corpus, const cpc::utterance_features& f, const fs::path& path) {
+  const auto windows = cpc::pooled_windows(corpus, f, 128, false);
+  std::ofstream out(path);
+  if (windows.y.size() >= 3) {
+    const auto p = cpc::principal_components(windows.x, 2);
+    for (std::size_t i = 0; i < windows.y.size(); ++i)
+      out << p(i, 0) << '\t' << p(i, 1) << '\t' << windows.y[i] << '\n';
   }
-  for (const auto& [name, pts] : pcas) {
-    std::ofstream f(out / ("pca_" + name + ".tsv"));
-    for (const auto& p : pts) f << p[0] << '\t' << p[1] << '\t' << p[2] << '\n';
-  }
-  std::ofstream g(out / "plots.gp");
-  g << "set terminal pngcairo size 1200,500 font 'sans,10'\nset datafile separator ','\n"
-       "set output '"
-    << (out / "training.png").string()
-    << "'\nset multiplot layout 1,2\n"
-       "set title 'InfoNCE loss (chance = log(N+1))'\nset xlabel 'step'\nset key top right\n"
-       "plot '"
-    << (out / "training.csv").string()
-    << "' using 1:4 with lines lw 1 title 'loss'\n"
-       "set title 'prediction accuracy per step k (chance = 1/(N+1))'\nset key top left\n"
-       "plot ";
-  const std::size_t ks[] = {1, 2, 4, 8, 12};
-  bool first = true;
-  for (std::size_t k : ks) {
-    if (k > steps_k) continue;
-    g << (first ? "" : ", ") << "'" << (out / "training.csv").string() << "' using 1:" << 6 + k
-      << " with lines title 'k = " << k << "'";
-    first = false;
-  }
-  g << "\nunset multiplot\nset datafile separator '\\t'\n"
-       "set terminal pngcairo size "
-    << 600 * pcas.size()
-    << ",560 font 'sans,10'\n"
-       "set output '"
-    << (out / "contexts_pca.png").string() << "'\nset multiplot layout 1," << pcas.size()
-    << "\n"
-       "unset key\nset palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 "
-       "'#8c564b', "
-       "6 '#e377c2', 7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\nunset colorbox\nset xlabel 'PC 1'\nset ylabel "
-       "'PC 2'\n";
-  for (const auto& [name, pts] : pcas)
-    g << "set title '" << name << ": 1.28 s windows (test split), one colour per speaker'\n"
-      << "plot '" << (out / ("pca_" + name + ".tsv")).string()
-      << "' using 1:2:3 with points pt 7 ps 0.6 palette\n";
-  g << "unset multiplot\n";
-  g.close();
-  const std::string cmd = "gnuplot '" + (out / "plots.gp").string() + "'";
-  if (std::system(cmd.c_str()) != 0)
-    std::cerr << "gnuplot failed; see " << (out / "plots.gp") << '\n';
-  else
-    std::cerr << "pictures: " << (out / "training.png") << ", " << (out / "contexts_pca.png") << '\n';
+  if (!out) throw cpc::io_error("cannot write " + path.string());
 }
 
 // ---------------------------------------------------------------------------------------------
 // Subcommands.
 
 template <class Config>
-int run_demo(const settings& s) {
+int run_demo(settings& s) {
   const auto t0 = std::chrono::steady_clock::now();
-  fs::create_directories(s.out);
   const auto corpus = load_corpus(s, true);
-  const float gain = input_gain(corpus);
+  s.recipe.prepare(corpus);
   const auto sets = probe_utterances(corpus, s);
-  model_t<Config> model(model_options<Config>(s));
-  std::cerr << "model: " << describe<Config>() << "; " << model.parameter_count() << " parameters\n";
+  const auto p = probe_config(s);
+  model_t<Config> model(model_options<Config>(s.recipe));
+  std::cerr << describe_model<Config>(s.recipe) << "; " << model.parameter_count() << " parameters\n";
 
-  cpc::utterance_features random_test, mfcc_test, cpc_test;
+  cpc::utterance_features random_test, cpc_test;
   std::vector<table_row> rows;
-  rows.push_back({"random init",
-                  probe_model<Config>(model, corpus, sets, s, gain, "the random-init model", &random_test),
-                  "27.6", "1.87"});
+  rows.push_back(
+      {"random init",
+       probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "the random-init model", &random_test),
+       "27.6", "1.87"});
   print_table(rows, std::cerr);
-  rows.push_back({"MFCC", probe_mfcc(corpus, sets, s, &mfcc_test), "39.7", "17.6"});
+  rows.push_back({"MFCC", probe_mfcc(corpus, sets, p), "39.7", "17.6"});
   print_table(rows, std::cerr);
-  const auto run = train_model<Config>(model, corpus, s, gain);
+  const auto run = train_model<Config>(model, corpus, s, s.recipe, s.out, false);
   std::ostringstream cpc_name;
   cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60
            << " min)";
-  rows.push_back(
-      {cpc_name.str(), probe_model<Config>(model, corpus, sets, s, gain, "CPC", &cpc_test), "64.6", "97.4"});
+  rows.push_back({cpc_name.str(),
+                  probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "CPC", &cpc_test), "64.6",
+                  "97.4"});
 
   stage("results");
   std::ostringstream table;
@@ -501,71 +426,44 @@ int run_demo(const settings& s) {
         << corpus.speakers().size() << " speakers, "
         << (has_phone_labels(corpus) ? std::to_string(corpus.num_phones()) + " phone classes"
                                      : "no phone labels")
-        << "); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.";
+        << "); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.\nCPC: "
+        << describe_model<Config>(s.recipe) << ".\n";
   print_table(rows, table);
-  table << "\nChance: phone (majority class) depends on the corpus; speaker 1/" << corpus.speakers().size()
-        << " = " << pct(1.0 / static_cast<double>(corpus.speakers().size())) << "%.\n";
   std::cout << table.str();
   std::ofstream(s.out / "results.md") << table.str();
   write_probe_csv(rows, s.out / "probes.csv");
-  draw_pictures(
-      s.out, Config::prediction_steps,
-      {{"random init", pca_windows(corpus, random_test, 128)}, {"CPC", pca_windows(corpus, cpc_test, 128)}});
+  write_pca(corpus, random_test, s.out / "pca_random_init.tsv");
+  write_pca(corpus, cpc_test, s.out / "pca_cpc.tsv");
   std::cerr << "wrote " << (s.out / "training.csv") << ", " << (s.out / "probes.csv") << ", "
-            << (s.out / "results.md") << ", " << (s.out / "model.safetensors") << "\ntotal time "
-            << std::fixed << std::setprecision(1) << seconds_since(t0) / 60 << " min\n";
+            << (s.out / "results.md") << ", " << (s.out / "model.safetensors") << ", "
+            << (s.out / "pca_*.tsv") << " (pictures: bash scripts/plot-demo.sh " << s.out.string()
+            << ")\ntotal time " << std::fixed << std::setprecision(1) << seconds_since(t0) / 60 << " min\n";
   return 0;
 }
 
 template <class Config>
-int run_train(const settings& s) {
+int run_train(settings& s) {
   const auto corpus = load_corpus(s, false);
-  model_t<Config> model(model_options<Config>(s));
-  train_model<Config>(model, corpus, s, input_gain(corpus));
+  if (!s.resume) s.recipe.prepare(corpus);  // resumed: the checkpoint's gain (check_before_work)
+  model_t<Config> model(model_options<Config>(s.recipe));
+  train_model<Config>(model, corpus, s, s.recipe, s.out, s.resume);
   return 0;
 }
 
-// Reads the model name and input gain a checkpoint was trained with.
-std::pair<std::string, float> checkpoint_model(const fs::path& path) {
-  const auto f = cpc::load_safetensors(path);
-  const auto m = f.metadata.find("model");
-  const auto g = f.metadata.find("gain");
-  if (m == f.metadata.end() || g == f.metadata.end())
-    throw cpc::io_error(path.string() +
-                        ": not a cpc-speech checkpoint (metadata 'model' and 'gain' missing)");
-  float gain = 0;
-  try {
-    gain = std::stof(g->second);
-  } catch (const std::exception&) {
-    throw cpc::io_error(path.string() + ": metadata 'gain': expected a number, got '" + g->second + "'");
-  }
-  if (!std::isfinite(gain) || gain <= 0)
-    throw cpc::io_error(path.string() + ": metadata 'gain': expected a number > 0, got '" + g->second + "'");
-  return {m->second, gain};
-}
-
 template <class Config>
-void load_weights(model_t<Config>& model, const fs::path& path) {
-  cpc::adam<float> opt(model.parameters(), {});
-  cpc::load_checkpoint(path, model, opt);
-}
-
-template <class Config>
-int run_probe(const settings& s) {
+int run_probe(settings& s) {
   const auto corpus = load_corpus(s, true);
   const auto sets = probe_utterances(corpus, s);
+  const auto p = probe_config(s);
   std::vector<table_row> rows;
   if (s.features == "mfcc") {
-    rows.push_back({"MFCC", probe_mfcc(corpus, sets, s), "39.7", "17.6"});
+    rows.push_back({"MFCC", probe_mfcc(corpus, sets, p), "39.7", "17.6"});
   } else {
-    model_t<Config> model(model_options<Config>(s));
-    float gain = input_gain(corpus);
-    if (s.features == "cpc") {  // check_options: --checkpoint is given
-      gain = checkpoint_model(s.checkpoint).second;
-      load_weights<Config>(model, s.checkpoint);
-    }
+    if (s.features == "random") s.recipe.prepare(corpus);  // cpc: the checkpoint's recipe and gain
+    model_t<Config> model(model_options<Config>(s.recipe));
+    if (s.features == "cpc") cpc::load_weights(s.checkpoint, model);
     rows.push_back({s.features == "cpc" ? "CPC (" + s.checkpoint.string() + ")" : "random init",
-                    probe_model<Config>(model, corpus, sets, s, gain, s.features),
+                    probe_model<Config>(model, corpus, sets, p, s.recipe.gain, s.features),
                     s.features == "cpc" ? "64.6" : "27.6", s.features == "cpc" ? "97.4" : "1.87"});
   }
   print_table(rows, std::cout);
@@ -573,18 +471,18 @@ int run_probe(const settings& s) {
 }
 
 template <class Config>
-int run_encode(const settings& s) {
+int run_encode(settings& s) {
   const auto corpus = load_corpus(s, false);
-  model_t<Config> model(model_options<Config>(s));
-  const float gain = checkpoint_model(s.checkpoint).second;
-  load_weights<Config>(model, s.checkpoint);
+  model_t<Config> model(model_options<Config>(s.recipe));
+  cpc::load_weights(s.checkpoint, model);
   const auto split = s.split == "train"  ? cpc::corpus_split::train
                      : s.split == "test" ? cpc::corpus_split::test
                                          : cpc::corpus_split::all;  // check_options: one of the three
   if (corpus.indices(split).empty())
     throw cpc::config_error("--split " + s.split + ": the corpus has no " + s.split +
                             " utterances (see --test-split / --train-split, README 'Speech data')");
-  const auto f = cpc::model_features(model, corpus, corpus.indices(split), Config::window_samples, gain);
+  const auto f =
+      cpc::model_features(model, corpus, corpus.indices(split), Config::window_samples, s.recipe.gain);
   cpc::safetensors_writer w;
   for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
   w.set_metadata("layout",
@@ -595,12 +493,84 @@ int run_encode(const settings& s) {
   return 0;
 }
 
-// Calls command(preset{}) with the preset type that --model names.
-template <class Command>
-int dispatch(const settings& s, Command&& command) {
-  if (s.model == "paper") return command(cpc::presets::audio_paper{});
-  if (s.model == "small") return command(cpc::presets::audio_small{});
-  throw cpc::config_error("--model: expected 'paper' or 'small', got '" + s.model + "'");
+// The paper's Table 2: phone accuracy for each negative-sampling source (K = 12) and for each K
+// (mixed-speaker negatives), every row trained from the same seed for the same --steps. Each row
+// trains in OUT/<row>/ and leaves OUT/<row>/phone.txt; a row whose phone.txt exists is not run
+// again, so an interrupted ablation continues where it stopped.
+template <class Config>
+int run_ablation(settings& s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto corpus = load_corpus(s, true);
+  if (!has_phone_labels(corpus))
+    throw cpc::config_error("ablation: the corpus has no phone labels; Table 2 is phone accuracy");
+  s.recipe.prepare(corpus);
+  const auto sets = probe_utterances(corpus, s);
+  auto p = probe_config(s);
+  p.speakers = false;  // Table 2 is phone accuracy
+  struct row {
+    std::string dir, label, paper;
+    cpc::negative_policy negatives;
+    std::size_t steps_ahead;
+    double phone = 0;
+  };
+  using np = cpc::negative_policy;
+  const std::size_t k = Config::prediction_steps;
+  std::vector<row> rows{
+      {"negatives-batch", "mixed speaker", "64.6", np::batch, k},
+      {"negatives-same-speaker", "same speaker", "65.5", np::same_speaker, k},
+      {"negatives-other-sequences", "mixed speaker, excluding the current sequence", "57.3",
+       np::other_sequences, k},
+      {"negatives-same-speaker-other-sequences", "same speaker, excluding the current sequence", "64.6",
+       np::same_speaker_other_sequences, k},
+      {"negatives-same-sequence", "current sequence only", "65.2", np::same_sequence, k},
+      {"steps-2", "K = 2", "28.5", np::batch, 2},
+      {"steps-4", "K = 4", "57.6", np::batch, 4},
+      {"steps-8", "K = 8", "63.6", np::batch, 8},
+      {"steps-16", "K = 16", "63.8", np::batch, 16}};
+  for (auto& r : rows) {
+    const fs::path dir = s.out / r.dir, done = dir / "phone.txt";
+    if (std::ifstream in(done); in >> r.phone) {
+      std::cerr << "\n== " << r.label << ": " << pct(r.phone) << "% (from " << done << ")\n";
+      continue;
+    }
+    fs::create_directories(dir);
+    cpc::speech_recipe recipe = s.recipe;
+    recipe.negatives = r.negatives;
+    recipe.steps_ahead = r.steps_ahead;
+    model_t<Config> model(model_options<Config>(recipe));
+    train_model<Config>(model, corpus, s, recipe, dir, false);
+    r.phone = probe_model<Config>(model, corpus, sets, p, recipe.gain, r.label).phone_frame;
+    std::ofstream(done) << r.phone << '\n';
+  }
+  const auto mfcc = probe_mfcc(corpus, sets, p);
+  std::ostringstream table;
+  table << "Phone accuracy (%, linear probe per 10 ms frame, test split of " << s.corpus.string()
+        << ") after " << s.steps << " steps per row, seed " << s.recipe.seed
+        << "; paper: LibriSpeech, van den Oord et al. 2018, "
+        << "Table 2. Every row: " << describe_model<Config>(s.recipe) << ", but for its negatives or K.\n\n"
+        << "| negative samples (K = " << k << ") | policy | phone | paper |\n|---|---|---|---|\n";
+  for (std::size_t i = 0; i < 5; ++i)
+    table << "| " << rows[i].label << " | " << cpc::to_string(rows[i].negatives) << " | "
+          << pct(rows[i].phone) << " | " << rows[i].paper << " |\n";
+  table << "\n| predicted steps (mixed speaker) | phone | paper |\n|---|---|---|\n";
+  for (std::size_t kk : {2, 4, 8, 12, 16}) {
+    const auto& r = kk == k ? rows[0] : *std::find_if(rows.begin() + 5, rows.end(), [&](const row& x) {
+      return x.steps_ahead == kk;
+    });
+    table << "| K = " << kk << " | " << pct(r.phone) << " | " << (kk == k ? "64.6" : r.paper) << " |\n";
+  }
+  table << "\nFor reference on this corpus: MFCC " << pct(mfcc.phone_frame) << ", chance (majority class) "
+        << pct(mfcc.phone_majority) << ".\n";
+  std::cout << table.str();
+  std::ofstream(s.out / "ablation.md") << table.str();
+  std::ofstream csv(s.out / "ablation.csv");
+  csv << "row,negatives,steps_ahead,steps,phone_frame\n";
+  for (const auto& r : rows)
+    csv << r.dir << ',' << cpc::to_string(r.negatives) << ',' << r.steps_ahead << ',' << s.steps << ','
+        << r.phone << '\n';
+  std::cerr << "wrote " << (s.out / "ablation.md") << ", " << (s.out / "ablation.csv") << "\ntotal time "
+            << std::fixed << std::setprecision(1) << seconds_since(t0) / 60 << " min\n";
+  return 0;
 }
 
 // The error type for the one-line message.
@@ -633,9 +603,35 @@ int guarded(int status, F&& f) {
   return status;
 }
 
+// The recipe options a checkpoint fixes, by option name (= metadata key, speech_recipe::metadata).
+const std::vector<std::string>& recipe_options() {
+  static const std::vector<std::string> names{
+      "--model",     "--steps-ahead", "--negatives", "--batch", "--speakers-per-batch", "--short-utterances",
+      "--normalize", "--lr",          "--warmup",    "--clip",  "--head-std",           "--seed"};
+  return names;
+}
+
+// Replaces s.recipe by the checkpoint's, refusing recipe options given with other values.
+// Errors: cpc::config_error "--<option>: the checkpoint '<path>' ... got --<option> <value>".
+void take_recipe_from(settings& s, const fs::path& ckpt) {
+  const cpc::speech_recipe saved = cpc::read_speech_recipe(ckpt);
+  const auto mine = s.recipe.metadata(), theirs = saved.metadata();
+  for (const auto& option : recipe_options()) {
+    const std::string key = option.substr(2);
+    if (!s.is_given(option) || mine.at(key) == theirs.at(key)) continue;
+    if (key == "model")
+      throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" + saved.model +
+                              "' model, got --model " + s.recipe.model + " (leave out --model)");
+    throw cpc::config_error(option + ": the checkpoint '" + ckpt.string() + "' was trained with " + option +
+                            " " + theirs.at(key) + ", got " + option + " " + mine.at(key) + " (leave out " +
+                            option + " to continue its recipe)");
+  }
+  s.recipe = saved;
+}
+
 // Everything checked before any work: option values, then the files and folders they name.
-// Sets s.model from the checkpoint (probe, encode, train --resume). Throws the typed errors of
-// check_options, checkpoint_model, check_input_file and prepare_folder.
+// Takes the recipe from the checkpoint (probe, encode, train --resume). Throws the typed errors of
+// check_options, take_recipe_from, check_input_file and prepare_folder.
 void check_before_work(settings& s, command cmd) {
   check_options(s, cmd);
   // Corpus files: a relative path is taken from the current folder when it exists there, else from
@@ -661,17 +657,11 @@ void check_before_work(settings& s, command cmd) {
   }
   const fs::path ckpt = cmd == command::train && s.resume ? resume_from : s.checkpoint;
   if (!ckpt.empty()) {
-    const std::string option = cmd == command::train ? "--resume" : "--checkpoint";
-    check_input_file(option, ckpt);
-    const std::string model = checkpoint_model(ckpt).first;
-    if (s.model_given && model != s.model)
-      throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" + model +
-                              "' model, got --model " + s.model + " (leave out --model)");
-    if (model != "paper" && model != "small")
-      throw cpc::io_error(ckpt.string() + ": metadata 'model': expected paper or small, got '" + model + "'");
-    s.model = model;
+    check_input_file(cmd == command::train ? "--resume" : "--checkpoint", ckpt);
+    take_recipe_from(s, ckpt);
   }
-  if (cmd == command::demo || cmd == command::train) prepare_folder("--out", s.out);
+  if (cmd == command::demo || cmd == command::train || cmd == command::ablation)
+    prepare_folder("--out", s.out);
   if (cmd == command::encode) {
     std::error_code ec;
     if (fs::is_directory(s.output, ec))
@@ -699,6 +689,7 @@ int main(int argc, char** argv) {
         return {};
       },
       "UINT");
+  cpc::speech_recipe& r = s.recipe;
   const auto corpus_opt = [&](CLI::App* c, bool labels) {
     c->add_option("--corpus", s.corpus, "corpus root (LibriSpeech/CPC layout; see README)")
         ->required()
@@ -720,34 +711,58 @@ int main(int argc, char** argv) {
                   "test utterance ids (default CORPUS/test.txt; relative: as --alignments)");
   };
   const auto model_opts = [&](CLI::App* c, const std::string& note) {
-    c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)" + note)
+    c->add_option("--model", r.model, "model size: paper (512 channels) or small (256 channels)" + note)
         ->capture_default_str();
-    c->add_option("--seed", s.seed, "seed of weights, negatives and windows")
+    c->add_option("--seed", r.seed, "seed of weights, negatives and windows")
         ->check(whole_number)
         ->capture_default_str();
   };
   const auto train_opts = [&](CLI::App* c) {
-    c->add_option("--out", s.out, "output folder (checkpoint, CSV logs, pictures); made if missing")
+    c->add_option("--out", s.out,
+                  "output folder (checkpoint, CSV logs, tables, picture data); made if missing")
         ->capture_default_str();
     c->add_option("--minutes", s.minutes,
                   "training time budget in minutes, > 0 (default 12 when --steps is not given)");
     c->add_option("--steps", s.steps, "total training steps (optimiser updates), >= 1")->check(whole_number);
-    c->add_option("--batch", s.batch, "windows of 1.28 s per batch, >= 1")
+    c->add_option("--batch", r.batch, "windows of 1.28 s per batch, >= 1")
         ->check(whole_number)
         ->capture_default_str();
-    c->add_option("--lr", s.lr, "Adam learning rate, > 0 (paper: 2e-4)")->capture_default_str();
-    c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")
+    c->add_option("--speakers-per-batch", r.speakers_per_batch,
+                  "speaker-balanced batches: S speakers x batch/S windows each (0 = windows drawn uniformly)")
         ->check(whole_number)
         ->capture_default_str();
-    c->add_option("--clip", s.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
-    c->add_option("--head-std", s.head_std,
+    c->add_option(
+         "--negatives", s.negatives,
+         "InfoNCE negatives from: batch (mixed speaker), same-sequence, other-sequences, same-speaker, "
+         "same-speaker-other-sequences")
+        ->capture_default_str();
+    c->add_option("--steps-ahead", r.steps_ahead, "K, the predicted steps (0 = the model's, 12)")
+        ->check(whole_number)
+        ->capture_default_str();
+    c->add_option("--short-utterances", s.short_utterances,
+                  "utterances shorter than a window: skip, or pad (zero-padded, masked)")
+        ->capture_default_str();
+    c->add_option("--normalize", s.normalize,
+                  "input normalisation: unit-rms (one gain from the train split) or none")
+        ->capture_default_str();
+    c->add_option("--lr", r.learning_rate, "Adam learning rate, > 0 (paper: 2e-4)")->capture_default_str();
+    c->add_option("--warmup", r.warmup, "linear learning-rate warm-up steps")
+        ->check(whole_number)
+        ->capture_default_str();
+    c->add_option("--clip", r.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
+    c->add_option("--head-std", r.head_std,
                   "std of the prediction heads' normal init (0 = the preset's 1/context)");
+    c->add_flag("--no-prefetch", s.no_prefetch,
+                "draw each batch inside the training step instead of preparing it ahead on a oneTBB task");
   };
   const auto probe_opts = [&](CLI::App* c) {
     c->add_option("--probe-minutes", s.probe_minutes,
                   "minutes of train audio for the probes (test: half; 0 = all)")
         ->capture_default_str();
-    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs, >= 1")
+    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs, >= 1 (at least)")
+        ->check(whole_number)
+        ->capture_default_str();
+    c->add_option("--probe-updates", s.probe_updates, "probe Adam updates (at least; small sets converge)")
         ->check(whole_number)
         ->capture_default_str();
   };
@@ -760,7 +775,8 @@ int main(int argc, char** argv) {
   corpus_opt(train, false);
   model_opts(train, " (--resume: the checkpoint's)");
   train_opts(train);
-  train->add_flag("--resume", s.resume, "continue from OUT/model.safetensors (which must exist)");
+  train->add_flag("--resume", s.resume,
+                  "continue from OUT/model.safetensors (which must exist) with its recipe");
   auto* probe = app.add_subcommand("probe", "linear probes on frozen features");
   corpus_opt(probe, true);
   model_opts(probe, " (--features cpc: the checkpoint's)");
@@ -775,6 +791,15 @@ int main(int argc, char** argv) {
   encode->add_option("--out,--output", s.output, "output .safetensors file (its folder is made if missing)")
       ->required();
   encode->add_option("--split", s.split, "train, test or all")->capture_default_str();
+  auto* ablation =
+      app.add_subcommand("ablation",
+                         "the paper's Table 2: phone accuracy for 5 negative-sampling sources and K = 2, 4, "
+                         "8, 12, 16, each trained "
+                         "--steps steps from --seed (rows already in OUT/<row>/phone.txt are kept)");
+  corpus_opt(ablation, true);
+  model_opts(ablation, "");
+  train_opts(ablation);
+  probe_opts(ablation);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -782,18 +807,14 @@ int main(int argc, char** argv) {
     report("config_error", std::string(e.what()) + " (--help lists the options)");
     return exit_refused;
   }
-  const command cmd = demo->parsed()    ? command::demo
-                      : train->parsed() ? command::train
-                      : probe->parsed() ? command::probe
-                                        : command::encode;
+  const command cmd = demo->parsed()       ? command::demo
+                      : train->parsed()    ? command::train
+                      : probe->parsed()    ? command::probe
+                      : ablation->parsed() ? command::ablation
+                                           : command::encode;
   CLI::App* sub = app.get_subcommands().front();
-  const auto given = [&](const char* name) {
-    const CLI::Option* o = sub->get_option_no_throw(name);
-    return o != nullptr && o->count() > 0;
-  };
-  s.minutes_given = given("--minutes");
-  s.steps_given = given("--steps");
-  s.model_given = given("--model");
+  for (const CLI::Option* o : sub->get_options())
+    if (o->count() > 0) s.given.push_back(o->get_name());
   // train and encode use no phone labels: do not read them (an empty path turns the file off).
   if (cmd == command::train || cmd == command::encode) s.alignments = fs::path();
   cpc::warn_if_cpu_features_unused();
@@ -804,16 +825,23 @@ int main(int argc, char** argv) {
     return rc;
   return guarded(exit_failed, [&] {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
-    switch (cmd) {
-      case command::demo:
-        return dispatch(s, [&]<class C>(C) { return run_demo<C>(s); });
-      case command::train:
-        return dispatch(s, [&]<class C>(C) { return run_train<C>(s); });
-      case command::probe:
-        return dispatch(s, [&]<class C>(C) { return run_probe<C>(s); });
-      case command::encode:
-        return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
-    }
-    return 0;
+    return cpc::presets::with_audio_preset(
+        s.recipe.model,
+        [&]<class C>(C) {
+          switch (cmd) {
+            case command::demo:
+              return run_demo<C>(s);
+            case command::train:
+              return run_train<C>(s);
+            case command::probe:
+              return run_probe<C>(s);
+            case command::encode:
+              return run_encode<C>(s);
+            case command::ablation:
+              return run_ablation<C>(s);
+          }
+          return 0;
+        },
+        "--model");
   });
 }

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   model_t model(o);
   cpc::adam<float> opt(model.parameters(), {.learning_rate = 2e-4});
   cpc::rng data(7);
-  auto next = [&](cpc::training_batch<float>& b) {
+  auto next = [&](cpc::audio_batch<float>& b) {
     b.audio.resize({batch, 20480});
     for (auto& v : b.audio) v = static_cast<float>(0.1 * data.normal());
   };

@@ -102,3 +102,55 @@ TEST_CASE("run_speech_probes: alignments without a labelled test frame are n/a, 
   CHECK(r.phone_frame == 0.0);
   CHECK(r.speaker_frame == doctest::Approx(1.0));
 }
+
+TEST_CASE("run_speech_probes: the phone chance line is the majority class's rate on the test frames") {
+  // phone_of(f) = (f / 10) mod 3 over 200 frames: classes 0 and 1 have 70 frames each, class 2 60;
+  // the tie goes to class 0, which is 70 / 200 of the test frames.
+  probe_corpus d("all");
+  speech_corpus c(d.dir.path(), {.log = nullptr});
+  const auto r = probe(c);
+  CHECK(r.phone_majority == doctest::Approx(0.35));
+  CHECK(r.speakers == 2);
+  CHECK(r.speakers_probed);
+}
+
+TEST_CASE("run_speech_probes: with one speaker the speaker probes are not run (n/a, not 100%)") {
+  temp_dir dir;
+  std::ostringstream al;
+  for (int i = 0; i < 2; ++i) {
+    std::ostringstream name;
+    name << "1-0-" << i;
+    const std::string id = name.str();
+    write_fake_utterance(dir.path(), {"1", "0", id, frames * 160, 16000, ".wav"});
+    al << id;
+    for (std::size_t f = 0; f < frames; ++f) al << ' ' << phone_of(f);
+    al << '\n';
+  }
+  write_bytes(dir / "alignments.txt", al.str());
+  write_bytes(dir / "train.txt", "1-0-0\n");
+  write_bytes(dir / "test.txt", "1-0-1\n");
+  speech_corpus c(dir.path(), {.log = nullptr});
+  const auto r = probe(c);
+  CHECK(r.phone_labelled);
+  CHECK(r.phone_frame == doctest::Approx(1.0));
+  CHECK(r.speakers == 1);
+  CHECK_FALSE(r.speakers_probed);
+  CHECK(r.speaker_frame == 0.0);
+  CHECK(r.speaker_window_mean == 0.0);
+}
+
+TEST_CASE("pooled_windows: non-overlapping windows from frame 0, mean or last frame, labelled by speaker") {
+  probe_corpus d("all");
+  speech_corpus c(d.dir.path(), {.log = nullptr});
+  const auto f = one_hot_features(c, c.indices(corpus_split::train));
+  // 200 frames: windows of 64 frames at 0, 64, 128 (the tail of 8 frames is dropped).
+  const auto mean = pooled_windows(c, f, 64, false), last = pooled_windows(c, f, 64, true);
+  REQUIRE(mean.x.shape() == std::array<std::size_t, 2>{6, 5});
+  CHECK(mean.y == std::vector<int>{0, 0, 0, 1, 1, 1});
+  // Window 0 covers frames 0..63: phone 0 in frames 0-9, 30-39, 60-63 = 24 of 64.
+  CHECK(mean.x(0, 0) == doctest::Approx(24.0 / 64));
+  CHECK(mean.x(0, 3) == doctest::Approx(1.0));  // speaker 0's one-hot
+  // Its last frame, 63, is phone (63 / 10) mod 3 = 0.
+  CHECK(last.x(0, 0) == 1.0f);
+  CHECK(last.x(0, 1) == 0.0f);
+}

@@ -95,6 +95,15 @@ refused "config_error: --lr: expected a learning rate > 0, got 0" train "${c[@]}
 refused "config_error: --clip: expected a gradient-norm bound > 0, or 0 for no clipping, got -1" train "${c[@]}" --out new --clip -1
 refused "config_error: --head-std: expected a standard deviation > 0, or 0 for the preset's, got -0.5" train "${c[@]}" --out new --head-std -0.5
 refused "config_error: --model: expected paper or small, got 'huge'" demo "${c[@]}" --out new --model huge
+refused "config_error: --negatives: expected batch, same-sequence, other-sequences, same-speaker or same-speaker-other-sequences, got 'mixed'" \
+  train "${c[@]}" --out new --negatives mixed
+refused "config_error: --speakers-per-batch: expected a divisor of --batch 8 (0 = uniform windows), got 3" train "${c[@]}" --out new --speakers-per-batch 3
+refused "config_error: --negatives same-speaker-other-sequences: expected speaker-balanced batches with at least 2 windows per speaker" \
+  train "${c[@]}" --out new --negatives same-speaker-other-sequences
+refused "config_error: --short-utterances: expected skip or pad, got 'cut'" train "${c[@]}" --out new --short-utterances cut
+refused "config_error: --normalize: expected none or unit-rms, got 'peak'" demo "${c[@]}" --out new --normalize peak
+refused "config_error: --steps: expected the step budget of every ablation row" ablation "${c[@]}" --out new --speakers-per-batch 2
+refused "config_error: --speakers-per-batch: expected speaker-balanced batches for the same-speaker rows" ablation "${c[@]}" --out new --steps 2
 refused "config_error: --probe-epochs: expected at least 1 epoch, got 0" demo "${c[@]}" --out new --probe-epochs 0
 refused "config_error: --probe-minutes: expected minutes of audio >= 0 (0 = all), got -2" demo "${c[@]}" --out new --probe-minutes -2
 refused "config_error: Could not convert: --minutes = soon" train "${c[@]}" --out new --minutes soon
@@ -122,6 +131,16 @@ grep -q "resumed from \"run/model.safetensors\" at step 2" err.txt && grep -q "t
   fail "train --resume did not continue at step 2"
 refused "config_error: --model: the checkpoint 'run/model.safetensors' holds a 'small' model, got --model paper" \
   train "${c[@]}" --out run --steps 4 --resume --model paper
+refused "config_error: --lr: the checkpoint 'run/model.safetensors' was trained with --lr 2e-04, got --lr 0.001 (leave out --lr to continue its recipe)" \
+  train "${c[@]}" --out run --steps 4 --resume --lr 1e-3
+# Every recipe choice runs through the library: same-speaker negatives without the current
+# sequence from speaker-balanced batches, short utterances padded, no prefetching.
+run 0 train "${c[@]}" --out run2 --model small --steps 2 --batch 4 --speakers-per-batch 2 \
+  --negatives same-speaker-other-sequences --short-utterances pad --no-prefetch --normalize none --steps-ahead 4
+grep -qF "negatives same_speaker_other_sequences (same speaker, excluding the current sequence), 4 windows per step from 2 speakers x 2, short utterances padded and masked, K = 4" err.txt ||
+  fail "train did not print its recipe"
+grep -q "batches prepared in the step (--no-prefetch)" err.txt || fail "--no-prefetch not taken"
+[ "$(head -n 1 run2/training.csv | tr ',' '\n' | grep -c '^accuracy_[0-9]')" -eq 4 ] || fail "--steps-ahead 4: expected 4 accuracy columns"
 # encode: the folder of --out is made; --split picks the utterances; --output is the old name.
 refused "io_error: --out: 'corpus/train.txt' exists and is not a folder" encode "${c[@]}" --checkpoint run/model.safetensors --out corpus/train.txt/ctx.safetensors
 refused "io_error: --out: 'a_folder' is a folder; expected a .safetensors file name" encode "${c[@]}" --checkpoint run/model.safetensors --out a_folder
@@ -132,6 +151,10 @@ grep -q "wrote 6 utterances' contexts" err.txt || fail "encode --split all"
 # A run that fails after it started: exit 1, one line.
 run 1 encode "${c[@]}" --checkpoint run/model.safetensors --out none.safetensors --test-split empty.txt
 grep -qF "cpc-speech: config_error: --split test: the corpus has no test utterances" err.txt || fail "empty split: $(cat err.txt)"
+# One speaker in the probe's training split: the speaker columns read n/a, not 100%.
+printf 's1-c-0\ns1-c-1\n' > one_speaker.txt
+run 0 probe "${c[@]}" --features mfcc --train-split one_speaker.txt --probe-epochs 1 --probe-updates 5 --probe-minutes 0
+grep -q "^| MFCC | n/a (no phone labels) | n/a (1 speaker) | n/a (1 speaker) |" out.txt || fail "one speaker: $(cat out.txt)"
 # probe and demo: phone accuracy n/a, one warning at load time.
 warning="cpc-speech: warning: the corpus has no phone labels"
 run 0 probe "${c[@]}" --checkpoint run/model.safetensors --probe-epochs 1 --probe-minutes 0

@@ -94,7 +94,7 @@ std::vector<double> snapshot(Model& m, const Opt& opt) {
 
 /// A batch source of `batch` rows of 512 samples of N(0, 0.1^2) noise from `gen`.
 auto noise_batches(rng& gen, std::size_t batch = 4) {
-  return [&gen, batch](training_batch<float>& b) {
+  return [&gen, batch](audio_batch<float>& b) {
     b.audio.resize({batch, std::size_t{512}});
     for (auto& v : b.audio) v = static_cast<float>(0.1 * gen.normal());
   };
@@ -153,7 +153,7 @@ TEST_CASE("bad input: an empty batch is a shape_error, not a crash or a NaN loss
   CHECK_THROWS_AS(m.evaluate(empty), shape_error);
   rng gen(1);
   std::size_t calls = 0;
-  auto empty_batches = [&](training_batch<float>& b) {
+  auto empty_batches = [&](audio_batch<float>& b) {
     ++calls;
     b.audio.resize({std::size_t{0}, std::size_t{512}});
   };
@@ -397,7 +397,7 @@ TEST_CASE(
     adam<float> opt(m.parameters(), {});
     rng gen(2);
     std::size_t calls = 0;
-    auto batches = [&](training_batch<float>& b) {
+    auto batches = [&](audio_batch<float>& b) {
       noise_batches(gen)(b);
       if (++calls == 5) b.audio(1, 100) = bad;  // step 5 sees one bad sample
     };

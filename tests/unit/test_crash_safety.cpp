@@ -62,7 +62,7 @@ struct run {
   adam<float> opt{m.parameters(), {.learning_rate = 1e-3}};
   rng data{4};
 
-  void batches(training_batch<float>& b) {
+  void batches(audio_batch<float>& b) {
     b.audio.resize({std::size_t{4}, std::size_t{512}});
     for (auto& v : b.audio) v = static_cast<float>(0.2 * data.normal());
   }
@@ -75,7 +75,7 @@ struct run {
     o.progress = false;
     o.generators = {{"data", &data}};
     return train(
-        m, opt, constant_lr{1e-3}, [this](training_batch<float>& b) { batches(b); }, o);
+        m, opt, constant_lr{1e-3}, [this](audio_batch<float>& b) { batches(b); }, o);
   }
   void resume(const fs::path& checkpoint) { load_checkpoint(checkpoint, m, opt, {{"data", &data}}); }
   std::vector<float> weights() {

@@ -36,7 +36,7 @@ run_result train_tiny(std::uint64_t seed, std::size_t threads, std::uint64_t ste
   tiny_f m(o);
   adam<float> opt(m.parameters(), {.learning_rate = 3e-3});
   rng data(seed + 1);
-  auto batches = [&](training_batch<float>& b) {
+  auto batches = [&](audio_batch<float>& b) {
     b.audio.resize({std::size_t{8}, std::size_t{512}});
     for (std::size_t i = 0; i < 8; ++i) {
       const double f = data.uniform(0.02, 0.3), ph = data.uniform(0.0, 6.28);

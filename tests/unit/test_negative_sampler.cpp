@@ -189,3 +189,19 @@ TEST_CASE("negative_sampler: candidate lists per policy") {
   o.sample(3, 3, {.lengths = {2, 3, 1}}, gen);
   CHECK(o.candidates(1) == std::vector<std::int32_t>{0, 1, 6});
 }
+
+TEST_CASE("negative_sampler: policy names parse with '_' or '-' and round-trip; others are refused") {
+  for (auto p : {negative_policy::batch, negative_policy::same_sequence, negative_policy::other_sequences,
+                 negative_policy::same_speaker, negative_policy::same_speaker_other_sequences}) {
+    CHECK(parse_negative_policy(to_string(p)) == p);
+    std::string hyphens(to_string(p));
+    std::replace(hyphens.begin(), hyphens.end(), '_', '-');
+    CHECK(parse_negative_policy(hyphens) == p);
+  }
+  CHECK(parse_negative_policy("same-speaker-other-sequences") ==
+        negative_policy::same_speaker_other_sequences);
+  CHECK_THROWS_WITH_AS(parse_negative_policy("mixed", "--negatives"),
+                       "--negatives: expected batch, same-sequence, other-sequences, same-speaker or "
+                       "same-speaker-other-sequences, got 'mixed'",
+                       config_error);
+}

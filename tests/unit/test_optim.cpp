@@ -311,6 +311,18 @@ TEST_CASE("schedules: match torch LinearLR, StepLR and SequentialLR, and set the
   }
 }
 
+TEST_CASE("cosine_annealing: torch CosineAnnealingLR(T_max, eta_min = 0) values, then 0") {
+  const cosine_annealing c{.base_lr = 0.1, .total_steps = 4};
+  // 0.1 * (1 + cos(pi s / 4)) / 2 for s = 0..3: 0.1, 0.05 + 0.05 / sqrt(2), 0.05, 0.05 - 0.05 / sqrt(2).
+  CHECK(c.lr_at(0) == doctest::Approx(0.1).epsilon(1e-15));
+  CHECK(c.lr_at(1) == doctest::Approx(0.0853553390593273762).epsilon(1e-14));
+  CHECK(c.lr_at(2) == doctest::Approx(0.05).epsilon(1e-14));
+  CHECK(c.lr_at(3) == doctest::Approx(0.0146446609406726238).epsilon(1e-13));
+  CHECK(c.lr_at(4) == 0.0);
+  CHECK(c.lr_at(100) == 0.0);
+  CHECK(cosine_annealing{.base_lr = 0.3, .total_steps = 0}.lr_at(7) == 0.3);
+}
+
 TEST_CASE("clip_grad_norm: matches torch.nn.utils.clip_grad_norm_") {
   for (const auto& [tag, max_norm] : {std::pair{"clip_small", 1.0}, std::pair{"clip_large", 100.0}}) {
     CAPTURE(tag);

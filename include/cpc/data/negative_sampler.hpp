@@ -66,6 +66,21 @@ inline std::string_view to_string(negative_policy p) {
   return "unknown";
 }
 
+/// Parses a policy name: `to_string`'s, or the same with '-' for '_' (command lines:
+/// "same-speaker"). Errors: `cpc::config_error` "<what>: expected batch, same-sequence,
+/// other-sequences, same-speaker or same-speaker-other-sequences, got '<s>'".
+inline negative_policy parse_negative_policy(std::string_view s, std::string_view what = "negative policy") {
+  std::string name(s);
+  std::replace(name.begin(), name.end(), '-', '_');
+  for (auto p : {negative_policy::batch, negative_policy::same_sequence, negative_policy::other_sequences,
+                 negative_policy::same_speaker, negative_policy::same_speaker_other_sequences})
+    if (name == to_string(p)) return p;
+  throw config_error(std::string(what) +
+                     ": expected batch, same-sequence, other-sequences, same-speaker or "
+                     "same-speaker-other-sequences, got '" +
+                     std::string(s) + "'");
+}
+
 /// Draws N negatives for every anchor (b, t, k) with t + k < length_b, k = 1..K.
 /// Result: `indices()` of shape `[K, B, T, N]` (int32), entry [k-1, b, t, n] = flat frame index
 /// b' * T + t' of the n-th negative of anchor (b, t, k); -1 where (b, t, k) has no term.

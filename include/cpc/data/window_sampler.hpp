@@ -3,16 +3,19 @@
 /// the CPC paper's audio experiments (20480-sample windows, sec. 3.1 of van den Oord et al.
 /// 2018) and CPC_audio's same-speaker negative sampling (speaker-balanced batches).
 /// `prefetching_sampler` prepares the next batch on a oneTBB task while the caller trains.
-/// Needs the `cpc::audio` target (through corpus.hpp). Source: issue 4 "Window sampling".
+/// Both yield `cpc::audio_batch<float>`, the batch `cpc::model` and `cpc::train` take.
+/// Needs the `cpc::audio` target (through corpus.hpp). Source: issue 4 "Window sampling", issue 15.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <oneapi/tbb/task_group.h>
 
+#include "cpc/core/batch.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
@@ -35,8 +38,21 @@ enum class window_sampling {
 /// What `window_sampler` does with utterances shorter than a window.
 enum class short_utterance_policy {
   skip,  ///< leave them out (counted in `window_sampler::skipped_short()`)
-  pad,   ///< one window at start 0, zero-padded; `mask`/`lengths` mark the real part
+  pad,   ///< one window at start 0, zero-padded; `info.lengths` counts its real frames
 };
+
+/// The policy's name: "skip" or "pad".
+inline std::string_view to_string(short_utterance_policy p) {
+  return p == short_utterance_policy::skip ? "skip" : "pad";
+}
+
+/// Parses "skip" or "pad". Errors: `cpc::config_error` "<what>: expected skip or pad, got '<s>'".
+inline short_utterance_policy parse_short_utterance_policy(std::string_view s,
+                                                           std::string_view what = "short utterances") {
+  if (s == "skip") return short_utterance_policy::skip;
+  if (s == "pad") return short_utterance_policy::pad;
+  throw config_error(std::string(what) + ": expected skip or pad, got '" + std::string(s) + "'");
+}
 
 /// Options of `window_sampler`.
 struct window_sampler_options {
@@ -49,27 +65,20 @@ struct window_sampler_options {
   std::size_t speakers = 4;
   std::size_t per_speaker = 2;
   short_utterance_policy short_utterances = short_utterance_policy::skip;
+  /// Input gain: every sample is multiplied by it (unitless; see `input_gain` in
+  /// cpc/data/normalization.hpp for the library's input normalisation). 1 = samples as read.
+  float gain = 1.0f;
   /// Seed of the sampler's `cpc::rng`: the same seed gives the same batches.
   std::uint64_t seed = 0;
 };
 
-/// One batch of windows. B = batch size, F = W / frame_length frames per window.
-/// Frame f of row b covers samples [starts[b] + 160 f, starts[b] + 160 (f + 1)) of utterance
-/// `utterances[b]`, so `labels(b, f)` is that utterance's label at frame starts[b] / 160 + f.
-struct window_batch {
-  tensor2<float> audio;                 ///< `[B, W]` samples in [-1, 1]; zeros past the end when padded
-  tensor2<std::int32_t> labels;         ///< `[B, F]` phone class per frame, -1 = unknown or padding
-  tensor2<float> mask;                  ///< `[B, F]` 1 for frames wholly inside the utterance, else 0
-  std::vector<std::size_t> speakers;    ///< `[B]` speaker index (`speech_corpus::speakers()`)
-  std::vector<std::size_t> utterances;  ///< `[B]` utterance index in the corpus
-  std::vector<std::size_t> starts;      ///< `[B]` first sample of the window (multiple of 160)
-  std::vector<std::size_t> lengths;     ///< `[B]` real samples in the row (W unless padded)
-  /// Number of rows B.
-  std::size_t size() const { return utterances.size(); }
-};
-
 /// Draws random windows of W samples that never cross utterance boundaries, with frame-aligned
-/// labels (window starts are multiples of the frame length, so the labels line up exactly).
+/// labels (window starts are multiples of the frame length, so the labels line up exactly), into
+/// `cpc::audio_batch<float>`: B = batch size rows, F = W / frame_length frames per row; row b
+/// is `gain` x samples [starts[b], starts[b] + W) of utterance `utterances[b]` (zeros past its
+/// end when padded), `labels(b, f)` that utterance's label at frame starts[b] / frame_length + f
+/// (-1 past the end), `info.lengths[b]` its frames wholly inside the utterance (F unless padded),
+/// `info.speakers[b]` its corpus speaker index.
 /// Holds a reference to the corpus: the corpus must outlive the sampler. `draw` uses the
 /// sampler's generator; `fill` is const and thread-safe.
 class window_sampler {
@@ -100,6 +109,10 @@ class window_sampler {
   std::size_t window_length() const { return opts_.window; }
   /// Frames per window, W / frame_length.
   std::size_t frames_per_window() const { return opts_.window / frame_; }
+  /// Samples per frame (the corpus's frame length, 160 at 16 kHz).
+  std::size_t frame_length() const { return frame_; }
+  /// The options the sampler was built with.
+  const options& config() const { return opts_; }
   /// Utterances windows are drawn from.
   const std::vector<std::size_t>& usable_utterances() const { return usable_; }
   /// How many of the given utterances were left out for being shorter than W (`skip` policy).
@@ -114,16 +127,16 @@ class window_sampler {
   /// Draws the windows of the next batch (advances the generator).
   void draw(std::vector<window>& out);
   /// Fills `batch` (reusing its buffers) with the windows `plan`.
-  void fill(const std::vector<window>& plan, window_batch& batch) const;
-  /// Draws and fills the next batch into `batch`.
-  void sample(window_batch& batch) {
+  void fill(const std::vector<window>& plan, audio_batch<float>& batch) const;
+  /// Draws and fills the next batch into `batch` (a batch source for `cpc::train`).
+  void next(audio_batch<float>& batch) {
     draw(plan_);
     fill(plan_, batch);
   }
   /// Draws and returns the next batch.
-  window_batch sample() {
-    window_batch b;
-    sample(b);
+  audio_batch<float> next() {
+    audio_batch<float> b;
+    next(b);
     return b;
   }
 
@@ -156,13 +169,17 @@ class window_sampler {
   std::vector<window> plan_;
 };
 
-/// Wraps a `window_sampler` and prepares batch n + 1 on a oneTBB task (`tbb::task_group`)
-/// while the caller uses batch n. Gives exactly the batches of the wrapped sampler, in the same
-/// order. Not copyable or movable (a task may be writing into it); the destructor waits for the
-/// task. Not thread-safe: call `next` from one thread.
+/// Wraps a `window_sampler` and fills batch n + 1 on a oneTBB task (`tbb::task_group`) while the
+/// caller uses batch n, so a training step need not wait for its data (`cpc::train` measures the
+/// wait: `train_summary::data_seconds`). Gives exactly the batches of the wrapped sampler, in the
+/// same order. The windows of batch n + 1 are drawn on the calling thread (the generator is never
+/// touched by the task); only copying them into the batch runs concurrently. Not copyable or
+/// movable (a task may be writing into it); the destructor waits for the task. Not thread-safe:
+/// call `next` from one thread.
 class prefetching_sampler {
  public:
-  explicit prefetching_sampler(window_sampler sampler) : sampler_(std::move(sampler)) {}
+  explicit prefetching_sampler(window_sampler sampler)
+      : sampler_(std::move(sampler)), resume_(sampler_.generator()) {}
   prefetching_sampler(const prefetching_sampler&) = delete;
   prefetching_sampler& operator=(const prefetching_sampler&) = delete;
   ~prefetching_sampler() {
@@ -175,28 +192,37 @@ class prefetching_sampler {
   /// Puts the next batch into `out` (its previous buffers are recycled for a later batch) and
   /// starts preparing the one after.
   /// Errors: rethrows what preparing the batch threw.
-  void next(window_batch& out) {
+  void next(audio_batch<float>& out) {
     if (!started_) {
-      sampler_.sample(pending_);
+      sampler_.generator().set_state(resume_.state());
+      sampler_.next(pending_);
       started_ = true;
     } else {
       group_.wait();
     }
     std::swap(out, pending_);
-    group_.run([this] { sampler_.sample(pending_); });
+    resume_.set_state(sampler_.generator().state());
+    sampler_.draw(plan_);
+    group_.run([this] { sampler_.fill(plan_, pending_); });
   }
   /// Returns the next batch.
-  window_batch next() {
-    window_batch b;
+  audio_batch<float> next() {
+    audio_batch<float> b;
     next(b);
     return b;
   }
-  /// The wrapped sampler (do not draw from it while a batch is being prepared).
+  /// The wrapped sampler (do not draw from it).
   const window_sampler& sampler() const { return sampler_; }
+  /// A generator whose state is always the one the next `next()` call's batch is drawn from (the
+  /// batch prepared ahead does not count), as a plain `window_sampler`'s generator: save it in
+  /// checkpoints; set its state before the first `next()` to resume a run.
+  rng& generator() { return resume_; }
 
  private:
   window_sampler sampler_;
-  window_batch pending_;
+  rng resume_;
+  audio_batch<float> pending_;
+  std::vector<window_sampler::window> plan_;
   bool started_ = false;
   tbb::task_group group_;
 };
@@ -277,33 +303,32 @@ inline void window_sampler::draw(std::vector<window>& out) {
   }
 }
 
-inline void window_sampler::fill(const std::vector<window>& plan, window_batch& batch) const {
+inline void window_sampler::fill(const std::vector<window>& plan, audio_batch<float>& batch) const {
   const std::size_t rows = plan.size(), w = opts_.window, frames = w / frame_;
+  const float gain = opts_.gain;
   ensure_shape(batch.audio, std::array<std::size_t, 2>{rows, w});
   ensure_shape(batch.labels, std::array<std::size_t, 2>{rows, frames});
-  ensure_shape(batch.mask, std::array<std::size_t, 2>{rows, frames});
-  batch.speakers.resize(rows);
+  batch.info.lengths.resize(rows);
+  batch.info.speakers.resize(rows);
   batch.utterances.resize(rows);
   batch.starts.resize(rows);
-  batch.lengths.resize(rows);
   for (std::size_t b = 0; b < rows; ++b) {
     const auto& utt = corpus_->utterances().at(plan[b].utterance);
     const std::size_t start = plan[b].start, n = utt.samples.size();
     const std::size_t len = start < n ? std::min(w, n - start) : 0;
     float* row = batch.audio.data() + b * w;
-    std::copy_n(utt.samples.data() + start, len, row);
+    std::transform(utt.samples.data() + start, utt.samples.data() + start + len, row,
+                   [gain](float v) { return gain * v; });
     std::fill(row + len, row + w, 0.0f);
-    const std::size_t first = start / frame_;
+    const std::size_t first = start / frame_, valid = len / frame_;  // frames wholly inside
     for (std::size_t f = 0; f < frames; ++f) {
-      const bool inside = (f + 1) * frame_ <= len;
       const std::size_t g = first + f;
-      batch.labels(b, f) = inside && g < utt.labels.size() ? utt.labels[g] : -1;
-      batch.mask(b, f) = inside ? 1.0f : 0.0f;
+      batch.labels(b, f) = f < valid && g < utt.labels.size() ? utt.labels[g] : -1;
     }
-    batch.speakers[b] = utt.speaker;
+    batch.info.lengths[b] = valid;
+    batch.info.speakers[b] = static_cast<std::int64_t>(utt.speaker);
     batch.utterances[b] = plan[b].utterance;
     batch.starts[b] = start;
-    batch.lengths[b] = len;
   }
 }
 

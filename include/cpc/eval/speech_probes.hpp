@@ -29,22 +29,42 @@ struct utterance_features {
 
 /// Probe accuracies in [0, 1] (test split), one per task.
 struct probe_report {
-  double phone_frame = 0;          ///< phone class per 10 ms frame; 0 when `!phone_labelled`
-  double speaker_frame = 0;        ///< speaker per 10 ms frame
+  double phone_frame = 0;  ///< phone class per 10 ms frame; 0 when `!phone_labelled`
+  /// The phone chance line: the fraction of labelled test frames whose label is the most frequent
+  /// class of the labelled training frames (a majority-class predictor's accuracy); 0 when
+  /// `!phone_labelled`.
+  double phone_majority = 0;
+  double speaker_frame = 0;        ///< speaker per 10 ms frame; 0 when `speakers < 2`
   double speaker_short_mean = 0;   ///< speaker per 0.25 s window (25 frames), mean-pooled
   double speaker_window_mean = 0;  ///< speaker per 1.28 s window (128 frames), mean-pooled
   double speaker_window_last = 0;  ///< speaker per 1.28 s window, its last frame's features
   bool phone_labelled = false;     ///< whether `phone_frame` was measured (labelled frames in both sets)
+  /// Distinct speakers among the training features; the speaker probes run only with 2 or more
+  /// (with one speaker every probe would score 100%: print "n/a (1 speaker)").
+  std::size_t speakers = 0;
+  /// Whether the speaker probes were measured (`speakers >= 2` and `probe_settings::speakers`).
+  bool speakers_probed = false;
 };
+
+/// The probes' classifier settings: `cpc::linear_probe` (Adam 1e-3 annealed on a cosine, batch
+/// 256, seed 7), at least 20 epochs and at least 4000 updates, so that a probe on ~500 speaker
+/// windows converges as one on 10^5 frames does (doubling both moved no figure of the README's
+/// table by more than 0.5 points; see README "Probe protocol").
+inline linear_probe<float>::options default_probe_options() {
+  return {.epochs = 20, .min_updates = 4000, .learning_rate = 1e-3, .batch_size = 256, .seed = 7};
+}
 
 /// Probe settings. Windows are non-overlapping runs of frames from frame 0 of each utterance;
 /// an utterance's incomplete tail is not a window. `max_train_frames` caps the frame-level
-/// training sets by a deterministic stride (0 = no cap).
+/// training sets by a deterministic stride (0 = no cap). `phones` / `speakers` turn the phone
+/// probe and the four speaker probes on or off.
 struct probe_settings {
   std::size_t short_window_frames = 25;
   std::size_t window_frames = 128;
   std::size_t max_train_frames = 120000;
-  linear_probe<float>::options probe{};
+  linear_probe<float>::options probe = default_probe_options();
+  bool phones = true;
+  bool speakers = true;
 };
 
 /// A subset of `candidates` with at most `max_seconds` of audio, balanced over speakers: speakers
@@ -145,13 +165,19 @@ utterance_features model_features(Model& m, const speech_corpus& corpus,
   return f;
 }
 
-namespace detail {
-/// Rows of a probe data set: features and labels.
+/// Rows of a probe data set: features `[n, dims]` and one label per row.
 struct probe_rows {
   tensor2<float> x;
   std::vector<int> y;
 };
 
+/// Window-level rows: non-overlapping windows of `w` frames from frame 0 of each utterance (an
+/// incomplete tail is dropped), pooled by the mean over the window's frames or (`last`) its last
+/// frame's features; each labelled with its utterance's corpus speaker index. Shapes: rows `[n, dims]`.
+inline probe_rows pooled_windows(const speech_corpus& corpus, const utterance_features& f, std::size_t w,
+                                 bool last);
+
+namespace detail {
 /// Frame-level rows: every `step`-th frame of every utterance, labelled by `label(u, frame)`.
 template <class Label>
 probe_rows frame_rows(const utterance_features& f, std::size_t step, Label&& label) {
@@ -171,9 +197,10 @@ probe_rows frame_rows(const utterance_features& f, std::size_t step, Label&& lab
   return out;
 }
 
-/// Window-level rows: non-overlapping windows of `w` frames, pooled by mean or the last frame.
-inline probe_rows window_rows(const speech_corpus& corpus, const utterance_features& f, std::size_t w,
-                              bool last) {
+}  // namespace detail
+
+inline probe_rows pooled_windows(const speech_corpus& corpus, const utterance_features& f, std::size_t w,
+                                 bool last) {
   probe_rows out;
   std::vector<float> buf;
   std::size_t n = 0;
@@ -197,6 +224,24 @@ inline probe_rows window_rows(const speech_corpus& corpus, const utterance_featu
   return out;
 }
 
+namespace detail {
+/// The fraction of test labels (>= 0) equal to the most frequent training label (>= 0; ties: the
+/// lowest class); 0 without labelled rows.
+inline double majority_rate(const std::vector<int>& train, const std::vector<int>& test,
+                            std::size_t classes) {
+  std::vector<std::size_t> count(classes, 0);
+  for (int y : train)
+    if (y >= 0) ++count[static_cast<std::size_t>(y)];
+  const int top = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+  std::size_t hit = 0, labelled = 0;
+  for (int y : test)
+    if (y >= 0) {
+      ++labelled;
+      hit += y == top;
+    }
+  return labelled == 0 ? 0.0 : static_cast<double>(hit) / static_cast<double>(labelled);
+}
+
 inline double fit_and_score(const probe_rows& train, const probe_rows& test, std::size_t classes,
                             const linear_probe<float>::options& o) {
   if (train.y.empty() || test.y.empty()) return 0.0;
@@ -210,7 +255,8 @@ inline double fit_and_score(const probe_rows& train, const probe_rows& test, std
 /// Phone probes need alignments: without a labelled frame (label >= 0) in both sets the phone
 /// probe is not run, `phone_frame` is 0 and `phone_labelled` false (print it as n/a, not as an
 /// accuracy). Speaker labels are corpus speaker indices, so the train and test sets should hold
-/// the same speakers.
+/// the same speakers; with fewer than 2 speakers in the training features the speaker probes are
+/// not run (`speakers_probed` false). `s.phones` / `s.speakers` = false skip those probes.
 /// Errors: `cpc::config_error` when the feature widths differ.
 inline probe_report run_speech_probes(const speech_corpus& corpus, const utterance_features& train,
                                       const utterance_features& test, const probe_settings& s = {}) {
@@ -230,27 +276,34 @@ inline probe_report run_speech_probes(const speech_corpus& corpus, const utteran
   const auto speaker = [&](std::size_t u, std::size_t) { return static_cast<int>(corpus[u].speaker); };
   const std::size_t speakers = corpus.speakers().size();
   probe_report r;
-  if (corpus.has_alignments() && corpus.num_phones() > 0) {
+  if (s.phones && corpus.has_alignments() && corpus.num_phones() > 0) {
     const auto phone_train = detail::frame_rows(train, step, phone);
     const auto phone_test = detail::frame_rows(test, 1, phone);
-    const auto labelled = [](const detail::probe_rows& rows) {
+    const auto labelled = [](const probe_rows& rows) {
       return std::any_of(rows.y.begin(), rows.y.end(), [](int y) { return y >= 0; });
     };
     r.phone_labelled = labelled(phone_train) && labelled(phone_test);
-    if (r.phone_labelled)
+    if (r.phone_labelled) {
       r.phone_frame = detail::fit_and_score(phone_train, phone_test, corpus.num_phones(), s.probe);
+      r.phone_majority = detail::majority_rate(phone_train.y, phone_test.y, corpus.num_phones());
+    }
   }
+  std::vector<bool> seen(speakers, false);
+  for (std::size_t u : train.utterances) seen[corpus[u].speaker] = true;
+  r.speakers = static_cast<std::size_t>(std::count(seen.begin(), seen.end(), true));
+  r.speakers_probed = s.speakers && r.speakers >= 2;
+  if (!r.speakers_probed) return r;
   r.speaker_frame = detail::fit_and_score(detail::frame_rows(train, step, speaker),
                                           detail::frame_rows(test, 1, speaker), speakers, s.probe);
-  r.speaker_short_mean = detail::fit_and_score(
-      detail::window_rows(corpus, train, s.short_window_frames, false),
-      detail::window_rows(corpus, test, s.short_window_frames, false), speakers, s.probe);
+  r.speaker_short_mean =
+      detail::fit_and_score(pooled_windows(corpus, train, s.short_window_frames, false),
+                            pooled_windows(corpus, test, s.short_window_frames, false), speakers, s.probe);
   r.speaker_window_mean =
-      detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, false),
-                            detail::window_rows(corpus, test, s.window_frames, false), speakers, s.probe);
+      detail::fit_and_score(pooled_windows(corpus, train, s.window_frames, false),
+                            pooled_windows(corpus, test, s.window_frames, false), speakers, s.probe);
   r.speaker_window_last =
-      detail::fit_and_score(detail::window_rows(corpus, train, s.window_frames, true),
-                            detail::window_rows(corpus, test, s.window_frames, true), speakers, s.probe);
+      detail::fit_and_score(pooled_windows(corpus, train, s.window_frames, true),
+                            pooled_windows(corpus, test, s.window_frames, true), speakers, s.probe);
   return r;
 }
 

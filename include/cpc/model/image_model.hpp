@@ -6,6 +6,7 @@
 
 #include "cpc/autoregressor/masked_conv_autoregressor.hpp"
 #include "cpc/backend/tags.hpp"
+#include "cpc/core/batch.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
 #include "cpc/encoder/resnet_patch_encoder.hpp"
@@ -122,6 +123,9 @@ class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autor
 
  public:
   using typename core::options;
+  /// The batch `compute_gradients`, `evaluate`, `train_step` and `cpc::train` take (what
+  /// `cpc::image_sampler` yields).
+  using batch_type = image_batch<T>;
 
   static_assert(
       image_encoder<Encoder<T, Backend>, T>,
@@ -151,14 +155,23 @@ class image_model : public detail::model_core<Config, Encoder<T, Backend>, Autor
 
   /// Zeroes every gradient, runs forward, loss (negatives from the model's generator) and backward.
   info_nce_result compute_gradients(const tensor4<T>& images) { return this->gradients(images); }
+  /// `compute_gradients(batch.images)`.
+  info_nce_result compute_gradients(const batch_type& batch) { return compute_gradients(batch.images); }
 
   /// Loss and accuracies without gradients.
   info_nce_result evaluate(const tensor4<T>& images) { return this->loss_without_gradients(images); }
+  /// `evaluate(batch.images)`.
+  info_nce_result evaluate(const batch_type& batch) { return evaluate(batch.images); }
 
   /// `compute_gradients` then one optimiser step.
   template <class Optimizer>
   info_nce_result train_step(const tensor4<T>& images, Optimizer& opt) {
     return core::step(opt, compute_gradients(images));
+  }
+  /// `train_step(batch.images, opt)`.
+  template <class Optimizer>
+  info_nce_result train_step(const batch_type& batch, Optimizer& opt) {
+    return core::step(opt, compute_gradients(batch));
   }
 };
 

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "cpc/backend/tags.hpp"
+#include "cpc/core/batch.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
@@ -58,6 +59,9 @@ class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregress
 
  public:
   using typename core::options;
+  /// The batch `compute_gradients`, `evaluate`, `train_step` and `cpc::train` take (what
+  /// `cpc::window_sampler` yields).
+  using batch_type = audio_batch<T>;
 
   static_assert(
       audio_encoder<Encoder<T, Backend>, T>,
@@ -108,15 +112,28 @@ class model : public detail::model_core<Config, Encoder<T, Backend>, Autoregress
     return this->gradients(audio, info);
   }
 
+  /// `compute_gradients(batch.audio, batch.info)`: the batch's lengths (frames) and speaker ids
+  /// reach the loss; its labels and positions are not used.
+  info_nce_result compute_gradients(const batch_type& batch) {
+    return compute_gradients(batch.audio, batch.info);
+  }
+
   /// Loss and accuracies without gradients (evaluation). Shapes and errors as `compute_gradients`.
   info_nce_result evaluate(const tensor2<T>& audio, const batch_info& info = {}) {
     return this->loss_without_gradients(audio, info);
   }
+  /// `evaluate(batch.audio, batch.info)`.
+  info_nce_result evaluate(const batch_type& batch) { return evaluate(batch.audio, batch.info); }
 
   /// `compute_gradients` then one optimiser step. `Optimizer` has `step()` (cpc::adam, cpc::sgd).
   template <class Optimizer>
   info_nce_result train_step(const tensor2<T>& audio, Optimizer& opt, const batch_info& info = {}) {
     return core::step(opt, compute_gradients(audio, info));
+  }
+  /// `train_step(batch.audio, opt, batch.info)`.
+  template <class Optimizer>
+  info_nce_result train_step(const batch_type& batch, Optimizer& opt) {
+    return core::step(opt, compute_gradients(batch));
   }
 
  private:

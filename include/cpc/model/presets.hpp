@@ -5,8 +5,12 @@
 /// an overload set that a new component extends (found by argument-dependent lookup).
 #include <array>
 #include <cstddef>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
+
+#include "cpc/core/error.hpp"
 
 #include "cpc/encoder/strided_conv_encoder.hpp"
 #include "cpc/layers/gru.hpp"
@@ -20,6 +24,7 @@ namespace cpc::presets {
 /// 160 samples = 10 ms, 128 frames per window), channel norm, a 1-layer GRU with 256 units,
 /// K = 12 prediction steps, N = 128 negatives from the whole batch.
 struct audio_paper {
+  static constexpr std::string_view name = "paper";  ///< as `with_audio_preset` and checkpoints name it
   static constexpr std::size_t window_samples = 20480;
   static constexpr std::size_t sample_rate = 16000;
   static constexpr std::size_t latent_channels = 512;
@@ -35,12 +40,14 @@ struct audio_paper {
 /// The paper's audio model at 256 encoder channels: a quarter of the encoder's FLOPs, for quick
 /// runs on a laptop-class CPU. Everything else as `audio_paper`.
 struct audio_small : audio_paper {
+  static constexpr std::string_view name = "small";
   static constexpr std::size_t latent_channels = 256;
 };
 
 /// A tiny audio model for tests: 3 conv blocks (kernels 4,4,4, strides 4,4,2: 32 samples per
 /// frame), 16 latent channels, 8 context channels, K = 3, N = 4.
 struct audio_tiny {
+  static constexpr std::string_view name = "tiny";
   static constexpr std::size_t window_samples = 512;
   static constexpr std::size_t sample_rate = 16000;
   static constexpr std::size_t latent_channels = 16;
@@ -52,6 +59,18 @@ struct audio_tiny {
   static constexpr std::array<std::size_t, 3> strides{4, 4, 2};
   static constexpr std::array<std::size_t, 3> paddings{0, 0, 1};
 };
+
+/// Calls `f(preset{})` with the audio preset a program can name, `audio_paper` for "paper" or
+/// `audio_small` for "small" (the preset's `name`; `audio_tiny` is for tests), and returns its
+/// result: how a command line or a checkpoint's metadata picks a compile-time configuration at run
+/// time. Both calls of `f` must return the same type.
+/// Errors: `cpc::config_error` "<what>: expected paper or small, got '<name>'".
+template <class F>
+decltype(auto) with_audio_preset(std::string_view name, F&& f, std::string_view what = "audio preset") {
+  if (name == audio_paper::name) return f(audio_paper{});
+  if (name == audio_small::name) return f(audio_small{});
+  throw config_error(std::string(what) + ": expected paper or small, got '" + std::string(name) + "'");
+}
 
 }  // namespace cpc::presets
 

@@ -61,6 +61,24 @@ struct warmup_step_decay {
   }
 };
 
+/// Cosine annealing from base_lr to 0 over `total_steps` updates:
+/// lr_at(s) = base_lr * (1 + cos(pi * s / total_steps)) / 2 for s < total_steps, then 0. The first
+/// update uses base_lr, the last (s = total_steps - 1) about base_lr * (pi / total_steps)^2 / 4.
+/// total_steps = 0 means a constant base_lr. Used by `cpc::linear_probe`, so that a probe's final
+/// weights settle instead of wandering with the last minibatches.
+/// Source: torch.optim.lr_scheduler.CosineAnnealingLR(T_max = total_steps, eta_min = 0).
+struct cosine_annealing {
+  double base_lr = 1e-3;
+  std::uint64_t total_steps = 0;
+  double lr_at(std::uint64_t step) const {
+    if (total_steps == 0) return base_lr;
+    if (step >= total_steps) return 0.0;
+    const double pi = 3.14159265358979323846;
+    return base_lr * 0.5 *
+           (1.0 + std::cos(pi * static_cast<double>(step) / static_cast<double>(total_steps)));
+  }
+};
+
 /// Sets the optimiser's learning rate for its next update: `opt.set_learning_rate(s.lr_at(opt.steps()))`.
 /// Returns the rate set. Errors: those of `lr_at` and `set_learning_rate`.
 template <class Schedule, class Optimizer>

@@ -1,10 +1,13 @@
 #pragma once
-/// The training loop: schedule, gradients, finiteness checks, clipping, optimiser step, a
-/// one-line progress display, a CSV log and periodic atomic checkpoints.
+/// The training loop of every model (audio, images, and the text and reinforcement-learning models
+/// to come): batches from a source, schedule, gradients, finiteness checks, clipping, optimiser
+/// step, a one-line progress display, a CSV log, periodic atomic checkpoints, and how long each
+/// step waited for its data.
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -25,13 +28,27 @@
 
 namespace cpc {
 
-/// One training batch: audio `[batch, samples]` (16 kHz) and its side information (lengths in
-/// frames, speaker ids). The trainer reuses one instance; the batch source refills it.
-template <class T>
-struct training_batch {
-  tensor2<T> audio;
-  batch_info info;
+/// What `cpc::train` needs of a model: its batch type (`Model::batch_type`, e.g.
+/// `cpc::audio_batch<T>` for `cpc::model`, `cpc::image_batch<T>` for `cpc::image_model`), the
+/// gradients of one batch as an `info_nce_result`, its parameters, and its loss's K (`config().loss`).
+template <class M>
+concept trainable_model = requires(M m, const typename M::batch_type& b) {
+  typename M::value_type;
+  typename M::backend_type;
+  { m.compute_gradients(b) } -> std::same_as<info_nce_result>;
+  m.parameters();
+  m.config().loss.steps;
+  m.config().loss.reduction;
 };
+
+/// Where `cpc::train` takes its batches from: an object with `next(Batch&)` (`cpc::window_sampler`,
+/// `cpc::prefetching_sampler`, `cpc::image_sampler`) or a callable `f(Batch&)`. Either refills the
+/// batch it is given (the trainer reuses one instance, so buffers are reused).
+template <class S, class Batch>
+concept batch_source = requires(S& s, Batch& b) {
+  s.next(b);
+}
+|| std::invocable<S&, Batch&>;
 
 /// Settings of `train`. A run stops after `max_steps` optimiser steps in total (counting those of
 /// a resumed run) or after `max_seconds` of wall time in this call, whichever comes first (0 = no
@@ -49,6 +66,8 @@ struct train_options {
   /// of the chance loss: the model has not left chance (REFERENCE.md: warm-up and head init fix it).
   std::uint64_t chance_warning_after = 200;
   double chance_margin = 0.02;
+  /// Without a terminal, a progress line every this many steps (and at step 1).
+  std::uint64_t progress_every = 10;
   named_generators generators{};  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
   safetensors_metadata metadata{};
 };
@@ -58,6 +77,9 @@ struct train_summary {
   std::uint64_t steps = 0;      ///< total optimiser steps after the call
   std::uint64_t steps_run = 0;  ///< steps run in this call
   double seconds = 0;
+  /// Seconds this call's steps spent waiting for the batch source (the rest of `seconds` is
+  /// training and logging); near 0 when batches are prepared ahead (`cpc::prefetching_sampler`).
+  double data_seconds = 0;
   info_nce_result last;      ///< the last step's result
   bool left_chance = false;  ///< whether the loss went below (1 - chance_margin) x chance
 };
@@ -84,20 +106,22 @@ inline double mean_of(const std::vector<double>& v) {
 }
 }  // namespace detail
 
-/// Trains `m` with `opt` on batches from `next_batch(training_batch<T>&)` until `o.max_steps` or
-/// `o.max_seconds`. Before each step the learning rate is `schedule.lr_at(opt.steps())`, so a
-/// resumed run continues its schedule. CSV columns: step, seconds, lr, loss, accuracy_mean,
-/// grad_norm, accuracy_1..accuracy_K (appended when the file exists and a run resumes).
+/// Trains `m` with `opt` on batches of `Model::batch_type` from `source` (a `batch_source`)
+/// until `o.max_steps` or `o.max_seconds`. Before each step the learning rate is
+/// `schedule.lr_at(opt.steps())`, so a resumed run continues its schedule. CSV columns: step,
+/// seconds (since the call began), lr, loss, accuracy_mean, grad_norm, data_seconds (this step's
+/// wait for its batch), accuracy_1..accuracy_K (appended when the file exists and a run resumes).
 /// Errors: `cpc::numeric_error` "training step <n>: ..." when the loss or a gradient is not finite
 /// (no optimiser step is taken, and the last checkpoint on disk stays intact); `cpc::config_error`
 /// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written (the
 /// checkpoint is first written before step 1, so a bad path fails at once);
 /// errors of the model and the batch source.
-template <class Model, class Optimizer, class Schedule, class NextBatch>
-train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatch&& next_batch,
+template <trainable_model Model, class Optimizer, class Schedule,
+          batch_source<typename Model::batch_type> Source>
+train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&& source,
                     const train_options& o) {
-  using T = typename Model::value_type;
   using backend = typename Model::backend_type;
+  using T = typename Model::value_type;
   if (o.max_steps == 0 && o.max_seconds <= 0)
     throw config_error("train: expected max_steps > 0 or max_seconds > 0");
   std::ofstream csv;
@@ -106,7 +130,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
     csv.open(o.csv_path, append ? std::ios::app : std::ios::trunc);
     if (!csv) throw io_error("train: cannot write the CSV log " + o.csv_path.string());
     if (!append) {
-      csv << "step,seconds,lr,loss,accuracy_mean,grad_norm";
+      csv << "step,seconds,lr,loss,accuracy_mean,grad_norm,data_seconds";
       for (std::size_t k = 1; k <= m.config().loss.steps; ++k) csv << ",accuracy_" << k;
       csv << '\n';
     }
@@ -114,7 +138,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   const bool tty = o.progress && o.out == &std::cerr && isatty(STDERR_FILENO);
   const bool summed = m.config().loss.reduction == step_reduction::sum;
   const auto& params = m.parameters();
-  training_batch<T> batch;
+  typename Model::batch_type batch;
   train_summary s;
   bool warned = false;
   const auto t0 = std::chrono::steady_clock::now();
@@ -130,8 +154,14 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
          (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
-    next_batch(batch);
-    const info_nce_result r = m.compute_gradients(batch.audio, batch.info);
+    const double before_data = elapsed();
+    if constexpr (requires { source.next(batch); })
+      source.next(batch);
+    else
+      source(batch);
+    const double waited = elapsed() - before_data;
+    s.data_seconds += waited;
+    const info_nce_result r = m.compute_gradients(batch);
     if (!std::isfinite(r.loss))
       throw numeric_error("training step " + std::to_string(step) + ": the loss is " +
                           std::to_string(r.loss) +
@@ -149,7 +179,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
     const double t = elapsed();
     const double acc = detail::mean_of(r.accuracy);
     if (csv) {
-      csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm;
+      csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm << ',' << waited;
       for (double a : r.accuracy) csv << ',' << a;
       csv << '\n';
     }
@@ -162,11 +192,13 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
       line << "step " << step;
       if (o.max_steps > 0) line << '/' << o.max_steps;
       line << std::fixed << std::setprecision(2) << " | " << rate << " steps/s | loss "
-           << std::setprecision(3) << r.loss << " (chance " << chance << ") | acc " << acc << " | lr "
-           << std::scientific << std::setprecision(1) << lr << " | ETA " << detail::format_duration(eta);
+           << std::setprecision(3) << r.loss << " (chance " << chance << ") | acc " << acc << " | data wait "
+           << std::setprecision(1) << 1000 * s.data_seconds / static_cast<double>(s.steps_run)
+           << " ms/step | lr " << std::scientific << std::setprecision(1) << lr << " | ETA "
+           << detail::format_duration(eta);
       if (tty)
         *o.out << '\r' << line.str() << "\033[K" << std::flush;
-      else if (step % 10 == 0 || step == 1)
+      else if (step == 1 || (o.progress_every > 0 && step % o.progress_every == 0))
         *o.out << line.str() << '\n';
     }
     if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after) {
