@@ -103,6 +103,12 @@ TEST_CASE("linear_probe: objective value equals cross-entropy computed by hand")
   };
   const double expected = 0.5 * (ce(1.5, 2, 2.5, 2.5) + ce(-0.5, 0, -1.5, -0.5)) + 0.25 * 4.0;
   CHECK(probe.objective(x, y) == doctest::Approx(expected).epsilon(1e-12));
+  // inverse_c (scikit-learn's 1 / C) penalises the summed loss: over these 2 rows, 1.0 / 2 = 0.5.
+  linear_probe<double> per_sum(2, 3, {.inverse_c = 1.0, .standardise = false});
+  per_sum.weight().value = probe.weight().value;
+  per_sum.bias().value = probe.bias().value;
+  CHECK(per_sum.objective(x, y) == doctest::Approx(expected).epsilon(1e-12));
+  CHECK_THROWS_AS(linear_probe<double>(2, 3, {.inverse_c = -1}), config_error);
 }
 
 TEST_CASE("linear_probe: same seed gives identical weights; another seed differs") {

@@ -27,10 +27,13 @@ namespace cpc {
 /// z = (x - mean) / std, where mean and std (population, per feature; a constant feature gets
 /// std 1) are computed once from the labelled rows given to `fit` and then applied unchanged to
 /// every input (`standardise = false`: z = x).
+/// Objective over n labelled rows: mean cross-entropy + lambda / 2 ||W||^2 (bias not penalised),
+/// lambda = weight_decay + inverse_c / n: `inverse_c` is scikit-learn's 1 / C (LogisticRegression's
+/// penalty on the summed loss), so the penalty fades as rows are added and a few hundred separable
+/// rows (speaker windows) still have a finite optimum that training reaches.
 /// Training (`fit`): from W = 0, b = 0 (the problem is convex), minibatch Adam (beta1 0.9, beta2
-/// 0.999, eps 1e-8) on the mean cross-entropy of the labelled rows plus weight_decay / 2 ||W||^2
-/// (bias not decayed), for `updates(n)` = max(epochs x ceil(n / batch_size), min_updates) Adam
-/// updates over n labelled rows, the learning rate annealed from `learning_rate` to 0 on a cosine
+/// 0.999, eps 1e-8) on that objective, for `updates(n)` = max(epochs x ceil(n / batch_size), min_updates)
+/// Adam updates over n labelled rows, the learning rate annealed from `learning_rate` to 0 on a cosine
 /// (`cosine_annealing`). The floor `min_updates` makes a probe on a few hundred rows (speaker
 /// windows) converge as one on 10^5 frames does: by epochs alone, 500 rows would get a few dozen
 /// updates. Rows are visited in epochs, each in an order shuffled by a cpc::rng seeded with `seed`,
@@ -48,7 +51,8 @@ class linear_probe {
     std::size_t min_updates = 0;   ///< Adam updates, at least (0: epochs alone decide)
     double learning_rate = 1e-3;   ///< the initial rate of the cosine schedule
     std::size_t batch_size = 256;  ///< rows per update
-    double weight_decay = 0;       ///< L2 penalty on W (not b)
+    double weight_decay = 0;       ///< L2 penalty on W (not b) per mean loss
+    double inverse_c = 0;          ///< L2 penalty on W per summed loss (scikit-learn's 1 / C)
     std::uint64_t seed = 0;        ///< order of the rows
     bool standardise = true;       ///< standardise features with the training rows' statistics
   };
@@ -61,6 +65,8 @@ class linear_probe {
     if (!(opt.learning_rate > 0)) throw config_error("linear_probe: expected learning_rate > 0");
     if (opt.epochs == 0 && opt.min_updates == 0)
       throw config_error("linear_probe: expected epochs > 0 or min_updates > 0");
+    if (!(opt.weight_decay >= 0 && opt.inverse_c >= 0))
+      throw config_error("linear_probe: expected weight_decay >= 0 and inverse_c >= 0");
     layer_.weight().value.fill(T(0));
     layer_.bias().value.fill(T(0));
     mean_ = xt::zeros<T>({features});
@@ -90,6 +96,7 @@ class linear_probe {
     if (opt_.standardise) compute_statistics(x, rows);
     layer_.weight().value.fill(T(0));
     layer_.bias().value.fill(T(0));
+    lambda_ = penalty(rows.size());
     adam<T> opt(named_parameters<T>(layer_), {.learning_rate = opt_.learning_rate});
     const std::size_t total = updates(rows.size()), bs = opt_.batch_size;
     const std::size_t per_epoch = (rows.size() + bs - 1) / bs;
@@ -163,7 +170,8 @@ class linear_probe {
   }
 
   /// The training objective on the labelled rows of `x` with the current parameters and
-  /// standardisation: mean cross-entropy + weight_decay / 2 * ||W||^2. When `dweight` / `dbias`
+  /// standardisation: mean cross-entropy + lambda / 2 * ||W||^2 (lambda for this many rows, see the
+  /// class comment). When `dweight` / `dbias`
   /// are given they are resized to `[classes, features]` / `[classes]` and overwritten with its
   /// gradient (the layer's own gradients are overwritten too). Errors: as `fit`.
   double objective(const tensor2<T>& x, std::span<const int> labels, tensor2<T>* dweight = nullptr,
@@ -173,6 +181,7 @@ class linear_probe {
     for (int l : labels)
       if (l != -1) y.push_back(l);
     if (y.empty()) throw config_error("linear_probe::objective: no labelled rows (every label is -1)");
+    lambda_ = penalty(y.size());
     ensure_shape(z_, std::array<std::size_t, 3>{1, y.size(), features_});
     for (std::size_t i = 0, r = 0; i < labels.size(); ++i)
       if (labels[i] != -1) standardise_row(x.data() + i * features_, z_.data() + r++ * features_);
@@ -271,24 +280,28 @@ class linear_probe {
     layer_.weight().zero_grad();
     layer_.bias().zero_grad();
     layer_.backward(z_, scores_, dscores_, nullptr);
-    if (opt_.weight_decay != 0) {
-      double penalty = 0;
+    if (lambda_ != 0) {
+      double squares = 0;
       const T* w = layer_.weight().value.data();
       T* g = layer_.weight().grad.data();
       for (std::size_t i = 0; i < layer_.weight().size(); ++i) {
-        penalty += static_cast<double>(w[i]) * static_cast<double>(w[i]);
-        g[i] = static_cast<T>(g[i] + opt_.weight_decay * w[i]);
+        squares += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+        g[i] = static_cast<T>(g[i] + lambda_ * w[i]);
       }
-      loss += 0.5 * opt_.weight_decay * penalty;
+      loss += 0.5 * lambda_ * squares;
     }
     return loss;
   }
+
+  /// lambda for n labelled rows: weight_decay + inverse_c / n.
+  double penalty(std::size_t n) const { return opt_.weight_decay + opt_.inverse_c / static_cast<double>(n); }
 
   options opt_;
   std::size_t features_, classes_;
   linear<T> layer_;
   tensor1<T> mean_, inv_std_;
   tensor3<T> z_, scores_, dscores_;  // standardised rows [1, n, features], scores and their gradient
+  double lambda_ = 0;                // the L2 strength of the objective being trained or evaluated
 };
 
 }  // namespace cpc
