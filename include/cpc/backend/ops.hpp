@@ -6,9 +6,12 @@
 /// reference); a device backend's kernels come from its own headers.
 ///
 /// Families:
-///   blas     gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   blas       gemm, add_row_vector, sum_rows, axpby, fill, copy
+///   recurrent  rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward,
+///              recurrent_input_projection, recurrent_weight_gradients, recurrent_input_gradient
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/blas.hpp"
+#include "cpc/backend/op/recurrent.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"
