@@ -28,6 +28,11 @@ TEST_CASE_TEMPLATE("gru: batch independence and permutation, bit-identical", Bac
 TEST_CASE_TEMPLATE("gru: streaming in chunks equals one pass, bit-identical", Backend, CPC_TEST_BACKENDS) {
   check_streaming<gru<float, Backend>>();
 }
+TEST_CASE(
+    "gru: an item's outputs are bit-identical in batches of 1 to 20 with 1 and 2 threads (GEMM tiles of 4, "
+    "8, 12 rows)") {
+  check_tile_invariance<gru<float>>();
+}
 TEST_CASE("gru: results bit-identical for 1 and 2 threads") {
   check_thread_count<gru<float>>();
 }

@@ -30,6 +30,11 @@ TEST_CASE_TEMPLATE("lstm: batch independence and permutation, bit-identical", Ba
 TEST_CASE_TEMPLATE("lstm: streaming in chunks equals one pass, bit-identical", Backend, CPC_TEST_BACKENDS) {
   check_streaming<lstm<float, Backend>>();
 }
+TEST_CASE(
+    "lstm: an item's outputs are bit-identical in batches of 1 to 20 with 1 and 2 threads (GEMM tiles of 4, "
+    "8, 12 rows)") {
+  check_tile_invariance<lstm<float>>();
+}
 TEST_CASE("lstm: results bit-identical for 1 and 2 threads") {
   check_thread_count<lstm<float>>();
 }

@@ -7,8 +7,7 @@
 ///
 /// Families:
 ///   blas       gemm, add_row_vector, sum_rows, axpby, fill, copy
-///   recurrent  rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward,
-///              recurrent_input_projection, recurrent_weight_gradients, recurrent_input_gradient
+///   recurrent  rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/blas.hpp"

@@ -8,13 +8,13 @@
 /// (backend/op/recurrent.hpp), chosen by `Backend`:
 ///
 /// Per layer, forward:
-///   1. the input projections of all (b, t) at once, `gates = x W_ih^T + b_ih`
-///      (`ops::recurrent_input_projection`);
+///   1. the input projections of all (b, t) at once, `gates = x W_ih^T + b_ih` (`ops::gemm`,
+///      `ops::add_row_vector`);
 ///   2. the recurrence (`ops::recurrent_forward`): per step `h_{t-1} W_hh^T + b_hh` and the cell.
 /// Backward, from the last layer to the first:
 ///   1. back-propagation through time (`ops::recurrent_backward`): the gate gradients of every step;
-///   2. the parameter gradients (`ops::recurrent_weight_gradients`) and the gradient with respect
-///      to the layer's input (`ops::recurrent_input_gradient`), each over all (b, t) at once.
+///   2. the parameter gradients and the gradient with respect to the layer's input, each one
+///      `ops::gemm` (or `ops::sum_rows` for a bias) over all (b, t) at once.
 ///
 /// Determinism: the ops' contracts make each forward output row (one batch item, one time step)
 /// independent of the batch, of the item's position and of the thread count, so forward results
@@ -173,27 +173,52 @@ class recurrent_stack {
                                           .dgh = dgh_.data(),
                                           .dgh0 = dgh0_.data()},
           ws_);
-      ops::recurrent_weight_gradients<Backend>(
-          ops::recurrent_weight_grad_args<T>{.rows = rows,
-                                             .batch = B,
-                                             .in = in,
-                                             .hidden = H,
-                                             .width = GH,
-                                             .dgi = dgi_.data(),
-                                             .dgh = dgh_.data(),
-                                             .dgh0 = dgh0_.data(),
-                                             .x = xin,
-                                             .h = work_[li].h.data(),
-                                             .h0 = has_h0_ ? h0 : nullptr,
-                                             .dw_ih = p.w_ih.grad.data(),
-                                             .dw_hh = p.w_hh.grad.data(),
-                                             .db_ih = opt_.bias ? p.b_ih.grad.data() : nullptr,
-                                             .db_hh = opt_.bias ? p.b_hh.grad.data() : nullptr});
-      // Gradient w.r.t. this layer's input: dX = dG_i W_ih.
+      // Parameter gradients, each one GEMM over all (b, t): dW_ih += dG_i^T x, dW_hh += dG_h^T h
+      // (+ dG_h0^T h0), db_ih += sum dG_i, db_hh += sum dG_h + sum dG_h0.
+      const auto sGH = static_cast<std::ptrdiff_t>(GH), sin = static_cast<std::ptrdiff_t>(in);
+      auto accumulate_product = [&](const T* dg, std::size_t k, const T* rhs, std::size_t n, T* grad) {
+        ops::gemm<Backend>(ops::gemm_args<T>{.m = GH,
+                                             .n = n,
+                                             .k = k,
+                                             .a = dg,
+                                             .a_row_stride = 1,
+                                             .a_depth_stride = sGH,
+                                             .b = rhs,
+                                             .b_row_stride = static_cast<std::ptrdiff_t>(n),
+                                             .b_col_stride = 1,
+                                             .c = grad,
+                                             .ldc = static_cast<std::ptrdiff_t>(n),
+                                             .accumulate = true},
+                           gemm_ws_);
+      };
+      accumulate_product(dgi_.data(), rows, xin, in, p.w_ih.grad.data());
+      accumulate_product(dgh_.data(), rows, work_[li].h.data(), H, p.w_hh.grad.data());
+      if (has_h0_) accumulate_product(dgh0_.data(), B, h0, H, p.w_hh.grad.data());
+      if (opt_.bias) {
+        auto sum = [&](const T* dg, std::size_t n, T* out) {
+          ops::sum_rows<Backend>(
+              ops::sum_rows_args<T>{.rows = n, .cols = GH, .x = dg, .ldx = sGH, .out = out});
+        };
+        sum(dgi_.data(), rows, p.b_ih.grad.data());
+        sum(dgh_.data(), rows, p.b_hh.grad.data());
+        sum(dgh0_.data(), B, p.b_hh.grad.data());
+      }
+      // Gradient w.r.t. this layer's input: dX = dG_i W_ih, B(g, i) = W_ih[g, i].
       if (li == 0 && !dx) break;
       T* dxin = li == 0 ? dx->data() : (dout == dh_a_.data() ? dh_b_.data() : dh_a_.data());
-      ops::recurrent_input_gradient<Backend>(ops::recurrent_input_grad_args<T>{
-          .rows = rows, .in = in, .width = GH, .dgi = dgi_.data(), .w_ih = p.w_ih.value.data(), .dx = dxin});
+      ops::gemm<Backend>(ops::gemm_args<T>{.m = rows,
+                                           .n = in,
+                                           .k = GH,
+                                           .a = dgi_.data(),
+                                           .a_row_stride = sGH,
+                                           .a_depth_stride = 1,
+                                           .b = p.w_ih.value.data(),
+                                           .b_row_stride = sin,
+                                           .b_col_stride = 1,
+                                           .c = dxin,
+                                           .ldc = sin,
+                                           .accumulate = false},
+                         gemm_ws_);
       dout = dxin;
     }
   }
@@ -267,15 +292,26 @@ class recurrent_stack {
     const std::size_t B = batch_, T_ = time_, H = opt_.hidden_size, GH = G * H;
     const std::size_t in = l == 0 ? opt_.input_size : H;
     if (T_ == 0 || B == 0) return;
-    ops::recurrent_input_projection<Backend>(
-        ops::recurrent_projection_args<T>{.rows = B * T_,
-                                          .in = in,
-                                          .width = GH,
-                                          .x = x,
-                                          .w_ih = p.w_ih.value.data(),
-                                          .b_ih = opt_.bias ? p.b_ih.value.data() : nullptr,
-                                          .gates = w.gates.data()},
-        ws_);
+    // gates = x W_ih^T + b_ih for all (b, t): B(i, g) = W_ih[g, i].
+    ops::gemm<Backend>(ops::gemm_args<T>{.m = B * T_,
+                                         .n = GH,
+                                         .k = in,
+                                         .a = x,
+                                         .a_row_stride = static_cast<std::ptrdiff_t>(in),
+                                         .a_depth_stride = 1,
+                                         .b = p.w_ih.value.data(),
+                                         .b_row_stride = 1,
+                                         .b_col_stride = static_cast<std::ptrdiff_t>(in),
+                                         .c = w.gates.data(),
+                                         .ldc = static_cast<std::ptrdiff_t>(GH),
+                                         .accumulate = false},
+                       gemm_ws_);
+    if (opt_.bias)
+      ops::add_row_vector<Backend>(ops::add_row_vector_args<T>{.rows = B * T_,
+                                                               .cols = GH,
+                                                               .v = p.b_ih.value.data(),
+                                                               .y = w.gates.data(),
+                                                               .ldy = static_cast<std::ptrdiff_t>(GH)});
     ops::recurrent_forward<Backend>(
         ops::recurrent_forward_args<T>{.cell = Cell,
                                        .batch = B,
@@ -301,6 +337,7 @@ class recurrent_stack {
   std::vector<layer_work> work_;
   // Workspaces (grow only).
   ops::recurrent_workspace<Backend, T> ws_;
+  ops::gemm_workspace<Backend, T> gemm_ws_;
   buffer dgi_, dgh_, dgh0_, dh_a_, dh_b_;
 };
 

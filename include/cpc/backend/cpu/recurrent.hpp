@@ -1,19 +1,18 @@
 #pragma once
 /// cpu kernels of the recurrent ops (backend/op/recurrent.hpp).
 ///
-/// Forward of a layer: the input projections `[B*T, in] x [in, G*H]` in row blocks split across
-/// tasks, then the recurrence with one task per fixed batch slice, each running its own time loop
-/// with the recurrent weights packed once per call (`[slice, H] x [H, G*H]` per step) and the
-/// xsimd cell. Backward mirrors it: per-step gate gradients are stored for all t, then dW_ih,
-/// dW_hh, the biases and dx come from single GEMMs after the time loop.
+/// The time loops run one task per fixed batch slice, each with its own loop over time and no
+/// synchronisation between steps: forward, per step, rec = h_{t-1} W_hh^T + b_hh through the
+/// register-blocked GEMM of backend/cpu/gemm.hpp (W_hh^T packed once per call, the slice's rows
+/// of h_{t-1} read in place), then the xsimd cell for the slice's rows; backward, per step, the
+/// cell's backward, then dh_{t-1} += dG_h W_hh through the same GEMM (W_hh packed once per call).
 ///
-/// Determinism: every GEMM here runs Eigen's GEBP kernel on operands whose column count is padded
-/// to a multiple of its register block, so each output row (one batch item, one time step) is
-/// computed by the same instruction sequence whatever the batch size, the chunking of the sequence
-/// or the thread count. Forward results are therefore bit-identical for a batch item alone or in a
-/// batch, for one pass or a stream of chunks, and for any number of threads. The cell's tail
-/// lanes go through the same SIMD code as the body (zero-padded), so an element's value does not
-/// depend on its position in the row either.
+/// Determinism: cpu_kernels::gemm computes each row of C from its own row of A alone, with the
+/// same fused multiply-adds in the same order whatever the number of rows, the row's position in
+/// its tile or the tile height (see its file comment), and the cell's tail lanes go through the
+/// same SIMD code as the body (zero-padded). So each output row (one batch item, one time step)
+/// is bit-identical whatever the batch, the slice it falls in, the thread count, or the chunking
+/// of the sequence.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -21,10 +20,9 @@
 #include <type_traits>
 #include <vector>
 
-#include <Eigen/Core>
 #include <xsimd/xsimd.hpp>
 
-#include "cpc/backend/cpu/eigen.hpp"
+#include "cpc/backend/cpu/gemm.hpp"
 #include "cpc/backend/op/recurrent.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/memory.hpp"
@@ -33,86 +31,6 @@
 namespace cpc::cpu_kernels::rnn {
 
 using index_t = std::ptrdiff_t;
-
-/// std::vector with Eigen's aligned allocator (the GEBP panels and workspaces).
-template <class T>
-using aligned_vector = std::vector<T, Eigen::aligned_allocator<T>>;
-
-/// n rounded up to a multiple of m.
-inline std::size_t round_up(std::size_t n, std::size_t m) {
-  return (n + m - 1) / m * m;
-}
-
-/// A matrix A `[m, k]` packed once into the panel layout of Eigen's GEBP kernel, then multiplied
-/// many times: `C += A B` with B `[k, n]` and C `[m, n]` both column-major (i.e. B's columns and
-/// C's columns are the rows of row-major `[n, k]` / `[n, m]` buffers). Avoids re-packing the
-/// weights at every time step and allocates nothing per call. Uses Eigen 3.4's internal GEBP API
-/// (gemm_pack_lhs / gemm_pack_rhs / gebp_kernel), the same calls Eigen's own products make.
-template <class T>
-class packed_matrix {
-  using traits = Eigen::internal::gebp_traits<T, T>;
-  static constexpr std::size_t align_elems = 64;  // keeps every packed panel 64-byte aligned
-
- public:
-  /// GEBP's register block of columns; column counts that are multiples of it keep every column
-  /// on the same code path.
-  static constexpr std::size_t column_block = static_cast<std::size_t>(traits::nr);
-
-  /// Packs A `[m, k]` stored with leading dimension `lda` in `Order` (Eigen::RowMajor: A(i, p) at
-  /// a[i * lda + p]; Eigen::ColMajor: at a[p * lda + i]).
-  template <int Order>
-  void pack(const T* a, index_t lda, index_t m, index_t k) {
-    m_ = m;
-    k_ = k;
-    // Eigen's depth blocking depends on k alone (not on m or n), so it is the same for every call.
-    index_t kc = k, mc = m, nc = traits::nr;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1, index_t>(kc, mc, nc, index_t(1));
-    kc_ = std::max<index_t>(kc, 1);
-    offsets_.clear();
-    std::size_t total = 0;
-    for (index_t k0 = 0; k0 < k; k0 += kc_) {
-      offsets_.push_back(total);
-      total += round_up(static_cast<std::size_t>(m * std::min(kc_, k - k0)), align_elems);
-    }
-    ensure_size(data_, total);
-    using mapper = Eigen::internal::const_blas_data_mapper<T, index_t, Order>;
-    Eigen::internal::gemm_pack_lhs<T, index_t, mapper, traits::mr, traits::LhsProgress,
-                                   typename traits::LhsPacket4Packing, Order>
-        pack_lhs;
-    std::size_t p = 0;
-    for (index_t k0 = 0; k0 < k; k0 += kc_, ++p) {
-      const T* a0 = Order == Eigen::RowMajor ? a + k0 : a + k0 * lda;
-      pack_lhs(data_.data() + offsets_[p], mapper(a0, lda), std::min(kc_, k - k0), m);
-    }
-  }
-
-  /// Scalars of `work` that `multiply_add` needs for `n` columns.
-  std::size_t work_size(index_t n) const { return static_cast<std::size_t>(kc_ * std::max<index_t>(n, 1)); }
-
-  /// C += A B: B column-major `[k, n]` (column j at b + j * ldb), C column-major `[m, n]` (column j
-  /// at c + j * ldc). `work` holds `work_size(n)` aligned scalars. Pass n a multiple of column_block for
-  /// results that do not depend on a column's position (see the file comment).
-  void multiply_add(const T* b, index_t ldb, index_t n, T* c, index_t ldc, T* work) const {
-    if (n == 0 || m_ == 0) return;
-    using rhs_mapper = Eigen::internal::const_blas_data_mapper<T, index_t, Eigen::ColMajor>;
-    using res_mapper = Eigen::internal::blas_data_mapper<T, index_t, Eigen::ColMajor, Eigen::Unaligned, 1>;
-    Eigen::internal::gemm_pack_rhs<T, index_t, rhs_mapper, traits::nr, Eigen::ColMajor> pack_rhs;
-    Eigen::internal::gebp_kernel<T, T, index_t, res_mapper, traits::mr, traits::nr, false, false> gebp;
-    std::size_t p = 0;
-    for (index_t k0 = 0; k0 < k_; k0 += kc_, ++p) {
-      const index_t kp = std::min(kc_, k_ - k0);
-      pack_rhs(work, rhs_mapper(b + k0, ldb), kp, n);
-      gebp(res_mapper(c, ldc), data_.data() + offsets_[p], work, m_, kp, n, T(1));
-    }
-  }
-
-  index_t rows() const { return m_; }
-
- private:
-  index_t m_ = 0, k_ = 0, kc_ = 1;
-  std::vector<std::size_t> offsets_;
-  aligned_vector<T> data_;
-};
 
 // ---- element-wise maths of one time step -------------------------------------------------------
 
@@ -355,42 +273,52 @@ void cell_backward_rows(const ops::rnn_cell_backward_args<T>& a) {
   }
 }
 
-/// Rows per input-projection GEMM.
-inline constexpr std::size_t proj_block = 64;
-/// Gate rows per task in the weight gradients.
-inline constexpr std::size_t grad_block = 64;
-/// Rows per task in dx.
-inline constexpr std::size_t row_block = 256;
 /// Batch items per recurrence task, at most.
 inline constexpr std::size_t max_slice = 16;
 
-/// Batch items per recurrence task: a multiple of `cb` (GEBP's column block) sized so that the
-/// threads get one slice each. Results do not depend on it (see the file comment).
-inline std::size_t slice_size(std::size_t B, std::size_t cb) {
+/// Batch items per recurrence task: enough that the threads get one slice each, at most
+/// `max_slice`. Results do not depend on it (see the file comment).
+inline std::size_t slice_size(std::size_t B) {
   const std::size_t per_thread = (B + num_threads() - 1) / num_threads();
-  return std::clamp<std::size_t>(round_up(per_thread, cb), cb, round_up(max_slice, cb));
+  return std::clamp<std::size_t>(per_thread, 1, max_slice);
 }
 
-/// Sets `n` rows of `width` scalars to `bias` (zeros when null).
+/// C[m, n] (+)= A B through cpu_kernels::gemm, A(i, p) = a[i * lda + p], with the micro-tile
+/// height R, 2R/3 or R/3 (R = gemm_tile<T>::rows: 12, 8 or 4 rows under AVX-512) that pads m the
+/// least, the taller on a tie: a recurrent step has only a slice of the batch as rows (e.g. 8).
+/// The arithmetic per element does not depend on the choice. Single-threaded.
 template <class T>
-void fill_rows(const T* bias, std::size_t width, T* rows_ptr, std::size_t n) {
-  for (std::size_t r = 0; r < n; ++r) {
-    if (bias)
-      std::copy_n(bias, width, rows_ptr + r * width);
-    else
-      std::fill_n(rows_ptr + r * width, width, T(0));
-  }
+void gemm_few_rows(std::size_t m, const T* a, index_t lda, const packed_rhs<T>& b, T* c, index_t ldc,
+                   bool accumulate) {
+  alignas(64) std::array<T, gemm_workspace_size<T>()> work;
+  constexpr std::size_t r1 = gemm_tile<T>::rows, r2 = std::max<std::size_t>(1, 2 * r1 / 3),
+                        r3 = std::max<std::size_t>(1, r1 / 3);
+  auto padded = [m](std::size_t r) { return (m + r - 1) / r * r; };
+  if (padded(r1) <= padded(r2) && padded(r1) <= padded(r3))
+    gemm<T, r1>(m, a, lda, 1, b, c, ldc, accumulate, work.data());
+  else if (padded(r2) <= padded(r3))
+    gemm<T, r2>(m, a, lda, 1, b, c, ldc, accumulate, work.data());
+  else
+    gemm<T, r3>(m, a, lda, 1, b, c, ldc, accumulate, work.data());
+}
+
+/// Sets `n` rows of `width` scalars (`ld` apart) to `bias`.
+template <class T>
+void fill_rows(const T* bias, std::size_t width, T* rows_ptr, std::ptrdiff_t ld, std::size_t n) {
+  for (std::size_t r = 0; r < n; ++r)
+    std::copy_n(bias, width, rows_ptr + static_cast<std::ptrdiff_t>(r) * ld);
 }
 
 }  // namespace cpc::cpu_kernels::rnn
 
 namespace cpc::ops {
 
-/// cpu: the packed weights (GEBP panels) and per-task buffers of the recurrent kernels.
+/// cpu: the packed recurrent weights (W_hh^T for forward, W_hh for backward; each call packs
+/// them again) and each recurrence task's step buffers. Grow only.
 template <class T>
 struct recurrent_workspace<cpu, T> {
-  cpu_kernels::rnn::packed_matrix<T> w_ih, w_hh, w_hh_t;
-  std::vector<cpu_kernels::rnn::aligned_vector<T>> proj, slices;
+  cpu_kernels::packed_rhs<T> weights;
+  std::vector<host_buffer<T>> slices;
 };
 
 /// cpu rnn_cell_forward: the xsimd cell row by row (rows are independent).
@@ -407,203 +335,115 @@ void run(cpu, const rnn_cell_backward_args<T>& a) {
                               [&](auto cell) { cpu_kernels::rnn::cell_backward_rows<decltype(cell)>(a); });
 }
 
-/// cpu recurrent_input_projection: blocks of `proj_block` rows through GEBP with W_ih packed once;
-/// a partial block is padded to a multiple of GEBP's column block so that each row is computed
-/// the same way. Bias first, then the products accumulate onto it.
-template <class T>
-void run(cpu, const recurrent_projection_args<T>& a, recurrent_workspace<cpu, T>& ws) {
-  namespace k = cpu_kernels::rnn;
-  using k::index_t;
-  constexpr std::size_t cb = k::packed_matrix<T>::column_block;
-  static_assert(k::proj_block % cb == 0, "cpc: proj_block must be a multiple of GEBP's column block");
-  if (a.rows == 0) return;
-  const std::size_t in = a.in, GH = a.width, rows = a.rows;
-  ws.w_ih.template pack<Eigen::RowMajor>(a.w_ih, static_cast<index_t>(in), static_cast<index_t>(GH),
-                                         static_cast<index_t>(in));
-  const std::size_t blocks = (rows + k::proj_block - 1) / k::proj_block;
-  const std::size_t parts = std::min(blocks, num_threads());
-  if (ws.proj.size() < parts) ws.proj.resize(parts);
-  const std::size_t work = ws.w_ih.work_size(k::proj_block);
-  const auto sin = static_cast<index_t>(in), sGH = static_cast<index_t>(GH);
-  parallel_for(0, parts, [&](std::size_t part) {
-    auto& w = ws.proj[part];
-    ensure_size(w, work + cb * in + cb * GH);
-    T* pack = w.data();
-    T* xpad = pack + work;
-    T* ypad = xpad + cb * in;
-    for (std::size_t blk = part * blocks / parts; blk < (part + 1) * blocks / parts; ++blk) {
-      const std::size_t r0 = blk * k::proj_block, n = std::min(k::proj_block, rows - r0), n4 = n / cb * cb;
-      T* y0 = a.gates + r0 * GH;
-      k::fill_rows(a.b_ih, GH, y0, n);
-      ws.w_ih.multiply_add(a.x + r0 * in, sin, static_cast<index_t>(n4), y0, sGH, pack);
-      if (n4 == n) continue;
-      std::fill_n(xpad, cb * in, T(0));
-      std::copy_n(a.x + (r0 + n4) * in, (n - n4) * in, xpad);
-      k::fill_rows(a.b_ih, GH, ypad, cb);
-      ws.w_ih.multiply_add(xpad, sin, static_cast<index_t>(cb), ypad, sGH, pack);
-      std::copy_n(ypad, (n - n4) * GH, y0 + n4 * GH);
-    }
-  });
-}
-
 /// cpu recurrent_forward: one task per batch slice, each with its own time loop; per step the
-/// slice's h_{t-1} (zero-padded to GEBP's column block) times the packed W_hh onto b_hh, then the
-/// cell item by item.
+/// slice's rows of h_{t-1} (read in place) times the packed W_hh^T onto b_hh, then the cell.
 template <class T>
 void run(cpu, const recurrent_forward_args<T>& a, recurrent_workspace<cpu, T>& ws) {
   namespace k = cpu_kernels::rnn;
   using k::index_t;
-  constexpr std::size_t cb = k::packed_matrix<T>::column_block;
   const std::size_t B = a.batch, T_ = a.time, H = a.hidden, GH = rnn_gates(a.cell) * H;
   if (T_ == 0 || B == 0) return;
-  ws.w_hh.template pack<Eigen::RowMajor>(a.w_hh, static_cast<index_t>(H), static_cast<index_t>(GH),
-                                         static_cast<index_t>(H));
-  const std::size_t S = k::slice_size(B, cb), slices = (B + S - 1) / S;
+  // B(p, j) = W_hh[j, p]: the [H, G*H] operand of rec = h W_hh^T.
+  ws.weights.pack(a.w_hh, 1, static_cast<index_t>(H), H, GH);
+  const std::size_t S = k::slice_size(B), slices = (B + S - 1) / S;
   if (ws.slices.size() < slices) ws.slices.resize(slices);
-  const std::size_t pack_size = ws.w_hh.work_size(static_cast<index_t>(S));
+  const auto sH = static_cast<index_t>(H), sGH = static_cast<index_t>(GH), sT = static_cast<index_t>(T_);
   const bool lstm = rnn_has_cell_state(a.cell);
   parallel_for(0, slices, [&](std::size_t s) {
-    const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = k::round_up(nb, cb);
+    const std::size_t b0 = s * S, nb = std::min(S, B - b0);
     auto& w = ws.slices[s];
-    ensure_size(w, pack_size + S * H + S * GH);
-    T* pack = w.data();
-    T* hp = pack + pack_size;  // [nb4, H] h_{t-1} of the slice, zero-padded
-    T* rec = hp + S * H;       // [nb4, GH] h_{t-1} W_hh^T + b_hh
-    std::fill_n(hp, nb4 * H, T(0));
+    ensure_size(w, S * GH);
+    T* rec = w.data();  // [nb, GH] h_{t-1} W_hh^T + b_hh
     for (std::size_t t = 0; t < T_; ++t) {
-      for (std::size_t i = 0; i < nb; ++i) {
-        const std::size_t b = b0 + i;
-        std::copy_n(t == 0 ? a.h0 + b * H : a.h + (b * T_ + t - 1) * H, H, hp + i * H);
-      }
-      k::fill_rows(a.b_hh, GH, rec, nb4);
-      ws.w_hh.multiply_add(hp, static_cast<index_t>(H), static_cast<index_t>(nb4), rec,
-                           static_cast<index_t>(GH), pack);
-      const std::size_t r0 = b0 * T_ + t;
-      const auto sT = static_cast<index_t>(T_);
-      const T* c_prev = nullptr;
-      index_t ld_c = 0;
-      if (lstm) {
-        c_prev = t == 0 ? a.c0 + b0 * H : a.extra + (r0 - 1) * H;
-        ld_c = t == 0 ? static_cast<index_t>(H) : sT * static_cast<index_t>(H);
-      }
+      const std::size_t r0 = b0 * T_ + t;  // row (b0, t) of the sequences
+      // Rows (b, t - 1) of h and of c (= extra), or rows b of h0 and c0 at t = 0.
+      const T* h_prev = t == 0 ? a.h0 + b0 * H : a.h + (r0 - 1) * H;
+      const T* c_prev = !lstm ? nullptr : t == 0 ? a.c0 + b0 * H : a.extra + (r0 - 1) * H;
+      const index_t ld_prev = t == 0 ? sH : sT * sH;
+      if (a.b_hh) k::fill_rows(a.b_hh, GH, rec, sGH, nb);
+      k::gemm_few_rows<T>(nb, h_prev, ld_prev, ws.weights, rec, sGH, a.b_hh != nullptr);
       k::with_cell(a.cell, [&](auto cell) {
-        k::cell_forward_rows<decltype(cell)>(
-            rnn_cell_forward_args<T>{.cell = a.cell,
-                                     .rows = nb,
-                                     .hidden = H,
-                                     .gates = a.gates + r0 * GH,
-                                     .ld_gates = sT * static_cast<index_t>(GH),
-                                     .rec = rec,
-                                     .ld_rec = static_cast<index_t>(GH),
-                                     .h_prev = hp,
-                                     .ld_h_prev = static_cast<index_t>(H),
-                                     .c_prev = c_prev,
-                                     .ld_c_prev = ld_c,
-                                     .h = a.h + r0 * H,
-                                     .ld_h = sT * static_cast<index_t>(H),
-                                     .extra = a.extra + r0 * H,
-                                     .ld_extra = sT * static_cast<index_t>(H)});
+        k::cell_forward_rows<decltype(cell)>(rnn_cell_forward_args<T>{.cell = a.cell,
+                                                                      .rows = nb,
+                                                                      .hidden = H,
+                                                                      .gates = a.gates + r0 * GH,
+                                                                      .ld_gates = sT * sGH,
+                                                                      .rec = rec,
+                                                                      .ld_rec = sGH,
+                                                                      .h_prev = h_prev,
+                                                                      .ld_h_prev = ld_prev,
+                                                                      .c_prev = c_prev,
+                                                                      .ld_c_prev = ld_prev,
+                                                                      .h = a.h + r0 * H,
+                                                                      .ld_h = sT * sH,
+                                                                      .extra = a.extra + r0 * H,
+                                                                      .ld_extra = sT * sH});
       });
     }
   });
 }
 
 /// cpu recurrent_backward: one task per batch slice, each with its own reverse time loop; per
-/// step the cell's backward item by item, then dh += dG_h W_hh through the packed W_hh^T.
+/// step the cell's backward for the slice's rows (the recurrent gate gradients into a contiguous
+/// step buffer, then copied to their shifted rows of dgh: the GEMM reads them faster there than
+/// from rows time * G*H apart), then dh += dG_h W_hh through the packed W_hh.
 template <class T>
 void run(cpu, const recurrent_backward_args<T>& a, recurrent_workspace<cpu, T>& ws) {
   namespace k = cpu_kernels::rnn;
   using k::index_t;
-  constexpr std::size_t cb = k::packed_matrix<T>::column_block;
   const std::size_t B = a.batch, T_ = a.time, H = a.hidden, GH = rnn_gates(a.cell) * H;
   if (T_ == 0 || B == 0) return;
-  // W_hh^T `[H, GH]` is the column-major view of W_hh `[GH, H]` row-major.
-  ws.w_hh_t.template pack<Eigen::ColMajor>(a.w_hh, static_cast<index_t>(H), static_cast<index_t>(H),
-                                           static_cast<index_t>(GH));
-  const std::size_t S = k::slice_size(B, cb), slices = (B + S - 1) / S;
+  // B(p, j) = W_hh[p, j]: the [G*H, H] operand of dh = dG_h W_hh.
+  ws.weights.pack(a.w_hh, static_cast<index_t>(H), 1, GH, H);
+  const std::size_t S = k::slice_size(B), slices = (B + S - 1) / S;
   if (ws.slices.size() < slices) ws.slices.resize(slices);
-  const std::size_t pack_size = ws.w_hh_t.work_size(static_cast<index_t>(S));
+  const auto sH = static_cast<index_t>(H), sGH = static_cast<index_t>(GH), sT = static_cast<index_t>(T_);
   const bool lstm = rnn_has_cell_state(a.cell);
   parallel_for(0, slices, [&](std::size_t s) {
-    const std::size_t b0 = s * S, nb = std::min(S, B - b0), nb4 = k::round_up(nb, cb);
+    const std::size_t b0 = s * S, nb = std::min(S, B - b0);
     auto& w = ws.slices[s];
-    ensure_size(w, pack_size + 2 * S * H + S * GH);
-    T* pack = w.data();
-    T* dh = pack + pack_size;  // [nb4, H] dL/dh_t through the recurrence
-    T* dc = dh + S * H;        // [nb4, H] dL/dc_t through the recurrence (LSTM)
-    T* dgh = dc + S * H;       // [nb4, GH] this step's recurrent gate gradients
-    std::fill_n(dh, nb4 * H, T(0));
-    std::fill_n(dc, nb4 * H, T(0));
-    std::fill_n(dgh, nb4 * GH, T(0));
+    ensure_size(w, 2 * S * H + S * GH);
+    T* dh = w.data();    // [nb, H] dL/dh_t through the recurrence
+    T* dc = dh + S * H;  // [nb, H] dL/dc_t through the recurrence (LSTM)
+    T* g = dc + S * H;   // [nb, GH] this step's recurrent gate gradients, contiguous for the GEMM
+    std::fill_n(dh, nb * H, T(0));
+    std::fill_n(dc, nb * H, T(0));
     for (std::size_t i = 0; i < nb; ++i) std::fill_n(a.dgh + ((b0 + i) * T_ + T_ - 1) * GH, GH, T(0));
     for (std::size_t t = T_; t-- > 0;) {
-      for (std::size_t i = 0; i < nb; ++i) {
-        const std::size_t b = b0 + i, r = b * T_ + t;
-        const T* h_prev = t == 0 ? a.h0 + b * H : a.h + (r - 1) * H;
-        const T* c_prev = nullptr;
-        if (lstm) c_prev = t == 0 ? a.c0 + b * H : a.extra + (r - 1) * H;
-        k::with_cell(a.cell, [&](auto cell) {
-          k::cell_backward_rows<decltype(cell)>(rnn_cell_backward_args<T>{.cell = a.cell,
-                                                                          .rows = 1,
-                                                                          .hidden = H,
-                                                                          .gates = a.gates + r * GH,
-                                                                          .extra = a.extra + r * H,
-                                                                          .h_prev = h_prev,
-                                                                          .c_prev = c_prev,
-                                                                          .dy = a.dy + r * H,
-                                                                          .dh = dh + i * H,
-                                                                          .dc = dc + i * H,
-                                                                          .dgi = a.dgi + r * GH,
-                                                                          .dgh = dgh + i * GH});
-        });
-        std::copy_n(dgh + i * GH, GH, t == 0 ? a.dgh0 + b * GH : a.dgh + (r - 1) * GH);
-      }
-      if (t > 0)
-        ws.w_hh_t.multiply_add(dgh, static_cast<index_t>(GH), static_cast<index_t>(nb4), dh,
-                               static_cast<index_t>(H), pack);
+      const std::size_t r0 = b0 * T_ + t;
+      const T* h_prev = t == 0 ? a.h0 + b0 * H : a.h + (r0 - 1) * H;
+      const T* c_prev = !lstm ? nullptr : t == 0 ? a.c0 + b0 * H : a.extra + (r0 - 1) * H;
+      const index_t ld_prev = t == 0 ? sH : sT * sH;
+      // dL/d(rec at t) goes to row (b, t - 1) of dgh, or to dgh0 at t = 0.
+      T* dgh = t == 0 ? a.dgh0 + b0 * GH : a.dgh + (r0 - 1) * GH;
+      const index_t ld_dgh = t == 0 ? sGH : sT * sGH;
+      k::with_cell(a.cell, [&](auto cell) {
+        k::cell_backward_rows<decltype(cell)>(rnn_cell_backward_args<T>{.cell = a.cell,
+                                                                        .rows = nb,
+                                                                        .hidden = H,
+                                                                        .gates = a.gates + r0 * GH,
+                                                                        .ld_gates = sT * sGH,
+                                                                        .extra = a.extra + r0 * H,
+                                                                        .ld_extra = sT * sH,
+                                                                        .h_prev = h_prev,
+                                                                        .ld_h_prev = ld_prev,
+                                                                        .c_prev = c_prev,
+                                                                        .ld_c_prev = ld_prev,
+                                                                        .dy = a.dy + r0 * H,
+                                                                        .ld_dy = sT * sH,
+                                                                        .dh = dh,
+                                                                        .ld_dh = sH,
+                                                                        .dc = dc,
+                                                                        .ld_dc = sH,
+                                                                        .dgi = a.dgi + r0 * GH,
+                                                                        .ld_dgi = sT * sGH,
+                                                                        .dgh = g,
+                                                                        .ld_dgh = sGH});
+      });
+      for (std::size_t i = 0; i < nb; ++i)
+        std::copy_n(g + i * GH, GH, dgh + static_cast<index_t>(i) * ld_dgh);
+      if (t > 0) k::gemm_few_rows<T>(nb, g, sGH, ws.weights, dh, sH, true);
     }
-  });
-}
-
-/// cpu recurrent_weight_gradients: Eigen products over all (b, t), tasks own disjoint blocks of
-/// `grad_block` gate rows; bias gradients are Eigen column sums in the same tasks.
-template <class T>
-void run(cpu, const recurrent_weight_grad_args<T>& a) {
-  namespace k = cpu_kernels::rnn;
-  using k::index_t;
-  const std::size_t GH = a.width, H = a.hidden, in = a.in;
-  const auto srows = static_cast<index_t>(a.rows), sGH = static_cast<index_t>(GH),
-             sin = static_cast<index_t>(in), sH = static_cast<index_t>(H);
-  const std::size_t blocks = (GH + k::grad_block - 1) / k::grad_block;
-  parallel_for(0, blocks, [&](std::size_t blk) {
-    const std::size_t o0 = blk * k::grad_block;
-    const auto n = static_cast<index_t>(std::min(k::grad_block, GH - o0));
-    const auto dgi = cpu_kernels::strided_map(a.dgi + o0, srows, n, sGH);
-    const auto dgh = cpu_kernels::strided_map(a.dgh + o0, srows, n, sGH);
-    const auto dgh0 = cpu_kernels::strided_map(a.dgh0 + o0, static_cast<index_t>(a.batch), n, sGH);
-    cpu_kernels::matrix_map(a.dw_ih + o0 * in, n, sin).noalias() +=
-        dgi.transpose() * cpu_kernels::matrix_map(a.x, srows, sin);
-    auto dw_hh = cpu_kernels::matrix_map(a.dw_hh + o0 * H, n, sH);
-    dw_hh.noalias() += dgh.transpose() * cpu_kernels::matrix_map(a.h, srows, sH);
-    if (a.h0)
-      dw_hh.noalias() += dgh0.transpose() * cpu_kernels::matrix_map(a.h0, static_cast<index_t>(a.batch), sH);
-    if (a.db_ih) cpu_kernels::row_vector_map(a.db_ih + o0, n) += dgi.colwise().sum();
-    if (a.db_hh) cpu_kernels::row_vector_map(a.db_hh + o0, n) += dgh.colwise().sum() + dgh0.colwise().sum();
-  });
-}
-
-/// cpu recurrent_input_gradient: dx = dgi W_ih in blocks of `row_block` rows (Eigen products).
-template <class T>
-void run(cpu, const recurrent_input_grad_args<T>& a) {
-  namespace k = cpu_kernels::rnn;
-  using k::index_t;
-  const auto sGH = static_cast<index_t>(a.width), sin = static_cast<index_t>(a.in);
-  const auto w = cpu_kernels::matrix_map(a.w_ih, sGH, sin);
-  parallel_for(0, (a.rows + k::row_block - 1) / k::row_block, [&](std::size_t blk) {
-    const std::size_t r0 = blk * k::row_block;
-    const auto n = static_cast<index_t>(std::min(k::row_block, a.rows - r0));
-    cpu_kernels::matrix_map(a.dx + r0 * a.in, n, sin).noalias() =
-        cpu_kernels::matrix_map(a.dgi + r0 * a.width, n, sGH) * w;
   });
 }
 
