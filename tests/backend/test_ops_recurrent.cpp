@@ -71,7 +71,9 @@ const char* cell_name(ops::rnn_cell c) {
 
 }  // namespace
 
-TEST_CASE("ops::rnn_cell_forward / rnn_cell_backward: cpu equals reference (1e-6) with padded strides") {
+TEST_CASE(
+    "ops::rnn_cell_forward / rnn_cell_backward: cpu equals reference (1e-6) with padded strides, with and "
+    "without biases") {
   rng gen(1);
   for (auto cell : {ops::rnn_cell::gru, ops::rnn_cell::lstm})
     for (std::size_t rows : {1, 5})
@@ -79,12 +81,15 @@ TEST_CASE("ops::rnn_cell_forward / rnn_cell_backward: cpu equals reference (1e-6
         CAPTURE(cell_name(cell));
         CAPTURE(rows);
         CAPTURE(H);
+        const bool bias = (rows + H) % 2 == 0;  // half of the shapes without biases
+        CAPTURE(bias);
         const std::size_t GH = ops::rnn_gates(cell) * H;
         const std::size_t ldg = GH + 3, ldh = H + 2;  // padded rows
         const auto gates_in = strided_rows(rows, GH, ldg, gen);
         const auto rec = strided_rows(rows, GH, ldg, gen);
         const auto h_prev = strided_rows(rows, H, ldh, gen);
         const auto c_prev = strided_rows(rows, H, ldh, gen);
+        const auto b_ih = random_vector(GH, gen), b_hh = random_vector(GH, gen);
         // Forward.
         struct fwd_out {
           std::vector<float> gates, h, extra;
@@ -99,6 +104,8 @@ TEST_CASE("ops::rnn_cell_forward / rnn_cell_backward: cpu equals reference (1e-6
                                                 .ld_gates = static_cast<std::ptrdiff_t>(ldg),
                                                 .rec = rec.data(),
                                                 .ld_rec = static_cast<std::ptrdiff_t>(ldg),
+                                                .b_ih = bias ? b_ih.data() : nullptr,
+                                                .b_hh = bias ? b_hh.data() : nullptr,
                                                 .h_prev = h_prev.data(),
                                                 .ld_h_prev = static_cast<std::ptrdiff_t>(ldh),
                                                 .c_prev = c_prev.data(),
@@ -177,7 +184,8 @@ TEST_CASE("ops::recurrent_forward / recurrent_backward: cpu equals reference (1e
       const std::size_t B = s.batch, T = s.time, H = s.hidden, GH = ops::rnn_gates(cell) * H;
       const double bound = 1.0 / std::sqrt(static_cast<double>(H));
       const auto gates_in = random_vector(B * T * GH, gen);
-      const auto w_hh = random_vector(GH * H, gen, bound), b_hh = random_vector(GH, gen, bound);
+      const auto w_hh = random_vector(GH * H, gen, bound), b_hh = random_vector(GH, gen, bound),
+                 b_ih = random_vector(GH, gen, bound);
       const auto h0 = random_vector(B * H, gen), c0 = random_vector(B * H, gen);
       struct fwd_out {
         std::vector<float> gates, h, extra;
@@ -192,6 +200,7 @@ TEST_CASE("ops::recurrent_forward / recurrent_backward: cpu equals reference (1e
                                                .hidden = H,
                                                .gates = o.gates.data(),
                                                .w_hh = w_hh.data(),
+                                               .b_ih = s.bias ? b_ih.data() : nullptr,
                                                .b_hh = s.bias ? b_hh.data() : nullptr,
                                                .h0 = h0.data(),
                                                .c0 = c0.data(),

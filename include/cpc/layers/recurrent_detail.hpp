@@ -8,9 +8,9 @@
 /// (backend/op/recurrent.hpp), chosen by `Backend`:
 ///
 /// Per layer, forward:
-///   1. the input projections of all (b, t) at once, `gates = x W_ih^T + b_ih` (`ops::gemm`,
-///      `ops::add_row_vector`);
-///   2. the recurrence (`ops::recurrent_forward`): per step `h_{t-1} W_hh^T + b_hh` and the cell.
+///   1. the input projections of all (b, t) at once, `gates = x W_ih^T` (`ops::gemm`);
+///   2. the recurrence (`ops::recurrent_forward`): per step `h_{t-1} W_hh^T` and the cell, which
+///      adds both biases.
 /// Backward, from the last layer to the first:
 ///   1. back-propagation through time (`ops::recurrent_backward`): the gate gradients of every step;
 ///   2. the parameter gradients and the gradient with respect to the layer's input, each one
@@ -292,7 +292,7 @@ class recurrent_stack {
     const std::size_t B = batch_, T_ = time_, H = opt_.hidden_size, GH = G * H;
     const std::size_t in = l == 0 ? opt_.input_size : H;
     if (T_ == 0 || B == 0) return;
-    // gates = x W_ih^T + b_ih for all (b, t): B(i, g) = W_ih[g, i].
+    // gates = x W_ih^T for all (b, t), B(i, g) = W_ih[g, i]; the cell adds b_ih.
     ops::gemm<Backend>(ops::gemm_args<T>{.m = B * T_,
                                          .n = GH,
                                          .k = in,
@@ -306,12 +306,6 @@ class recurrent_stack {
                                          .ldc = static_cast<std::ptrdiff_t>(GH),
                                          .accumulate = false},
                        gemm_ws_);
-    if (opt_.bias)
-      ops::add_row_vector<Backend>(ops::add_row_vector_args<T>{.rows = B * T_,
-                                                               .cols = GH,
-                                                               .v = p.b_ih.value.data(),
-                                                               .y = w.gates.data(),
-                                                               .ldy = static_cast<std::ptrdiff_t>(GH)});
     ops::recurrent_forward<Backend>(
         ops::recurrent_forward_args<T>{.cell = Cell,
                                        .batch = B,
@@ -319,6 +313,7 @@ class recurrent_stack {
                                        .hidden = H,
                                        .gates = w.gates.data(),
                                        .w_hh = p.w_hh.value.data(),
+                                       .b_ih = opt_.bias ? p.b_ih.value.data() : nullptr,
                                        .b_hh = opt_.bias ? p.b_hh.value.data() : nullptr,
                                        .h0 = h0_.data() + l * B * H,
                                        .c0 = has_cell_state ? c0_.data() + l * B * H : nullptr,

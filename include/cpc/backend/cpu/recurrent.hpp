@@ -2,7 +2,7 @@
 /// cpu kernels of the recurrent ops (backend/op/recurrent.hpp).
 ///
 /// The time loops run one task per fixed batch slice, each with its own loop over time and no
-/// synchronisation between steps: forward, per step, rec = h_{t-1} W_hh^T + b_hh through the
+/// synchronisation between steps: forward, per step, rec = h_{t-1} W_hh^T through the
 /// register-blocked GEMM of backend/cpu/gemm.hpp (W_hh^T packed once per call, the slice's rows
 /// of h_{t-1} read in place), then the xsimd cell for the slice's rows; backward, per step, the
 /// cell's backward, then dh_{t-1} += dG_h W_hh through the same GEMM (W_hh packed once per call).
@@ -116,8 +116,10 @@ simd<T> tanh(const simd<T>& x) {
 /// Pointers of one batch item at one time step, forward. Rows of H scalars unless noted.
 template <class T>
 struct step_forward {
-  T* gates;         ///< [G*H] in: x W_ih^T + b_ih; out: the activated gates
-  const T* rec;     ///< [G*H] h_prev W_hh^T + b_hh
+  T* gates;         ///< [G*H] in: x W_ih^T; out: the activated gates
+  const T* rec;     ///< [G*H] h_prev W_hh^T
+  const T* b_ih;    ///< [G*H] or null
+  const T* b_hh;    ///< [G*H] or null
   const T* h_prev;  ///< h_{t-1}
   const T* c_prev;  ///< c_{t-1} (LSTM only)
   T* h;             ///< out: h_t
@@ -138,6 +140,12 @@ struct step_backward {
   T* dgh;           ///< [G*H] out: dL/d(h W_hh^T + b_hh)
 };
 
+/// p[k] + bias[k] for the lanes at k (p[k] alone when there is no bias).
+template <class Lanes, class T>
+simd<T> with_bias(const Lanes& io, const T* p, const T* bias, std::size_t k) {
+  return bias ? io.load(p + k) + io.load(bias + k) : io.load(p + k);
+}
+
 /// GRU cell, torch.nn.GRU: r = s(Wir x + bir + Whr h + bhr), z = s(Wiz x + biz + Whz h + bhz),
 /// n = tanh(Win x + bin + r * (Whn h + bhn)), h' = (1 - z) * n + z * h; gate order r, z, n.
 struct gru_cell {
@@ -147,10 +155,12 @@ struct gru_cell {
   template <class T>
   CPC_RNN_FLATTEN static void forward(std::size_t H, const step_forward<T>& s) {
     for_each_lane<T>(H, [&](std::size_t j, const auto& io) {
-      const auto r = sigmoid<T>(io.load(s.gates + j) + io.load(s.rec + j));
-      const auto z = sigmoid<T>(io.load(s.gates + H + j) + io.load(s.rec + H + j));
-      const auto hn = io.load(s.rec + 2 * H + j);
-      const auto n = rnn::tanh<T>(io.load(s.gates + 2 * H + j) + r * hn);
+      const auto a = [&](std::size_t q) { return with_bias(io, s.gates, s.b_ih, q * H + j); };
+      const auto c = [&](std::size_t q) { return with_bias(io, s.rec, s.b_hh, q * H + j); };
+      const auto r = sigmoid<T>(a(0) + c(0));
+      const auto z = sigmoid<T>(a(1) + c(1));
+      const auto hn = c(2);
+      const auto n = rnn::tanh<T>(a(2) + r * hn);
       const auto hp = io.load(s.h_prev + j);
       io.store(s.gates + j, r);
       io.store(s.gates + H + j, z);
@@ -192,10 +202,13 @@ struct lstm_cell {
   template <class T>
   CPC_RNN_FLATTEN static void forward(std::size_t H, const step_forward<T>& s) {
     for_each_lane<T>(H, [&](std::size_t j, const auto& io) {
-      const auto i = sigmoid<T>(io.load(s.gates + j) + io.load(s.rec + j));
-      const auto f = sigmoid<T>(io.load(s.gates + H + j) + io.load(s.rec + H + j));
-      const auto g = rnn::tanh<T>(io.load(s.gates + 2 * H + j) + io.load(s.rec + 2 * H + j));
-      const auto o = sigmoid<T>(io.load(s.gates + 3 * H + j) + io.load(s.rec + 3 * H + j));
+      const auto a = [&](std::size_t q) {
+        return with_bias(io, s.gates, s.b_ih, q * H + j) + with_bias(io, s.rec, s.b_hh, q * H + j);
+      };
+      const auto i = sigmoid<T>(a(0));
+      const auto f = sigmoid<T>(a(1));
+      const auto g = rnn::tanh<T>(a(2));
+      const auto o = sigmoid<T>(a(3));
       const auto c = f * io.load(s.c_prev + j) + i * g;
       io.store(s.gates + j, i);
       io.store(s.gates + H + j, f);
@@ -252,10 +265,10 @@ template <class Cell, class T>
 void cell_forward_rows(const ops::rnn_cell_forward_args<T>& a) {
   for (std::size_t r = 0; r < a.rows; ++r) {
     const auto i = static_cast<index_t>(r);
-    Cell::forward(a.hidden,
-                  step_forward<T>{a.gates + i * a.ld_gates, a.rec + i * a.ld_rec, a.h_prev + i * a.ld_h_prev,
-                                  Cell::has_cell_state ? a.c_prev + i * a.ld_c_prev : nullptr,
-                                  a.h + i * a.ld_h, a.extra + i * a.ld_extra});
+    Cell::forward(a.hidden, step_forward<T>{a.gates + i * a.ld_gates, a.rec + i * a.ld_rec, a.b_ih, a.b_hh,
+                                            a.h_prev + i * a.ld_h_prev,
+                                            Cell::has_cell_state ? a.c_prev + i * a.ld_c_prev : nullptr,
+                                            a.h + i * a.ld_h, a.extra + i * a.ld_extra});
   }
 }
 
@@ -302,13 +315,6 @@ void gemm_few_rows(std::size_t m, const T* a, index_t lda, const packed_rhs<T>& 
     gemm<T, r3>(m, a, lda, 1, b, c, ldc, accumulate, work.data());
 }
 
-/// Sets `n` rows of `width` scalars (`ld` apart) to `bias`.
-template <class T>
-void fill_rows(const T* bias, std::size_t width, T* rows_ptr, std::ptrdiff_t ld, std::size_t n) {
-  for (std::size_t r = 0; r < n; ++r)
-    std::copy_n(bias, width, rows_ptr + static_cast<std::ptrdiff_t>(r) * ld);
-}
-
 }  // namespace cpc::cpu_kernels::rnn
 
 namespace cpc::ops {
@@ -336,7 +342,8 @@ void run(cpu, const rnn_cell_backward_args<T>& a) {
 }
 
 /// cpu recurrent_forward: one task per batch slice, each with its own time loop; per step the
-/// slice's rows of h_{t-1} (read in place) times the packed W_hh^T onto b_hh, then the cell.
+/// slice's rows of h_{t-1} (read in place) times the packed W_hh^T, then the cell (which adds
+/// the biases).
 template <class T>
 void run(cpu, const recurrent_forward_args<T>& a, recurrent_workspace<cpu, T>& ws) {
   namespace k = cpu_kernels::rnn;
@@ -353,15 +360,14 @@ void run(cpu, const recurrent_forward_args<T>& a, recurrent_workspace<cpu, T>& w
     const std::size_t b0 = s * S, nb = std::min(S, B - b0);
     auto& w = ws.slices[s];
     ensure_size(w, S * GH);
-    T* rec = w.data();  // [nb, GH] h_{t-1} W_hh^T + b_hh
+    T* rec = w.data();  // [nb, GH] h_{t-1} W_hh^T
     for (std::size_t t = 0; t < T_; ++t) {
       const std::size_t r0 = b0 * T_ + t;  // row (b0, t) of the sequences
       // Rows (b, t - 1) of h and of c (= extra), or rows b of h0 and c0 at t = 0.
       const T* h_prev = t == 0 ? a.h0 + b0 * H : a.h + (r0 - 1) * H;
       const T* c_prev = !lstm ? nullptr : t == 0 ? a.c0 + b0 * H : a.extra + (r0 - 1) * H;
       const index_t ld_prev = t == 0 ? sH : sT * sH;
-      if (a.b_hh) k::fill_rows(a.b_hh, GH, rec, sGH, nb);
-      k::gemm_few_rows<T>(nb, h_prev, ld_prev, ws.weights, rec, sGH, a.b_hh != nullptr);
+      k::gemm_few_rows<T>(nb, h_prev, ld_prev, ws.weights, rec, sGH, false);
       k::with_cell(a.cell, [&](auto cell) {
         k::cell_forward_rows<decltype(cell)>(rnn_cell_forward_args<T>{.cell = a.cell,
                                                                       .rows = nb,
@@ -370,6 +376,8 @@ void run(cpu, const recurrent_forward_args<T>& a, recurrent_workspace<cpu, T>& w
                                                                       .ld_gates = sT * sGH,
                                                                       .rec = rec,
                                                                       .ld_rec = sGH,
+                                                                      .b_ih = a.b_ih,
+                                                                      .b_hh = a.b_hh,
                                                                       .h_prev = h_prev,
                                                                       .ld_h_prev = ld_prev,
                                                                       .c_prev = c_prev,
@@ -384,9 +392,10 @@ void run(cpu, const recurrent_forward_args<T>& a, recurrent_workspace<cpu, T>& w
 }
 
 /// cpu recurrent_backward: one task per batch slice, each with its own reverse time loop; per
-/// step the cell's backward for the slice's rows (the recurrent gate gradients into a contiguous
-/// step buffer, then copied to their shifted rows of dgh: the GEMM reads them faster there than
-/// from rows time * G*H apart), then dh += dG_h W_hh through the packed W_hh.
+/// step the cell's backward for the slice's rows, with the recurrent gate gradients written to a
+/// contiguous step buffer (the GEMM reads them faster there than from rows time * G*H apart),
+/// then dh += dG_h W_hh through the packed W_hh, then the step buffer copied to its shifted rows
+/// of dgh.
 template <class T>
 void run(cpu, const recurrent_backward_args<T>& a, recurrent_workspace<cpu, T>& ws) {
   namespace k = cpu_kernels::rnn;
@@ -440,9 +449,9 @@ void run(cpu, const recurrent_backward_args<T>& a, recurrent_workspace<cpu, T>& 
                                                                         .dgh = g,
                                                                         .ld_dgh = sGH});
       });
+      if (t > 0) k::gemm_few_rows<T>(nb, g, sGH, ws.weights, dh, sH, true);
       for (std::size_t i = 0; i < nb; ++i)
         std::copy_n(g + i * GH, GH, dgh + static_cast<index_t>(i) * ld_dgh);
-      if (t > 0) k::gemm_few_rows<T>(nb, g, sGH, ws.weights, dh, sH, true);
     }
   });
 }

@@ -2,10 +2,12 @@
 /// Recurrent ops (GRU and LSTM, torch.nn.GRU / torch.nn.LSTM equations and gate orders): the
 /// element-wise maths of one time step (`rnn_cell_forward`, `rnn_cell_backward`) and the time
 /// loops of one layer (`recurrent_forward`, `recurrent_backward`: per step the recurrent GEMM
-/// `h_{t-1} W_hh^T + b_hh` and the cell, or the cell's backward and `dh += dG_h W_hh`).
+/// `h_{t-1} W_hh^T` and the cell, or the cell's backward and `dh += dG_h W_hh`).
 /// The layer engine (layers/recurrent_detail.hpp) keeps the buffers and runs the input
-/// projections and the weight gradients; on a device backend the time loops are a host loop of
-/// one GEMM (cuBLAS) and one element-wise cell kernel per step.
+/// projections `x W_ih^T` and the weight gradients; on a device backend the time loops are a host
+/// loop of one GEMM (cuBLAS, no bias) and one element-wise cell kernel per step. As in PyTorch's
+/// fused cells (ATen `_thnn_fused_gru_cell` / `_thnn_fused_lstm_cell`), the cell adds both biases,
+/// so no GEMM output needs a separate bias pass.
 ///
 /// Layouts: batch-first sequences `[batch, time, channels]`, row-major; "G*H" rows hold the gates
 /// one after another, H = hidden size, G = `rnn_gates(cell)` (GRU: r, z, n; LSTM: i, f, g, o).
@@ -20,6 +22,8 @@ namespace cpc::ops {
 ///   gru:  r = s(a_r + c_r), z = s(a_z + c_z), n = tanh(a_n + r * c_n), h' = (1 - z) * n + z * h
 ///   lstm: i, f, o = s(a + c), g = tanh(a_g + c_g), c' = f * c + i * g, h' = o * tanh(c')
 /// where a = x W_ih^T + b_ih and c = h W_hh^T + b_hh (per gate block of H), s = logistic sigmoid.
+/// The cell kernels compute each as (x W_ih^T + b_ih) + (h W_hh^T + b_hh) from the GEMM outputs
+/// and the biases.
 enum class rnn_cell { gru, lstm };
 
 /// Gates per cell: 3 for GRU (r, z, n), 4 for LSTM (i, f, g, o).
@@ -34,15 +38,18 @@ constexpr bool rnn_has_cell_state(rnn_cell c) {
 
 /// One time step of `rows` independent batch items, forward. Row r of each operand starts at
 /// `ptr + r * ld_ptr`. "extra" is what backward needs besides the gates: GRU W_hn h + b_hn (the
-/// n block of `rec`), LSTM c_t. `gates` may not alias the outputs; `h` and `extra` are written.
+/// n block of `rec` plus its bias), LSTM c_t. `gates` may not alias the outputs; `h` and
+/// `extra` are written.
 template <class T>
 struct rnn_cell_forward_args {
   rnn_cell cell = rnn_cell::gru;
   std::size_t rows = 0, hidden = 0;
-  T* gates = nullptr;  ///< [rows, G*H] in: x W_ih^T + b_ih; out: the activated gates
+  T* gates = nullptr;  ///< [rows, G*H] in: x W_ih^T (no bias); out: the activated gates
   std::ptrdiff_t ld_gates = 0;
-  const T* rec = nullptr;  ///< [rows, G*H] h_{t-1} W_hh^T + b_hh
+  const T* rec = nullptr;  ///< [rows, G*H] h_{t-1} W_hh^T (no bias)
   std::ptrdiff_t ld_rec = 0;
+  const T* b_ih = nullptr;    ///< [G*H] added to every row of `gates`, or null for none
+  const T* b_hh = nullptr;    ///< [G*H] added to every row of `rec`, or null for none
   const T* h_prev = nullptr;  ///< [rows, H] h_{t-1}
   std::ptrdiff_t ld_h_prev = 0;
   const T* c_prev = nullptr;  ///< [rows, H] c_{t-1} (LSTM only; ignored for GRU)
@@ -94,8 +101,9 @@ void rnn_cell_backward(const rnn_cell_backward_args<T>& args) {
 }
 
 /// The time loop of one recurrent layer, forward: for t = 0 .. time - 1 and every batch item b,
-///   rec = h_{t-1} W_hh^T + b_hh  (h_{-1} = h0[b]),  then `rnn_cell_forward` on (gates[b, t], rec).
-/// The input projections x W_ih^T + b_ih must already be in `gates`. All sequences contiguous.
+///   rec = h_{t-1} W_hh^T  (h_{-1} = h0[b]),  then `rnn_cell_forward` on (gates[b, t], rec) with
+///   the biases b_ih, b_hh.
+/// The input projections x W_ih^T (no bias) must already be in `gates`. Sequences contiguous.
 /// Contract: the outputs of item b depend only on item b's inputs (not on batch, on where the
 /// item sits in the batch, or on the thread count), so a sequence fed in chunks with the last h
 /// (and c) carried into h0 (c0) gives the outputs of one pass.
@@ -103,8 +111,9 @@ template <class T>
 struct recurrent_forward_args {
   rnn_cell cell = rnn_cell::gru;
   std::size_t batch = 0, time = 0, hidden = 0;
-  T* gates = nullptr;       ///< [batch, time, G*H] in: x W_ih^T + b_ih; out: activated gates
+  T* gates = nullptr;       ///< [batch, time, G*H] in: x W_ih^T (no bias); out: activated gates
   const T* w_hh = nullptr;  ///< [G*H, H] (torch's weight_hh_l{k})
+  const T* b_ih = nullptr;  ///< [G*H] (torch's bias_ih_l{k}), or null for none
   const T* b_hh = nullptr;  ///< [G*H] (torch's bias_hh_l{k}), or null for none
   const T* h0 = nullptr;    ///< [batch, H] initial hidden state
   const T* c0 = nullptr;    ///< [batch, H] initial cell state (LSTM only)

@@ -34,9 +34,14 @@ void run(reference, const rnn_cell_forward_args<T>& a) {
   const std::size_t H = a.hidden;
   for (std::size_t r = 0; r < a.rows; ++r)
     for (std::size_t j = 0; j < H; ++j) {
-      // Pre-activations of gate q: x part and h part.
-      auto ax = [&](std::size_t q) { return at(a.gates, a.ld_gates, r, q * H + j); };
-      auto ah = [&](std::size_t q) { return at(a.rec, a.ld_rec, r, q * H + j); };
+      // Pre-activations of gate q: x part and h part, each with its bias.
+      auto ax = [&](std::size_t q) {
+        return at(a.gates, a.ld_gates, r, q * H + j) +
+               (a.b_ih ? static_cast<double>(a.b_ih[q * H + j]) : 0.0);
+      };
+      auto ah = [&](std::size_t q) {
+        return at(a.rec, a.ld_rec, r, q * H + j) + (a.b_hh ? static_cast<double>(a.b_hh[q * H + j]) : 0.0);
+      };
       const double h_prev = at(a.h_prev, a.ld_h_prev, r, j);
       if (a.cell == rnn_cell::gru) {
         const double rg = sigmoid(ax(0) + ah(0)), z = sigmoid(ax(1) + ah(1));
@@ -98,8 +103,8 @@ void run(reference, const rnn_cell_backward_args<T>& a) {
     }
 }
 
-/// reference recurrent_forward: for each step, rec = b_hh + h_{t-1} W_hh^T summed in double for
-/// the whole batch, then the reference cell.
+/// reference recurrent_forward: for each step, rec = h_{t-1} W_hh^T summed in double for the
+/// whole batch, then the reference cell (which adds the biases).
 template <class T>
 void run(reference, const recurrent_forward_args<T>& a, recurrent_workspace<reference, T>&) {
   const std::size_t B = a.batch, T_ = a.time, H = a.hidden, GH = rnn_gates(a.cell) * H;
@@ -112,7 +117,7 @@ void run(reference, const recurrent_forward_args<T>& a, recurrent_workspace<refe
     const std::ptrdiff_t ld_prev = t == 0 ? sH : sTH;
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t g = 0; g < GH; ++g) {
-        double s = a.b_hh ? static_cast<double>(a.b_hh[g]) : 0.0;
+        double s = 0;
         for (std::size_t j = 0; j < H; ++j)
           s += reference_detail::at(h_prev, ld_prev, b, j) * static_cast<double>(a.w_hh[g * H + j]);
         rec[b * GH + g] = static_cast<T>(s);
@@ -125,6 +130,8 @@ void run(reference, const recurrent_forward_args<T>& a, recurrent_workspace<refe
                                               .ld_gates = sTGH,
                                               .rec = rec.data(),
                                               .ld_rec = sGH,
+                                              .b_ih = a.b_ih,
+                                              .b_hh = a.b_hh,
                                               .h_prev = h_prev,
                                               .ld_h_prev = ld_prev,
                                               .c_prev = c_prev,
