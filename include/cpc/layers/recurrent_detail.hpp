@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "cpc/backend/ops.hpp"
@@ -245,7 +246,9 @@ class recurrent_stack {
   parameter<T>& bias_hh(std::size_t l) { return layer(l).b_hh; }
 
  private:
-  using buffer = buffer_for<T, Backend>;
+  // Buffers of the backend's memory. An unavailable backend (no `memory`) names host memory here
+  // so that its layer stops at CPC_REQUIRE_BACKEND's one message, not at this type as well.
+  using buffer = buffer_for<T, std::conditional_t<backend_available<Backend>, Backend, cpu>>;
 
   struct layer_params {
     parameter<T> w_ih, w_hh, b_ih, b_hh;
