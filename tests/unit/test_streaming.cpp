@@ -179,3 +179,39 @@ TEST_CASE("ops::conv1d_forward (cpu): an output row is the same bits wherever it
     CHECK(mismatches == 0);
   }
 }
+
+TEST_CASE("ops::layer_norm_forward (cpu): a row is the same bits wherever it sits in the buffer") {
+  rng gen(12);
+  for (std::size_t cols : {512u, 20u, 37u, 7u}) {
+    for (bool affine : {false, true}) {
+      CAPTURE(cols);
+      CAPTURE(affine);
+      const std::size_t rows = 200;
+      const auto x = random_vector(rows * cols, gen);
+      const auto weight = random_vector(cols, gen), bias = random_vector(cols, gen);
+      auto run = [&](const float* xs, std::size_t n) {
+        std::vector<float> y(n * cols, NAN);
+        ops::layer_norm_forward<cpu>(
+            ops::layer_norm_forward_args<float>{.rows = n,
+                                                .cols = cols,
+                                                .relu = false,
+                                                .x = xs,
+                                                .weight = affine ? weight.data() : nullptr,
+                                                .bias = affine ? bias.data() : nullptr,
+                                                .y = y.data()});
+        return y;
+      };
+      const auto y = run(x.data(), rows);
+      std::size_t mismatches = 0;
+      // Row r alone, as row 0 of a fresh (aligned) buffer.
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::vector<float> one(x.begin() + static_cast<std::ptrdiff_t>(r * cols),
+                                     x.begin() + static_cast<std::ptrdiff_t>((r + 1) * cols));
+        const auto y1 = run(one.data(), 1);
+        for (std::size_t j = 0; j < cols; ++j)
+          if (!same_bits(y1[j], y[r * cols + j])) ++mismatches;
+      }
+      CHECK(mismatches == 0);
+    }
+  }
+}
