@@ -158,11 +158,15 @@ inline void micro_kernel(std::size_t kb, const T* a, const T* b, T* c, std::ptrd
 /// A(i, k) = a[i * a_row_stride + k * a_depth_stride] (k < B.depth()) and C(i, j) at
 /// c[i * ldc + j]. `work` holds `gemm_workspace_size<T>()` scalars. Single-threaded: callers
 /// split rows (or independent outputs) across tasks. See the file comment for the summation order.
-template <class T>
+/// `Rows` (at most `gemm_tile<T>::rows`) is the height of the micro-tile: a smaller one wastes
+/// less on a few rows (e.g. 8 rows of a recurrent step); every element is computed by the same
+/// instructions whatever `Rows`, so results do not depend on it.
+template <class T, std::size_t Rows = gemm_tile<T>::rows>
 void gemm(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t a_depth_stride,
           const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate, T* work) {
   using tile = gemm_tile<T>;
-  constexpr std::size_t R = tile::rows, W = tile::cols;
+  static_assert(Rows >= 1 && Rows <= tile::rows, "cpc: gemm tile height above gemm_tile<T>::rows");
+  constexpr std::size_t R = Rows, W = tile::cols;
   const std::size_t depth = b.depth(), n = b.cols(), panels = b.panels();
   if (m == 0 || n == 0) return;
   T* ap = work;                    // [kb, R] packed A panel
