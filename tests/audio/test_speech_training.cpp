@@ -19,10 +19,9 @@ namespace {
 
 /// A small audio model with the paper's 160-sample frames: kernels 10, 8, 8, strides 5, 4, 8,
 /// paddings 3, 2, 0 give 10 frames per 1600-sample window.
+/// (`name` and `sample_rate`, which presets carry for checkpoints, are not needed by the model.)
 struct test_preset {
-  static constexpr std::string_view name = "test";
   static constexpr std::size_t window_samples = 1600;
-  static constexpr std::size_t sample_rate = 16000;
   static constexpr std::size_t latent_channels = 16;
   static constexpr std::size_t context_channels = 8;
   static constexpr std::size_t autoregressor_layers = 1;

@@ -324,7 +324,9 @@ TEST_CASE("cosine_annealing: torch CosineAnnealingLR(T_max, eta_min = 0) values,
 }
 
 TEST_CASE("clip_grad_norm: matches torch.nn.utils.clip_grad_norm_") {
-  for (const auto& [tag, max_norm] : {std::pair{"clip_small", 1.0}, std::pair{"clip_large", 100.0}}) {
+  for (const auto& c : {std::pair{"clip_small", 1.0}, std::pair{"clip_large", 100.0}}) {
+    const char* const tag = c.first;  // not a structured binding: clang 14's CAPTURE cannot take one
+    const double max_norm = c.second;
     CAPTURE(tag);
     golden_params<float> p;
     p.set_grads(0);
