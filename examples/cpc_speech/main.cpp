@@ -696,6 +696,11 @@ int main(int argc, char** argv) {
       [](std::string& v) -> std::string {
         if (v.find_first_not_of("0123456789") != std::string::npos || v.empty())
           return "expected a whole number >= 0, got '" + v + "'";
+        try {
+          (void)std::stoull(v);  // CLI11 would saturate a number past 2^64 - 1 silently
+        } catch (const std::out_of_range&) {
+          return "expected a whole number <= 18446744073709551615, got '" + v + "'";
+        }
         return {};
       },
       "UINT");
