@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -37,6 +38,8 @@ struct mpi_options {
   /// that died or hangs, so it must exceed the longest gap between two collectives of a healthy
   /// run: a training step plus a checkpoint write (and, for the first one, loading the data).
   double timeout_seconds = 300;
+  /// Appended to the time-out message: what the user can change (a program names its option).
+  std::string timeout_hint = "mpi_options::timeout_seconds";
 };
 
 namespace detail {
@@ -52,10 +55,11 @@ inline std::string mpi_error_text(int code) {
 }
 /// The message written by `mpi_environment::on_termination`'s handler (async-signal-safe use).
 inline char termination_message[1024];
-inline std::size_t termination_length = 0;
+inline volatile std::sig_atomic_t termination_length = 0;
 inline void mpi_termination_handler(int sig) {
   if (termination_length > 0) {
-    [[maybe_unused]] const auto n = ::write(STDERR_FILENO, termination_message, termination_length);
+    [[maybe_unused]] const auto n =
+        ::write(STDERR_FILENO, termination_message, static_cast<std::size_t>(termination_length));
   }
   ::_exit(128 + sig);
 }
@@ -109,6 +113,7 @@ class mpi_environment {
   /// waiting in a collective or in MPI_Finalize). Print the error before calling it.
   int finish(int status) {
     if (status != 0 && size_ > 1) {
+      detail::termination_length = 0;  // this rank said why; mpirun's SIGTERM needs no second line
       std::cerr.flush();
       std::cout.flush();
       MPI_Abort(MPI_COMM_WORLD, status);
@@ -122,7 +127,7 @@ class mpi_environment {
   static void on_termination(const std::string& message) {
     const std::size_t n = std::min(message.size(), sizeof(detail::termination_message));
     std::memcpy(detail::termination_message, message.data(), n);
-    detail::termination_length = n;
+    detail::termination_length = static_cast<std::sig_atomic_t>(n);
     struct sigaction sa {};
     sa.sa_handler = detail::mpi_termination_handler;
     sigemptyset(&sa.sa_mask);
@@ -249,7 +254,7 @@ class mpi_communicator final : public communicator {
         throw communication_error(
             std::string(what) + " on rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
             " did not complete within " + seconds_text(opt_.timeout_seconds) +
-            " s: another rank died, hangs or is far slower (mpi_options::timeout_seconds)");
+            " s: another rank died, hangs or is far slower (" + opt_.timeout_hint + ")");
       }
       if (waited > 2e-3) std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
