@@ -18,13 +18,17 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 mpicxx -std=gnu++20 -O3 -DNDEBUG -march=native -DXTENSOR_USE_XSIMD -DCPC_WITH_MPI -DOMPI_SKIP_MPICXX -I include \
   -I/usr/include/eigen3 tests/tools/allreduce_time.cpp -o "$out/allreduce_time" -ltbb
 echo "== 1. allreduce of the paper model's gradients, 2 ranks on this machine"
-"${mpi[@]}" "$out/allreduce_time" 20
+"${mpi[@]}" "$out/allreduce_time" 30
 echo "== 2. training, paper model, $steps steps per run, global batch 8 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+# 2 ranks bound to a core each (mpirun's default for 2 ranks) and unbound (--bind-to none: the
+# kernel moves them, which helps when other jobs share the cores).
 for r in $(seq "$rounds"); do
   "$bin" train --corpus "$corpus" --out "$out/one" --model paper --steps "$steps" --batch 8 --threads 2 \
     > "$out/one.log" 2>&1
-  echo "round $r, 1 rank x 2 threads x batch 8:  $(grep -o 'trained .* s/step)' "$out/one.log")  load $(cut -d' ' -f1 /proc/loadavg)"
-  "${mpi[@]}" "$bin" train --corpus "$corpus" --out "$out/two" --model paper --steps "$steps" --batch 4 --threads 1 \
-    > "$out/two.log" 2>&1
-  echo "round $r, 2 ranks x 1 thread x batch 4: $(grep -o 'trained .* s/step)' "$out/two.log"); $(grep -o 'allreduce over 2 ranks: .*' "$out/two.log")  load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "round $r, 1 rank x 2 threads x batch 8:             $(grep -o 'trained .* s/step)' "$out/one.log")  load $(cut -d' ' -f1 /proc/loadavg)"
+  for bind in core none; do
+    "${mpi[@]}" --bind-to $bind "$bin" train --corpus "$corpus" --out "$out/two" --model paper --steps "$steps" \
+      --batch 4 --threads 1 > "$out/two.log" 2>&1
+    echo "round $r, 2 ranks x 1 thread x batch 4, bind $bind: $(grep -o 'trained .* s/step)' "$out/two.log"); $(grep -o 'allreduce over 2 ranks: .*' "$out/two.log")  load $(cut -d' ' -f1 /proc/loadavg)"
+  done
 done

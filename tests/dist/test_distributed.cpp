@@ -353,3 +353,19 @@ TEST_CASE(
   }
   w.barrier();
 }
+
+// Run by ctest `distributed.watchdog` alone (--no-skip): the process must end with the watchdog's
+// message, since no exception can leave a blocking MPI_Allreduce.
+TEST_CASE("watchdog: a rank that hangs inside the allreduce's transfer ends the waiting rank's process" *
+          doctest::skip()) {
+  auto& w = test_world();
+  cpc::mpi_communicator quick(MPI_COMM_WORLD, {.timeout_seconds = 1});
+  if (w.rank() == 0) {
+    std::vector<float> x(1000, 1.0f);
+    quick.allreduce_sum(x.data(), x.size());  // arrives (the barrier matches rank 1's), then blocks
+  } else {
+    quick.barrier();  // matches rank 0's arrival, then never joins the allreduce
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+  }
+  FAIL("the watchdog did not end rank 0");
+}

@@ -1,8 +1,8 @@
 // Times the gradient allreduce of data-parallel training (issue 18) on the paper's audio model:
-// one allreduce (sum, then the mean) over its flat gradient buffer, as `cpc::train` runs it each
-// step, against MPI's blocking MPI_Allreduce and a busy-polled MPI_Iallreduce. Every repetition
-// starts after a barrier, so the times are transfer and reduction only (no waiting for a slower
-// rank); printed: the median and minimum over the repetitions of the slowest rank's time.
+// cpc::allreduce_mean over its flat gradient buffer, as `cpc::train` runs it each step, against
+// MPI's blocking MPI_Allreduce and a busy-polled MPI_Iallreduce. Each repetition times every
+// variant once, in turn, each after a barrier (so the times are arrival, transfer and reduction,
+// with no waiting for a slower rank); printed: median and minimum of the slowest rank's time.
 // Usage: mpirun -np N allreduce_time [repetitions]   (scripts/measure-distributed.sh builds it)
 #include <cpc/cpc.hpp>
 #include <cpc/dist/mpi.hpp>
@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -28,48 +29,44 @@ int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   cpc::mpi_communicator world;
   cpc::audio_model<cpc::presets::audio_paper> model;
-  const auto& flat = model.parameters().flat;
-  const std::size_t n = flat.size;
+  const std::size_t n = model.parameters().flat.size;
   std::vector<float> x(n, 1.0f);
-  // The slowest rank's time of `op` (MPI_MAX over the ranks): median and minimum.
-  const auto time_max = [&](const std::function<void()>& op) {
-    std::vector<double> t;
-    for (int r = 0; r < reps + 1; ++r) {
+  const std::vector<std::pair<std::string, std::function<void()>>> variants{
+      {"cpc::allreduce_mean (as cpc::train)", [&] { cpc::allreduce_mean(world, x.data(), n); }},
+      {"MPI_Allreduce (blocking)",
+       [&] {
+         MPI_Allreduce(MPI_IN_PLACE, x.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, world.native());
+       }},
+      {"MPI_Iallreduce + busy MPI_Test", [&] {
+         MPI_Request req;
+         MPI_Iallreduce(MPI_IN_PLACE, x.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, world.native(),
+                        &req);
+         int done = 0;
+         while (!done) MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+       }}};
+  std::vector<std::vector<double>> times(variants.size());
+  for (int r = 0; r < reps + 1; ++r)
+    for (std::size_t v = 0; v < variants.size(); ++v) {
       world.barrier();
       const double t0 = now();
-      op();
+      variants[v].second();
       double dt = now() - t0, slowest = 0;
       MPI_Allreduce(&dt, &slowest, 1, MPI_DOUBLE, MPI_MAX, world.native());
-      t.push_back(slowest);
+      if (r > 0) times[v].push_back(slowest);  // repetition 0 warms up
     }
-    t.erase(t.begin());
-    std::sort(t.begin(), t.end());
-    return std::pair{t[t.size() / 2], t.front()};
-  };
-  const double bytes = static_cast<double>(n) * sizeof(float);
-  const double ranks = static_cast<double>(world.size());
-  const auto report = [&](const char* what, std::pair<double, double> t) {
-    if (world.rank() != 0) return;
-    // A ring allreduce sends and receives 2 (N - 1) / N times the buffer per rank.
-    const double moved = 2 * (ranks - 1) / ranks * bytes;
-    std::printf("%-44s median %7.2f ms  min %7.2f ms  (%.2f GB/s per rank, ring volume)\n", what,
-                1e3 * t.first, 1e3 * t.second, moved / t.first / 1e9);
-  };
-  if (world.rank() == 0)
+  if (world.rank() == 0) {
+    const double bytes = static_cast<double>(n) * sizeof(float), ranks = static_cast<double>(world.size());
     std::printf(
         "%s; paper model: %zu parameters, flat gradient buffer %zu floats = %.1f MB; %d repetitions\n",
         world.describe().c_str(), model.parameter_count(), n, bytes / 1e6, reps);
-  report("cpc::allreduce_mean (Iallreduce, polled)",
-         time_max([&] { cpc::allreduce_mean(world, x.data(), n); }));
-  report("MPI_Allreduce (blocking)", time_max([&] {
-           MPI_Allreduce(MPI_IN_PLACE, x.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, world.native());
-         }));
-  report("MPI_Iallreduce + busy MPI_Test", time_max([&] {
-           MPI_Request req;
-           MPI_Iallreduce(MPI_IN_PLACE, x.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, world.native(),
-                          &req);
-           int done = 0;
-           while (!done) MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-         }));
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      auto& t = times[v];
+      std::sort(t.begin(), t.end());
+      // A ring allreduce sends and receives 2 (N - 1) / N times the buffer per rank.
+      const double moved = 2 * (ranks - 1) / ranks * bytes, median = t[t.size() / 2];
+      std::printf("%-38s median %7.2f ms  min %7.2f ms  (%.2f GB/s per rank, ring volume)\n",
+                  variants[v].first.c_str(), 1e3 * median, 1e3 * t.front(), moved / median / 1e9);
+    }
+  }
   return 0;
 }

@@ -214,9 +214,10 @@ double average_replicas(communicator& c, const named_parameter_list<T>& params, 
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// Whether the loop goes on, as rank 0 sees it (its clock decides a time budget for everyone).
-inline bool lead_decides(communicator* c, bool go) {
-  if (!distributed(c)) return go;
+/// Whether the training loop goes on: `go` as rank 0 sees it when `timed` (its clock decides a time
+/// budget for every rank); otherwise `go` (a step count is the same on every rank).
+inline bool lead_decides(communicator* c, bool go, bool timed) {
+  if (!distributed(c) || !timed) return go;
   unsigned char flag = go ? 1 : 0;
   c->broadcast(&flag, 1, 0);
   return flag != 0;

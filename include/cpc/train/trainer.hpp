@@ -138,8 +138,10 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   if (detail::distributed(o.comm)) detail::start_replicas(*o.comm, m, opt, o.generators);
   // Save once before the first step: an unwritable checkpoint path fails now, not after the run.
   save();
-  while (detail::lead_decides(o.comm, (o.max_steps == 0 || opt.steps() < o.max_steps) &&
-                                          (o.max_seconds <= 0 || elapsed() < o.max_seconds))) {
+  while (detail::lead_decides(
+      o.comm,
+      (o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds),
+      o.max_seconds > 0)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
     next_batch(batch);
