@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `mpirun -np 2 cpc-speech train` on the CI-sized corpus (issue 18):
 #  1. the loss of 2 ranks x batch 4 follows the curve of one process at batch 8 (same seed, lr,
-#     clipping): both leave chance, and their means over steps 11-20 and 21-30 agree within 0.12 nats;
+#     clipping): both leave chance, and their means over steps 11-20 and 21-30 agree within 0.15 nats;
 #  2. resuming works with another number of ranks (2 -> 1 -> 2): the steps continue, the CSV grows;
 #  3. a rank killed with SIGKILL ends the job within seconds, the other rank says why, and the last
 #     checkpoint loads and trains on;
@@ -38,8 +38,8 @@ for range in "11 20" "21 30"; do
   one=$(block_mean "$work/one/training.csv" $range)
   two=$(block_mean "$work/two/training.csv" $range)
   echo "steps $range: mean loss one process (batch 8) $one, 2 ranks (batch 4 each) $two, chance $chance"
-  awk -v a="$one" -v b="$two" 'BEGIN { d = a - b; exit !(d < 0.12 && d > -0.12) }' ||
-    fail "steps $range: the 2-rank loss $two does not follow the one-process loss $one (tolerance 0.12)"
+  awk -v a="$one" -v b="$two" 'BEGIN { d = a - b; exit !(d < 0.15 && d > -0.15) }' ||
+    fail "steps $range: the 2-rank loss $two does not follow the one-process loss $one (tolerance 0.15)"
 done
 awk -v a="$one" -v b="$two" -v c="$chance" 'BEGIN { exit !(a < 0.97 * c && b < 0.97 * c) }' ||
   fail "the losses $one / $two did not leave chance ($chance)"
