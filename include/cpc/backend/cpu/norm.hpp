@@ -120,8 +120,8 @@ struct layer_norm_kernel {
       for (std::size_t r = blk * row_block; r < end; ++r) {
         const T* xr = a.x + r * c;
         T* yr = a.y + r * c;
-        const auto [mean, rstd] = stats(xr);
-        const V m(mean), s(rstd);
+        const std::pair<T, T> st = stats(xr);
+        const V m(st.first), s(st.second);
         for_each_register([&](std::size_t i, std::size_t n) {
           V v = (load(xr + i, n, T(0)) - m) * s;
           if (affine) v = xsimd::fma(v, load(a.weight + i, n, T(0)), load(a.bias + i, n, T(0)));
@@ -155,7 +155,9 @@ struct layer_norm_kernel {
       const std::size_t end = std::min(rows, (blk + 1) * row_block);
       for (std::size_t r = blk * row_block; r < end; ++r) {
         const T* xr = a.x + r * c;
-        const auto [mean, rstd] = stats(xr);
+        // Not a structured binding: clang < 16 cannot capture one in the lambdas below.
+        const std::pair<T, T> st = stats(xr);
+        const T mean = st.first, rstd = st.second;
         ws.mean[r] = mean;
         ws.rstd[r] = rstd;
         if (dx == nullptr) continue;
