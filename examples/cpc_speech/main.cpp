@@ -782,7 +782,8 @@ int main(int argc, char** argv) {
   model_opts(demo, "");
   train_opts(demo);
   probe_opts(demo);
-  auto* train = app.add_subcommand("train", "train a CPC model");
+  auto* train = app.add_subcommand(
+      "train", "train a CPC model (on N processes or machines: mpirun -np N cpc-speech train ...)");
   corpus_opt(train, false);
   model_opts(train, " (--resume: the checkpoint's)");
   train_opts(train);
@@ -792,16 +793,20 @@ int main(int argc, char** argv) {
                    "under mpirun: seconds a rank waits for the others (a step, a checkpoint write) before "
                    "ending the job, > 0")
       ->capture_default_str();
-  train->footer(
+  // Appended to the exit-status footer that the subcommand inherits from `app`.
 #ifdef CPC_WITH_MPI
-      "Several processes or machines (this build has MPI): mpirun -np N cpc-speech train ... runs N ranks;\n"
+  const char* mpi_build = "(this build has MPI): mpirun -np N cpc-speech train ... runs N ranks;";
 #else
-      "Several processes or machines (needs a build with -DCPC_WITH_MPI=ON): mpirun -np N cpc-speech train\n"
+  const char* mpi_build =
+      "(needs a build with -DCPC_WITH_MPI=ON): mpirun -np N cpc-speech train ... runs N ranks;";
 #endif
-      "each draws --batch windows of its own per step, the gradients are averaged over the ranks and every\n"
-      "rank takes the same Adam step (N x --batch windows per step). Rank 0 writes --out (checkpoint, CSV,\n"
-      "progress); --resume works with the same or another N. A rank that dies or hangs ends the job within\n"
-      "--dist-timeout seconds, the last checkpoint intact. README \"Training on several machines\".");
+  train->footer(
+      train->get_footer() + "\n\nSeveral processes or machines " + mpi_build +
+      "\neach draws --batch windows of its own per step, the gradients are averaged over the ranks and "
+      "every\nrank takes the same Adam step (N x --batch windows per step). Rank 0 writes --out "
+      "(checkpoint, CSV,\nprogress); --resume works with the same or another N. A rank that dies or "
+      "hangs ends the job within\n--dist-timeout seconds, the last checkpoint intact. README \"Training "
+      "on several machines\".");
   auto* probe = app.add_subcommand("probe", "linear probes on frozen features");
   corpus_opt(probe, true);
   model_opts(probe, " (--features cpc: the checkpoint's)");
