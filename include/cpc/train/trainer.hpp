@@ -41,7 +41,7 @@ struct train_options {
   std::uint64_t max_steps = 0;
   double max_seconds = 0;
   double clip_norm = 0;                     ///< gradient-norm clipping threshold; 0 = off
-  std::filesystem::path csv_path{};         ///< per-step CSV log; empty = none
+  std::filesystem::path csv_path{};         ///< per-step CSV log (a line flushed per step); empty = none
   std::filesystem::path checkpoint_path{};  ///< empty = no checkpoints
   std::uint64_t checkpoint_every = 0;       ///< steps between checkpoints (0 = only at the end)
   bool progress = true;                     ///< the one-line progress display on `out`
@@ -167,7 +167,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
     if (csv) {
       csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm;
       for (double a : r.accuracy) csv << ',' << a;
-      csv << '\n';
+      csv << std::endl;  // each step's line on disk at once: `tail -f`, and a killed run loses none
     }
     if (progress) {
       const double rate = static_cast<double>(s.steps_run) / std::max(t, 1e-9);
