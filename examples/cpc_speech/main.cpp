@@ -6,6 +6,7 @@
 //   cpc-speech train  --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe  --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//   mpirun -np N cpc-speech train ...                          the same training on N processes
 //
 // Every option is checked before any work (no corpus is loaded and no folder is made for a bad
 // one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
@@ -15,6 +16,9 @@
 
 #include <cpc/audio.hpp>
 #include <cpc/cpc.hpp>
+#ifdef CPC_WITH_MPI
+#include <cpc/dist/mpi.hpp>
+#endif
 
 #include <unistd.h>
 
@@ -65,7 +69,14 @@ struct settings {
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
   bool minutes_given = false, steps_given = false, model_given = false;
+  // Data-parallel training (`mpirun -np N cpc-speech train`): the group of ranks (null: one
+  // process) and how long a rank waits for the others in one collective.
+  cpc::communicator* comm = nullptr;
+  double dist_timeout = 300;
 };
+
+// "rank r of N: " in front of this process's error line when several ranks train together.
+std::string rank_label;
 
 // Exit statuses (README "Bad input", `--help`).
 constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
@@ -99,6 +110,8 @@ void check_options(const settings& s, command cmd) {
          "--clip: expected a gradient-norm bound > 0, or 0 for no clipping, got " + number(s.clip));
     need(std::isfinite(s.head_std) && s.head_std >= 0,
          "--head-std: expected a standard deviation > 0, or 0 for the preset's, got " + number(s.head_std));
+    need(std::isfinite(s.dist_timeout) && s.dist_timeout > 0,
+         "--dist-timeout: expected a time > 0 seconds, got " + number(s.dist_timeout));
   }
   if (probing) {
     need(std::isfinite(s.probe_minutes) && s.probe_minutes >= 0,
@@ -256,8 +269,10 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
               << " train utterances are shorter than a window and are not used for training\n";
   cpc::adam<float> opt(model.parameters(), {.learning_rate = s.lr});
   const fs::path ckpt = s.out / "model.safetensors";
-  if (s.resume) {  // main() checked that the checkpoint exists
-    cpc::load_checkpoint(ckpt, model, opt, {{"data", &sampler.generator()}});
+  cpc::local_communicator alone;
+  cpc::communicator& group = s.comm != nullptr ? *s.comm : alone;
+  if (s.resume) {  // main() checked that the checkpoint exists; rank 0 reads it for every rank
+    cpc::load_checkpoint(ckpt, model, opt, {{"data", &sampler.generator()}}, group);
     std::cerr << "resumed from " << ckpt << " at step " << opt.steps() << '\n';
   }
   cpc::window_batch wb;
@@ -276,8 +291,12 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   t.checkpoint_every = 100;
   t.generators = {{"data", &sampler.generator()}};
   t.metadata = {{"model", s.model}, {"gain", std::to_string(gain)}, {"description", describe<Config>()}};
+  t.comm = s.comm;
   stage("training: " + describe<Config>() + "; batch " + std::to_string(s.batch) + ", Adam lr " +
         std::to_string(s.lr) + " with " + std::to_string(s.warmup) + " warm-up steps");
+  if (group.size() > 1)
+    std::cerr << "data parallel: " << group.describe() << " x batch " << s.batch << " = "
+              << group.size() * s.batch << " windows per step; rank 0 writes " << s.out << '\n';
   const auto summary = cpc::train(model, opt, cpc::linear_warmup{s.lr, s.warmup}, next, t);
   std::cerr << "trained " << summary.steps_run << " steps in " << std::fixed << std::setprecision(0)
             << summary.seconds << " s (" << std::setprecision(2)
@@ -287,6 +306,11 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   for (std::size_t k = 0; k < summary.last.accuracy.size(); ++k)
     std::cerr << " k" << k + 1 << '=' << std::setprecision(3) << summary.last.accuracy[k];
   std::cerr << " (chance " << summary.last.chance << ")\n";
+  if (group.size() > 1)
+    std::cerr << "gradient allreduce over " << group.size() << " ranks: " << std::setprecision(1)
+              << 1e3 * summary.allreduce_seconds / std::max<double>(1, summary.steps_run) << " ms per step ("
+              << 100 * summary.allreduce_seconds / std::max(summary.seconds, 1e-9)
+              << "% of the training time, waits for slower ranks included)\n";
   if (!summary.left_chance)
     std::cerr
         << "warning: the loss never went clearly below chance - train longer (--minutes) or raise --lr\n";
@@ -609,6 +633,7 @@ const char* error_kind(const std::exception& e) {
   if (dynamic_cast<const cpc::io_error*>(&e)) return "io_error";
   if (dynamic_cast<const cpc::numeric_error*>(&e)) return "numeric_error";
   if (dynamic_cast<const cpc::shape_error*>(&e)) return "shape_error";
+  if (dynamic_cast<const cpc::communication_error*>(&e)) return "communication_error";
   if (dynamic_cast<const cpc::error*>(&e)) return "error";
   if (dynamic_cast<const std::filesystem::filesystem_error*>(&e)) return "filesystem_error";
   return "unexpected error";
@@ -617,7 +642,8 @@ const char* error_kind(const std::exception& e) {
 // Prints "cpc-speech: <type>: <message>" on one line (newlines in the message become spaces).
 void report(const char* kind, std::string message) {
   std::replace(message.begin(), message.end(), '\n', ' ');
-  std::cerr << "\ncpc-speech: " << kind << ": " << message << '\n';
+  std::cerr.clear();  // ranks other than 0 print nothing else
+  std::cerr << "\ncpc-speech: " << rank_label << kind << ": " << message << '\n';
 }
 
 // Runs `f` and turns every exception into the one-line report and `status`.
@@ -761,11 +787,31 @@ int main(int argc, char** argv) {
   model_opts(demo, "");
   train_opts(demo);
   probe_opts(demo);
-  auto* train = app.add_subcommand("train", "train a CPC model");
+  auto* train = app.add_subcommand(
+      "train", "train a CPC model (on N processes or machines: mpirun -np N cpc-speech train ...)");
   corpus_opt(train, false);
   model_opts(train, " (--resume: the checkpoint's)");
   train_opts(train);
   train->add_flag("--resume", s.resume, "continue from OUT/model.safetensors (which must exist)");
+  train
+      ->add_option("--dist-timeout", s.dist_timeout,
+                   "under mpirun: seconds a rank waits for the others (a step, a checkpoint write) before "
+                   "ending the job, > 0")
+      ->capture_default_str();
+  // Appended to the exit-status footer that the subcommand inherits from `app`.
+#ifdef CPC_WITH_MPI
+  const char* mpi_build = "(this build has MPI): mpirun -np N cpc-speech train ... runs N ranks;";
+#else
+  const char* mpi_build =
+      "(needs a build with -DCPC_WITH_MPI=ON): mpirun -np N cpc-speech train ... runs N ranks;";
+#endif
+  train->footer(
+      train->get_footer() + "\n\nSeveral processes or machines " + mpi_build +
+      "\neach draws --batch windows of its own per step, the gradients are averaged over the ranks and "
+      "every\nrank takes the same Adam step (N x --batch windows per step). Rank 0 writes --out "
+      "(checkpoint, CSV,\nprogress); --resume works with the same or another N. A rank that dies or "
+      "hangs ends the job within\n--dist-timeout seconds, the last checkpoint intact. README \"Training "
+      "on several machines\".");
   auto* probe = app.add_subcommand("probe", "linear probes on frozen features");
   corpus_opt(probe, true);
   model_opts(probe, " (--features cpc: the checkpoint's)");
@@ -802,12 +848,60 @@ int main(int argc, char** argv) {
   // train and encode use no phone labels: do not read them (an empty path turns the file off).
   if (cmd == command::train || cmd == command::encode) s.alignments = fs::path();
   cpc::warn_if_cpu_features_unused();
+#ifdef CPC_WITH_MPI
+  // Under mpirun: MPI for the life of main; with N > 1 ranks only `train` runs, rank 0 alone
+  // prints, and a failing rank ends the whole job (finish: MPI_Abort) after its error line.
+  std::optional<cpc::mpi_environment> mpi;
+  std::optional<cpc::mpi_communicator> world;
+  if (cpc::mpi_environment::launched()) {
+    if (const int rc = guarded(exit_failed, [&] {
+          mpi.emplace(&argc, &argv);
+          return 0;
+        }))
+      return rc;
+    if (mpi->size() > 1) {
+      rank_label = "rank " + std::to_string(mpi->rank()) + " of " + std::to_string(mpi->size()) + ": ";
+      if (cmd != command::train) {
+        report("config_error", "only 'cpc-speech train' runs on several processes (mpirun -np " +
+                                   std::to_string(mpi->size()) +
+                                   "); run demo, probe and encode as one process");
+        return mpi->finish(exit_refused);
+      }
+      if (mpi->rank() != 0) {
+        std::cerr.setstate(std::ios::badbit);
+        std::cout.setstate(std::ios::badbit);
+      }
+    }
+  }
+  const auto finish = [&](int rc) { return mpi ? mpi->finish(rc) : rc; };
+#else
+  const auto finish = [](int rc) { return rc; };
+#endif
   if (const int rc = guarded(exit_refused, [&] {
         check_before_work(s, cmd);
         return 0;
       }))
-    return rc;
-  return guarded(exit_failed, [&] {
+    return finish(rc);
+#ifdef CPC_WITH_MPI
+  if (mpi && mpi->size() > 1) {
+    if (const int rc = guarded(exit_failed, [&] {
+          world.emplace(
+              MPI_COMM_WORLD,
+              cpc::mpi_options{.timeout_seconds = s.dist_timeout,
+                               .timeout_hint = "--dist-timeout; the checkpoint in " + s.out.string() +
+                                               " is the last one written, intact"});
+          return 0;
+        }))
+      return finish(rc);
+    s.comm = &*world;
+    cpc::mpi_environment::on_termination(
+        "\ncpc-speech: " + rank_label +
+        "ended by a signal from mpirun: another rank failed or was killed (its message is above), or the job "
+        "was interrupted; the checkpoint in " +
+        s.out.string() + " is the last one written, intact\n");
+  }
+#endif
+  return finish(guarded(exit_failed, [&] {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
     switch (cmd) {
       case command::demo:
@@ -820,5 +914,5 @@ int main(int argc, char** argv) {
         return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
     }
     return 0;
-  });
+  }));
 }

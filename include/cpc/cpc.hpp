@@ -12,6 +12,7 @@
 #include "cpc/core/threads.hpp"
 #include "cpc/data/idx.hpp"
 #include "cpc/data/negative_sampler.hpp"
+#include "cpc/dist/communicator.hpp"
 #include "cpc/encoder/patches.hpp"
 #include "cpc/encoder/resnet_block.hpp"
 #include "cpc/encoder/resnet_patch_encoder.hpp"
@@ -38,4 +39,5 @@
 #include "cpc/optim/schedule.hpp"
 #include "cpc/optim/sgd.hpp"
 #include "cpc/train/checkpoint.hpp"
+#include "cpc/train/distributed.hpp"
 #include "cpc/train/trainer.hpp"

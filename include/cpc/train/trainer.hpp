@@ -22,6 +22,7 @@
 #include "cpc/optim/clip.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/train/checkpoint.hpp"
+#include "cpc/train/distributed.hpp"
 
 namespace cpc {
 
@@ -40,7 +41,7 @@ struct train_options {
   std::uint64_t max_steps = 0;
   double max_seconds = 0;
   double clip_norm = 0;                     ///< gradient-norm clipping threshold; 0 = off
-  std::filesystem::path csv_path{};         ///< per-step CSV log; empty = none
+  std::filesystem::path csv_path{};         ///< per-step CSV log (a line flushed per step); empty = none
   std::filesystem::path checkpoint_path{};  ///< empty = no checkpoints
   std::uint64_t checkpoint_every = 0;       ///< steps between checkpoints (0 = only at the end)
   bool progress = true;                     ///< the one-line progress display on `out`
@@ -51,6 +52,11 @@ struct train_options {
   double chance_margin = 0.02;
   named_generators generators{};  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
   safetensors_metadata metadata{};
+  /// Data-parallel training (cpc/train/distributed.hpp): the group of processes that train this
+  /// model together, each on its own batches; null (or a group of one) = this process alone. Every
+  /// rank calls `train` with the same options; only rank 0 writes the CSV, the checkpoint and the
+  /// progress line.
+  communicator* comm = nullptr;
 };
 
 /// What a `train` call did.
@@ -58,8 +64,9 @@ struct train_summary {
   std::uint64_t steps = 0;      ///< total optimiser steps after the call
   std::uint64_t steps_run = 0;  ///< steps run in this call
   double seconds = 0;
-  info_nce_result last;      ///< the last step's result
-  bool left_chance = false;  ///< whether the loss went below (1 - chance_margin) x chance
+  info_nce_result last;          ///< the last step's result
+  bool left_chance = false;      ///< whether the loss went below (1 - chance_margin) x chance
+  double allreduce_seconds = 0;  ///< time spent averaging gradients over the ranks (waits included)
 };
 
 namespace detail {
@@ -92,7 +99,9 @@ inline double mean_of(const std::vector<double>& v) {
 /// (no optimiser step is taken, and the last checkpoint on disk stays intact); `cpc::config_error`
 /// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written (the
 /// checkpoint is first written before step 1, so a bad path fails at once);
-/// errors of the model and the batch source.
+/// errors of the model and the batch source. With `o.comm`: losses, accuracies and gradients are
+/// the means over the ranks (so every rank throws the same numeric_error at the same step), rank
+/// 0's write errors are every rank's, and `cpc::communication_error` when a rank died or hangs.
 template <class Model, class Optimizer, class Schedule, class NextBatch>
 train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatch&& next_batch,
                     const train_options& o) {
@@ -100,8 +109,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
   using backend = typename Model::backend_type;
   if (o.max_steps == 0 && o.max_seconds <= 0)
     throw config_error("train: expected max_steps > 0 or max_seconds > 0");
+  const bool lead = detail::leads(o.comm);
   std::ofstream csv;
-  if (!o.csv_path.empty()) {
+  if (!o.csv_path.empty() && lead) {
     const bool append = opt.steps() > 0 && std::filesystem::exists(o.csv_path);
     csv.open(o.csv_path, append ? std::ios::app : std::ios::trunc);
     if (!csv) throw io_error("train: cannot write the CSV log " + o.csv_path.string());
@@ -111,7 +121,8 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
       csv << '\n';
     }
   }
-  const bool tty = o.progress && o.out == &std::cerr && isatty(STDERR_FILENO);
+  const bool progress = o.progress && lead;
+  const bool tty = progress && o.out == &std::cerr && isatty(STDERR_FILENO);
   const bool summed = m.config().loss.reduction == step_reduction::sum;
   const auto& params = m.parameters();
   training_batch<T> batch;
@@ -122,16 +133,21 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   const auto save = [&] {
-    if (!o.checkpoint_path.empty()) save_checkpoint(o.checkpoint_path, m, opt, o.generators, o.metadata);
+    detail::save_replicated(o.comm, o.checkpoint_path, m, opt, o.generators, o.metadata);
   };
+  if (detail::distributed(o.comm)) detail::start_replicas(*o.comm, m, opt, o.generators);
   // Save once before the first step: an unwritable checkpoint path fails now, not after the run.
   save();
-  while ((o.max_steps == 0 || opt.steps() < o.max_steps) &&
-         (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
+  while (detail::lead_decides(
+      o.comm,
+      (o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds),
+      o.max_seconds > 0)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
     next_batch(batch);
-    const info_nce_result r = m.compute_gradients(batch.audio, batch.info);
+    info_nce_result r = m.compute_gradients(batch.audio, batch.info);
+    if (detail::distributed(o.comm))
+      s.allreduce_seconds += detail::average_replicas<T, backend>(*o.comm, params, r);
     if (!std::isfinite(r.loss))
       throw numeric_error("training step " + std::to_string(step) + ": the loss is " +
                           std::to_string(r.loss) +
@@ -151,9 +167,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
     if (csv) {
       csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm;
       for (double a : r.accuracy) csv << ',' << a;
-      csv << '\n';
+      csv << std::endl;  // each step's line on disk at once: `tail -f`, and a killed run loses none
     }
-    if (o.progress) {
+    if (progress) {
       const double rate = static_cast<double>(s.steps_run) / std::max(t, 1e-9);
       double eta = 0;
       if (o.max_steps > 0) eta = static_cast<double>(o.max_steps - step) / rate;
@@ -169,7 +185,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, NextBatc
       else if (step % 10 == 0 || step == 1)
         *o.out << line.str() << '\n';
     }
-    if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after) {
+    if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after && lead) {
       warned = true;
       *o.out << (tty ? "\n" : "") << "warning: after " << s.steps_run << " steps the loss " << r.loss
              << " is still within " << 100 * o.chance_margin << "% of chance (" << chance
