@@ -1,7 +1,9 @@
 # Writes one ctest per doctest test case of TEST_EXECUTABLE into CTEST_FILE (run after each
 # build). Each test selects its case by position (--first=i --last=i), not by name: doctest's
 # name filters split at commas and would silently run nothing for a name that contains one.
-# Arguments: TEST_EXECUTABLE, TEST_PREFIX, CTEST_FILE, TIMEOUT.
+# Arguments: TEST_EXECUTABLE, TEST_PREFIX, CTEST_FILE, TIMEOUT; optional TEST_LAUNCHER (a command
+# put before the executable, its words separated by '|', e.g. "mpiexec|-np|2") and
+# TEST_ENVIRONMENT (NAME=VALUE entries separated by '|').
 execute_process(COMMAND "${TEST_EXECUTABLE}" --list-test-cases --no-version
                 OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -14,6 +16,16 @@ string(REPLACE "\"" "'" out "${out}")
 string(REPLACE "$" "S" out "${out}")
 string(REPLACE ";" "," out "${out}")
 string(REPLACE "\n" ";" lines "${out}")
+string(REPLACE "|" ";" launcher "${TEST_LAUNCHER}")
+set(launch "")
+foreach(word IN LISTS launcher)
+  string(APPEND launch "\"${word}\" ")
+endforeach()
+set(properties "TIMEOUT ${TIMEOUT}")
+if(TEST_ENVIRONMENT)
+  string(REPLACE "|" ";" environment "${TEST_ENVIRONMENT}")
+  string(APPEND properties " ENVIRONMENT \"${environment}\"")
+endif()
 set(script "")
 set(index 0)
 foreach(line IN LISTS lines)
@@ -22,8 +34,8 @@ foreach(line IN LISTS lines)
   endif()
   math(EXPR index "${index} + 1")
   set(name "${TEST_PREFIX} #${index}: ${line}")
-  string(APPEND script "add_test(\"${name}\" \"${TEST_EXECUTABLE}\" --first=${index} --last=${index} --no-version)\n"
-                       "set_tests_properties(\"${name}\" PROPERTIES TIMEOUT ${TIMEOUT})\n")
+  string(APPEND script "add_test(\"${name}\" ${launch}\"${TEST_EXECUTABLE}\" --first=${index} --last=${index} --no-version)\n"
+                       "set_tests_properties(\"${name}\" PROPERTIES ${properties})\n")
 endforeach()
 if(index EQUAL 0)
   message(FATAL_ERROR "${TEST_EXECUTABLE} has no test cases")

@@ -8,6 +8,7 @@
 //   cpc-speech probe    --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode   --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
 //   cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2
+//   mpirun -np N cpc-speech train ...                            the same training on N processes
 //
 // Every option is checked before any work (no corpus is loaded and no folder is made for a bad
 // one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
@@ -17,6 +18,9 @@
 
 #include <cpc/audio.hpp>
 #include <cpc/cpc.hpp>
+#ifdef CPC_WITH_MPI
+#include <cpc/dist/mpi.hpp>
+#endif
 
 #include <unistd.h>
 
@@ -72,7 +76,14 @@ struct settings {
   bool is_given(const std::string& option) const {
     return std::find(given.begin(), given.end(), option) != given.end();
   }
+  // Data-parallel training (`mpirun -np N cpc-speech train`): the group of ranks (null: one
+  // process) and how long a rank waits for the others in one collective.
+  cpc::communicator* comm = nullptr;
+  double dist_timeout = 300;
 };
+
+// "rank r of N: " in front of this process's error line when several ranks train together.
+std::string rank_label;
 
 // Exit statuses (README "Bad input", `--help`).
 constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
@@ -103,6 +114,8 @@ void check_options(settings& s, command cmd) {
     need(!s.is_given("--minutes") || (std::isfinite(s.minutes) && s.minutes > 0),
          "--minutes: expected a finite time budget > 0 minutes, got " + number(s.minutes));
     need(!s.is_given("--steps") || s.steps >= 1, "--steps: expected at least 1 step, got 0");
+    need(std::isfinite(s.dist_timeout) && s.dist_timeout > 0,
+         "--dist-timeout: expected a time > 0 seconds, got " + number(s.dist_timeout));
   }
   if (cmd == command::ablation) {
     need(s.is_given("--steps"),
@@ -253,8 +266,13 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   run.train.checkpoint_path = run_dir / "model.safetensors";
   run.train.checkpoint_every = 100;
   run.train.metadata = {{"description", describe_model<Config>(recipe)}};
+  run.train.comm = s.comm;
   stage("training: " + describe_model<Config>(recipe) + "; batches prepared " +
         (run.prefetch ? "ahead (prefetching)" : "in the step (--no-prefetch)"));
+  const std::size_t ranks = s.comm != nullptr ? s.comm->size() : 1;
+  if (ranks > 1)
+    std::cerr << "data parallel: " << s.comm->describe() << " x batch " << recipe.batch << " = "
+              << ranks * recipe.batch << " windows per step; rank 0 writes " << run_dir << '\n';
   const auto summary = cpc::train_speech(model, corpus, recipe, run);
   if (resume)
     std::cerr << "resumed from " << run.train.checkpoint_path << " at step "
@@ -270,6 +288,11 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   for (std::size_t k = 0; k < summary.last.accuracy.size(); ++k)
     std::cerr << " k" << k + 1 << '=' << std::setprecision(3) << summary.last.accuracy[k];
   std::cerr << " (chance " << summary.last.chance << ")\n";
+  if (ranks > 1)
+    std::cerr << "gradient allreduce over " << ranks << " ranks: " << std::setprecision(1)
+              << 1e3 * summary.allreduce_seconds / std::max<double>(1, summary.steps_run) << " ms per step ("
+              << 100 * summary.allreduce_seconds / std::max(summary.seconds, 1e-9)
+              << "% of the training time, waits for slower ranks included)\n";
   if (!summary.left_chance)
     std::cerr
         << "warning: the loss never went clearly below chance - train longer (--minutes) or raise --lr\n";
@@ -579,6 +602,7 @@ const char* error_kind(const std::exception& e) {
   if (dynamic_cast<const cpc::io_error*>(&e)) return "io_error";
   if (dynamic_cast<const cpc::numeric_error*>(&e)) return "numeric_error";
   if (dynamic_cast<const cpc::shape_error*>(&e)) return "shape_error";
+  if (dynamic_cast<const cpc::communication_error*>(&e)) return "communication_error";
   if (dynamic_cast<const cpc::error*>(&e)) return "error";
   if (dynamic_cast<const std::filesystem::filesystem_error*>(&e)) return "filesystem_error";
   return "unexpected error";
@@ -587,7 +611,8 @@ const char* error_kind(const std::exception& e) {
 // Prints "cpc-speech: <type>: <message>" on one line (newlines in the message become spaces).
 void report(const char* kind, std::string message) {
   std::replace(message.begin(), message.end(), '\n', ' ');
-  std::cerr << "\ncpc-speech: " << kind << ": " << message << '\n';
+  std::cerr.clear();  // ranks other than 0 print nothing else
+  std::cerr << "\ncpc-speech: " << rank_label << kind << ": " << message << '\n';
 }
 
 // Runs `f` and turns every exception into the one-line report and `status`.
@@ -604,17 +629,28 @@ int guarded(int status, F&& f) {
 }
 
 // The recipe options a checkpoint fixes, by option name (= metadata key, speech_recipe::metadata).
+// Not --batch: it is the batch of each rank, which a resumed run may change with the number of
+// ranks (mpirun -np N) to keep N x --batch windows per step.
 const std::vector<std::string>& recipe_options() {
-  static const std::vector<std::string> names{
-      "--model",     "--steps-ahead", "--negatives", "--batch", "--speakers-per-batch", "--short-utterances",
-      "--normalize", "--lr",          "--warmup",    "--clip",  "--head-std",           "--seed"};
+  static const std::vector<std::string> names{"--model",
+                                              "--steps-ahead",
+                                              "--negatives",
+                                              "--speakers-per-batch",
+                                              "--short-utterances",
+                                              "--normalize",
+                                              "--lr",
+                                              "--warmup",
+                                              "--clip",
+                                              "--head-std",
+                                              "--seed"};
   return names;
 }
 
-// Replaces s.recipe by the checkpoint's, refusing recipe options given with other values.
-// Errors: cpc::config_error "--<option>: the checkpoint '<path>' ... got --<option> <value>".
+// Replaces s.recipe by the checkpoint's (but for a given --batch), refusing recipe options given
+// with other values. Errors: cpc::config_error "--<option>: the checkpoint '<path>' ... got
+// --<option> <value>", or speech_recipe::check's for a --batch the checkpoint's recipe cannot use.
 void take_recipe_from(settings& s, const fs::path& ckpt) {
-  const cpc::speech_recipe saved = cpc::read_speech_recipe(ckpt);
+  cpc::speech_recipe saved = cpc::read_speech_recipe(ckpt);
   const auto mine = s.recipe.metadata(), theirs = saved.metadata();
   for (const auto& option : recipe_options()) {
     const std::string key = option.substr(2);
@@ -625,6 +661,10 @@ void take_recipe_from(settings& s, const fs::path& ckpt) {
     throw cpc::config_error(option + ": the checkpoint '" + ckpt.string() + "' was trained with " + option +
                             " " + theirs.at(key) + ", got " + option + " " + mine.at(key) + " (leave out " +
                             option + " to continue its recipe)");
+  }
+  if (s.is_given("--batch")) {
+    saved.batch = s.recipe.batch;
+    saved.check();
   }
   s.recipe = saved;
 }
@@ -686,6 +726,11 @@ int main(int argc, char** argv) {
       [](std::string& v) -> std::string {
         if (v.find_first_not_of("0123456789") != std::string::npos || v.empty())
           return "expected a whole number >= 0, got '" + v + "'";
+        try {
+          (void)std::stoull(v);  // CLI11 would saturate a number past 2^64 - 1 silently
+        } catch (const std::out_of_range&) {
+          return "expected a whole number <= 18446744073709551615, got '" + v + "'";
+        }
         return {};
       },
       "UINT");
@@ -771,12 +816,33 @@ int main(int argc, char** argv) {
   model_opts(demo, "");
   train_opts(demo);
   probe_opts(demo);
-  auto* train = app.add_subcommand("train", "train a CPC model");
+  auto* train = app.add_subcommand(
+      "train", "train a CPC model (on N processes or machines: mpirun -np N cpc-speech train ...)");
   corpus_opt(train, false);
   model_opts(train, " (--resume: the checkpoint's)");
   train_opts(train);
-  train->add_flag("--resume", s.resume,
-                  "continue from OUT/model.safetensors (which must exist) with its recipe");
+  train->add_flag(
+      "--resume", s.resume,
+      "continue from OUT/model.safetensors (which must exist) with its recipe (--batch may change)");
+  train
+      ->add_option("--dist-timeout", s.dist_timeout,
+                   "under mpirun: seconds a rank waits for the others (a step, a checkpoint write) before "
+                   "ending the job, > 0")
+      ->capture_default_str();
+  // Appended to the exit-status footer that the subcommand inherits from `app`.
+#ifdef CPC_WITH_MPI
+  const char* mpi_build = "(this build has MPI): mpirun -np N cpc-speech train ... runs N ranks;";
+#else
+  const char* mpi_build =
+      "(needs a build with -DCPC_WITH_MPI=ON): mpirun -np N cpc-speech train ... runs N ranks;";
+#endif
+  train->footer(
+      train->get_footer() + "\n\nSeveral processes or machines " + mpi_build +
+      "\neach draws --batch windows of its own per step, the gradients are averaged over the ranks and "
+      "every\nrank takes the same Adam step (N x --batch windows per step). Rank 0 writes --out "
+      "(checkpoint, CSV,\nprogress); --resume works with the same or another N. A rank that dies or "
+      "hangs ends the job within\n--dist-timeout seconds, the last checkpoint intact. README \"Training "
+      "on several machines\".");
   auto* probe = app.add_subcommand("probe", "linear probes on frozen features");
   corpus_opt(probe, true);
   model_opts(probe, " (--features cpc: the checkpoint's)");
@@ -818,12 +884,60 @@ int main(int argc, char** argv) {
   // train and encode use no phone labels: do not read them (an empty path turns the file off).
   if (cmd == command::train || cmd == command::encode) s.alignments = fs::path();
   cpc::warn_if_cpu_features_unused();
+#ifdef CPC_WITH_MPI
+  // Under mpirun: MPI for the life of main; with N > 1 ranks only `train` runs, rank 0 alone
+  // prints, and a failing rank ends the whole job (finish: MPI_Abort) after its error line.
+  std::optional<cpc::mpi_environment> mpi;
+  std::optional<cpc::mpi_communicator> world;
+  if (cpc::mpi_environment::launched()) {
+    if (const int rc = guarded(exit_failed, [&] {
+          mpi.emplace(&argc, &argv);
+          return 0;
+        }))
+      return rc;
+    if (mpi->size() > 1) {
+      rank_label = "rank " + std::to_string(mpi->rank()) + " of " + std::to_string(mpi->size()) + ": ";
+      if (cmd != command::train) {
+        report("config_error", "only 'cpc-speech train' runs on several processes (mpirun -np " +
+                                   std::to_string(mpi->size()) +
+                                   "); run demo, probe, encode and ablation as one process");
+        return mpi->finish(exit_refused);
+      }
+      if (mpi->rank() != 0) {
+        std::cerr.setstate(std::ios::badbit);
+        std::cout.setstate(std::ios::badbit);
+      }
+    }
+  }
+  const auto finish = [&](int rc) { return mpi ? mpi->finish(rc) : rc; };
+#else
+  const auto finish = [](int rc) { return rc; };
+#endif
   if (const int rc = guarded(exit_refused, [&] {
         check_before_work(s, cmd);
         return 0;
       }))
-    return rc;
-  return guarded(exit_failed, [&] {
+    return finish(rc);
+#ifdef CPC_WITH_MPI
+  if (mpi && mpi->size() > 1) {
+    if (const int rc = guarded(exit_failed, [&] {
+          world.emplace(
+              MPI_COMM_WORLD,
+              cpc::mpi_options{.timeout_seconds = s.dist_timeout,
+                               .timeout_hint = "--dist-timeout; the checkpoint in " + s.out.string() +
+                                               " is the last one written, intact"});
+          return 0;
+        }))
+      return finish(rc);
+    s.comm = &*world;
+    cpc::mpi_environment::on_termination(
+        "\ncpc-speech: " + rank_label +
+        "ended by a signal from mpirun: another rank failed or was killed (its message is above), or the job "
+        "was interrupted; the checkpoint in " +
+        s.out.string() + " is the last one written, intact\n");
+  }
+#endif
+  return finish(guarded(exit_failed, [&] {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
     return cpc::presets::with_audio_preset(
         s.recipe.model,
@@ -843,5 +957,5 @@ int main(int argc, char** argv) {
           return 0;
         },
         "--model");
-  });
+  }));
 }

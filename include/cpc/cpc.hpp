@@ -14,6 +14,7 @@
 #include "cpc/data/idx.hpp"
 #include "cpc/data/image_sampler.hpp"
 #include "cpc/data/negative_sampler.hpp"
+#include "cpc/dist/communicator.hpp"
 #include "cpc/encoder/patches.hpp"
 #include "cpc/encoder/resnet_block.hpp"
 #include "cpc/encoder/resnet_patch_encoder.hpp"
@@ -42,4 +43,5 @@
 #include "cpc/optim/schedule.hpp"
 #include "cpc/optim/sgd.hpp"
 #include "cpc/train/checkpoint.hpp"
+#include "cpc/train/distributed.hpp"
 #include "cpc/train/trainer.hpp"

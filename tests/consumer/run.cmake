@@ -17,7 +17,8 @@ function(run what)
   set(err "${err}" PARENT_SCOPE)
 endfunction()
 
-run("configuring cpc" ${CMAKE_COMMAND} -S ${CPC_SOURCE} -B ${WORK}/cpc-build ${compiler})
+# CPC_WITH_MPI=AUTO: when MPI is installed the package also exports cpc::mpi, built below.
+run("configuring cpc" ${CMAKE_COMMAND} -S ${CPC_SOURCE} -B ${WORK}/cpc-build ${compiler} -DCPC_WITH_MPI=AUTO)
 run("cmake --install of a configured-only tree" ${CMAKE_COMMAND} --install ${WORK}/cpc-build --prefix ${WORK}/prefix)
 foreach(f include/cpc/cpc.hpp include/cpc/core/cpu_features.hpp share/cmake/cpc/cpcConfig.cmake
           share/cmake/cpc/cpcTargets.cmake)
@@ -58,5 +59,13 @@ if(unused)
   endif()
 elseif(NOT n EQUAL 0)
   message(FATAL_ERROR "cpc::cpc consumer: a warning although no CPU feature is unused")
+endif()
+# cpc::mpi (when MPI was found): run alone, the program must not start MPI.
+if(EXISTS ${WORK}/build/cpc_consumer_mpi)
+  run("the cpc::mpi consumer" ${WORK}/build/cpc_consumer_mpi)
+  message("cpc_consumer_mpi: ${out}${err}")
+  if(NOT out MATCHES "cpc mpi consumer ok: one process, mean 1 0")
+    message(FATAL_ERROR "cpc::mpi consumer: unexpected output")
+  endif()
 endif()
 message("install_consumer: the library installed from a configured-only tree; cpc::cpc and cpc::native work")

@@ -157,6 +157,12 @@ TEST_CASE("negative_sampler: no candidate throws config_error naming the policy 
                        "negative_sampler: policy same_speaker needs 2 speaker ids, got 0", config_error);
   CHECK_THROWS_WITH_AS(sp.sample(2, 5, {.lengths = {5, 6}}, gen),
                        "negative_sampler: length of item 1 is 6, expected <= 5", config_error);
+  // A wrong number of speaker ids is refused whatever the policy, with or without lengths.
+  negative_sampler batch_policy({.negatives = 4, .steps = 2});
+  CHECK_THROWS_WITH_AS(batch_policy.sample(2, 5, {.speakers = {7}}, gen),
+                       "negative_sampler: expected 2 speaker ids, got 1", config_error);
+  CHECK_THROWS_WITH_AS(batch_policy.sample(2, 5, {.lengths = {5, 5}, .speakers = {7, 8, 9}}, gen),
+                       "negative_sampler: expected 2 speaker ids, got 3", config_error);
   CHECK_THROWS_AS(negative_sampler({.negatives = 0}), config_error);
   // A single-frame item has no anchor, so it needs no candidate.
   CHECK_NOTHROW(s.sample(2, 5, {.lengths = {1, 5}}, gen));

@@ -163,11 +163,14 @@ TEST_CASE("safetensors: malformed files throw io_error naming the file and the r
   temp_dir dir;
   const std::string prefix = "load_safetensors: " + (dir.path / "bad.safetensors").string() + ": ";
   const std::string f32x2(8, '\0');
-  CHECK(load_error(dir, "12345") == prefix + "file is 5 bytes, shorter than the 8-byte header length");
+  CHECK(load_error(dir, "12345") ==
+        prefix + "not a safetensors file: it is 5 bytes, shorter than the 8-byte header length");
   CHECK(load_error(dir, raw_file("{}", "", 100)) ==
-        prefix + "header length 100 exceeds the 2 bytes after the length field");
+        prefix + "not a safetensors file: header length 100 exceeds the 2 bytes after the length field");
   CHECK(load_error(dir, raw_file("{}", "", ~0ULL - 1)) ==
-        prefix + "header length 18446744073709551614 exceeds the 2 bytes after the length field");
+        prefix +
+            "not a safetensors file: header length 18446744073709551614 exceeds the 2 bytes after the length "
+            "field");
   CHECK(load_error(dir, raw_file(R"({"a": {"dtype": )", ""))
             .starts_with(prefix + "header is not valid JSON ("));
   CHECK(load_error(dir, raw_file("[1, 2]", "")) == prefix + "header is not a JSON object");

@@ -11,24 +11,41 @@
 
 namespace cpc {
 
+namespace detail {
+/// Memory of an unavailable backend: host types stand in so that a class templated on it reports
+/// only `report_unavailable`'s error, never a cascade; nothing can move data into it (`to`).
+struct unavailable_memory : host_memory {
+  static constexpr bool host_accessible = false;
+};
+template <class Backend, bool = backend_available<Backend>>
+struct memory_of {
+  using type = typename Backend::memory;
+};
+template <class Backend>
+struct memory_of<Backend, false> {
+  using type = unavailable_memory;
+};
+}  // namespace detail
+
 /// Flat storage of `T` allocated by `Backend` (host: `cpc::host_buffer<T>`, 64-byte aligned).
 template <class T, class Backend>
-using buffer_for = typename Backend::memory::template buffer<T>;
+using buffer_for = typename detail::memory_of<Backend>::type::template buffer<T>;
 
 /// Shaped owning tensor allocated by `Backend` (host: `cpc::tensor<T, N>`, row-major xtensor).
 template <class T, std::size_t N, class Backend>
-using tensor_for = typename Backend::memory::template tensor<T, N>;
+using tensor_for = typename detail::memory_of<Backend>::type::template tensor<T, N>;
 
 /// Whether CPU code may read memory of `Backend` directly.
 template <class Backend>
-inline constexpr bool host_accessible = Backend::memory::host_accessible;
+inline constexpr bool host_accessible = detail::memory_of<Backend>::type::host_accessible;
 
 /// A copy of host tensor `t` allocated by backend `Dst`. Shapes are kept.
 /// Errors: none on the host backends; a device backend adds its own overload (and throws
-/// `cpc::error` subclasses on failed transfers).
+/// `cpc::error` subclasses on failed transfers); an unavailable backend stops compilation with
+/// `report_unavailable`'s message.
 template <class Dst, class Tensor>
-requires host_accessible<Dst>
-auto to(const Tensor& t) {
+requires(host_accessible<Dst> || !backend_available<Dst>) auto to(const Tensor& t) {
+  static_assert(report_unavailable<Dst>());
   using T = std::remove_cv_t<std::remove_reference_t<decltype(*t.data())>>;
   constexpr std::size_t N = std::tuple_size_v<std::remove_cvref_t<decltype(t.shape())>>;
   return tensor_for<T, N, Dst>(t);

@@ -50,11 +50,20 @@ inline constexpr bool backend_available<cpu> = true;
 template <>
 inline constexpr bool backend_available<reference> = true;
 
+/// Instantiated once per backend: the one place that reports an unavailable backend (the
+/// compiler's note names it: "'cpc::backend_available<cpc::cuda>' evaluates to false"). Every class
+/// (`CPC_REQUIRE_BACKEND`) and op (`CPC_DISPATCH`) on that backend refers here, so a whole model
+/// reports it once.
+template <class Backend>
+constexpr bool report_unavailable() {
+  static_assert(backend_available<Backend>,
+                "cpc: this backend has no kernels in this build (the note names it; cpc::cuda has none in "
+                "this version, whatever CPC_WITH_CUDA says); use cpc::cpu (or cpc::reference, the slow test "
+                "oracle), or include the backend's kernel headers");
+  return true;
+}
+
 /// Put in every backend-templated class: one readable error when the backend is unavailable.
-#define CPC_REQUIRE_BACKEND(Backend)                                                                       \
-  static_assert(::cpc::backend_available<Backend>,                                                         \
-                "cpc: this backend has no kernels in this build - cpc::cuda has none yet (whatever "       \
-                "CPC_WITH_CUDA says); use cpc::cpu (or cpc::reference, the slow test oracle), or include " \
-                "the backend's kernel headers")
+#define CPC_REQUIRE_BACKEND(Backend) static_assert(::cpc::report_unavailable<Backend>())
 
 }  // namespace cpc

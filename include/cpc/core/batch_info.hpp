@@ -25,6 +25,9 @@ struct batch_info {
 /// speakers, or a length above `time`.
 inline std::vector<std::size_t> resolve_lengths(std::string_view where, const batch_info& info,
                                                 std::size_t batch, std::size_t time) {
+  if (!info.speakers.empty() && info.speakers.size() != batch)
+    throw config_error(std::string(where) + ": expected " + std::to_string(batch) + " speaker ids, got " +
+                       std::to_string(info.speakers.size()));
   if (info.lengths.empty()) return std::vector<std::size_t>(batch, time);
   if (info.lengths.size() != batch)
     throw config_error(std::string(where) + ": expected " + std::to_string(batch) + " lengths, got " +
@@ -33,9 +36,6 @@ inline std::vector<std::size_t> resolve_lengths(std::string_view where, const ba
     if (info.lengths[b] > time)
       throw config_error(std::string(where) + ": length of item " + std::to_string(b) + " is " +
                          std::to_string(info.lengths[b]) + ", expected <= " + std::to_string(time));
-  if (!info.speakers.empty() && info.speakers.size() != batch)
-    throw config_error(std::string(where) + ": expected " + std::to_string(batch) + " speaker ids, got " +
-                       std::to_string(info.speakers.size()));
   return info.lengths;
 }
 

@@ -36,4 +36,12 @@ class config_error : public error {
   using error::error;
 };
 
+/// The processes of a data-parallel run lost each other: a collective did not complete within its
+/// deadline (a rank died or hangs) or the transport reported an error. Names the operation, the
+/// rank and the deadline. After it, the group is unusable: end the job (cpc/dist/mpi.hpp).
+class communication_error : public error {
+ public:
+  using error::error;
+};
+
 }  // namespace cpc

@@ -4,6 +4,7 @@
 /// Generator: xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64.
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <numbers>
 
@@ -74,6 +75,22 @@ class rng {
     while (u1 <= 0.0) u1 = uniform();
     const double u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  }
+
+  /// Advances the state by 2^128 draws (xoshiro256's jump polynomial, Blackman & Vigna 2018), so
+  /// that generators jumped 0, 1, 2, ... times from one state draw non-overlapping streams (one per
+  /// process of a data-parallel run, `cpc/train/distributed.hpp`).
+  void jump() {
+    static constexpr std::array<std::uint64_t, 4> polynomial{0x180ec6d33cfd0abaULL, 0xd5a61266f0c9392cULL,
+                                                             0xa9582618e03fc9aaULL, 0x39abdc4529b1661cULL};
+    state_type jumped{};
+    for (const std::uint64_t word : polynomial)
+      for (int b = 0; b < 64; ++b) {
+        if (word & (std::uint64_t{1} << b))
+          for (std::size_t i = 0; i < jumped.size(); ++i) jumped[i] ^= s_[i];
+        next();
+      }
+    s_ = jumped;
   }
 
   /// The full generator state, for checkpoints.

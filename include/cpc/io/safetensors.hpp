@@ -335,14 +335,15 @@ inline safetensors_file load_safetensors(const std::filesystem::path& path) {
   const std::uint64_t file_size = std::filesystem::file_size(path, ec);
   if (ec) throw fail("cannot read the file size: " + ec.message());
   if (file_size < 8)
-    throw fail("file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
+    throw fail("not a safetensors file: it is " + std::to_string(file_size) +
+               " bytes, shorter than the 8-byte header length");
   unsigned char len[8];
   if (!in.read(reinterpret_cast<char*>(len), 8)) throw fail("cannot read the header length");
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
   if (n > file_size - 8)
-    throw fail("header length " + std::to_string(n) + " exceeds the " + std::to_string(file_size - 8) +
-               " bytes after the length field");
+    throw fail("not a safetensors file: header length " + std::to_string(n) + " exceeds the " +
+               std::to_string(file_size - 8) + " bytes after the length field");
   std::string text(static_cast<std::size_t>(n), '\0');
   if (!in.read(text.data(), static_cast<std::streamsize>(n))) throw fail("cannot read the header");
   const std::uint64_t data_size = file_size - 8 - n;

@@ -26,6 +26,7 @@
 #include "cpc/optim/adam.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/train/checkpoint.hpp"
+#include "cpc/train/distributed.hpp"
 #include "cpc/train/trainer.hpp"
 
 namespace cpc {
@@ -265,7 +266,9 @@ struct speech_run_options {
 /// `recipe.clip`, checkpoints with the recipe in their metadata (plus `run.train.metadata`) and
 /// the sampler's generator as "rng.data". With `run.resume`, first loads the checkpoint at
 /// `run.train.checkpoint_path` into the model, optimiser and sampler, and continues its schedule.
-/// Prints how many train utterances were too short to `run.train.out`.
+/// With `run.train.comm` (data-parallel training, cpc/train/distributed.hpp) every rank calls this
+/// with the same arguments: each draws its own windows, rank 0 alone reads the checkpoint to
+/// resume and writes. Prints how many train utterances were too short to `run.train.out` (rank 0).
 /// Errors: `cpc::config_error` when the model's frames per window differ from the corpus's label
 /// frames (window / frame_length) - lengths and labels would not line up - or from the recipe
 /// (`check`) and the sampler; `cpc::train`'s and `load_checkpoint`'s errors.
@@ -281,7 +284,7 @@ train_summary train_speech(Model& m, const speech_corpus& corpus, const speech_r
                        std::to_string(corpus.frame_length()) + " samples (" +
                        std::to_string(window / corpus.frame_length()) + ")");
   window_sampler sampler(corpus, recipe.sampler_options(window), corpus.indices(corpus_split::train));
-  if (sampler.skipped_short() > 0 && run.train.out != nullptr)
+  if (sampler.skipped_short() > 0 && run.train.out != nullptr && detail::leads(run.train.comm))
     *run.train.out << sampler.skipped_short()
                    << " train utterances are shorter than a window and are not used for training "
                       "(--short-utterances pad uses them, zero-padded and masked)\n";
@@ -290,7 +293,10 @@ train_summary train_speech(Model& m, const speech_corpus& corpus, const speech_r
   std::unique_ptr<prefetching_sampler> ahead;
   if (run.prefetch) ahead = std::make_unique<prefetching_sampler>(std::move(sampler));
   rng& data = ahead ? ahead->generator() : sampler.generator();
-  if (run.resume) load_checkpoint(run.train.checkpoint_path, m, opt, {{"data", &data}});
+  if (run.resume && run.train.comm != nullptr)  // rank 0 reads the file for every rank
+    load_checkpoint(run.train.checkpoint_path, m, opt, {{"data", &data}}, *run.train.comm);
+  else if (run.resume)
+    load_checkpoint(run.train.checkpoint_path, m, opt, {{"data", &data}});
   run.train.generators["data"] = &data;
   for (const auto& [k, v] : recipe.metadata()) run.train.metadata[k] = v;
   run.train.clip_norm = recipe.clip;

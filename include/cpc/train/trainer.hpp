@@ -25,6 +25,7 @@
 #include "cpc/optim/clip.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/train/checkpoint.hpp"
+#include "cpc/train/distributed.hpp"
 
 namespace cpc {
 
@@ -57,7 +58,7 @@ struct train_options {
   std::uint64_t max_steps = 0;
   double max_seconds = 0;
   double clip_norm = 0;                     ///< gradient-norm clipping threshold; 0 = off
-  std::filesystem::path csv_path{};         ///< per-step CSV log; empty = none
+  std::filesystem::path csv_path{};         ///< per-step CSV log (a line flushed per step); empty = none
   std::filesystem::path checkpoint_path{};  ///< empty = no checkpoints
   std::uint64_t checkpoint_every = 0;       ///< steps between checkpoints (0 = only at the end)
   bool progress = true;                     ///< the one-line progress display on `out`
@@ -70,6 +71,11 @@ struct train_options {
   std::uint64_t progress_every = 10;
   named_generators generators{};  ///< saved in checkpoints with the model's own (e.g. the data sampler's)
   safetensors_metadata metadata{};
+  /// Data-parallel training (cpc/train/distributed.hpp): the group of processes that train this
+  /// model together, each on its own batches; null (or a group of one) = this process alone. Every
+  /// rank calls `train` with the same options; only rank 0 writes the CSV, the checkpoint and the
+  /// progress line.
+  communicator* comm = nullptr;
 };
 
 /// What a `train` call did.
@@ -80,8 +86,9 @@ struct train_summary {
   /// Seconds this call's steps spent waiting for the batch source (the rest of `seconds` is
   /// training and logging); near 0 when batches are prepared ahead (`cpc::prefetching_sampler`).
   double data_seconds = 0;
-  info_nce_result last;      ///< the last step's result
-  bool left_chance = false;  ///< whether the loss went below (1 - chance_margin) x chance
+  info_nce_result last;          ///< the last step's result
+  bool left_chance = false;      ///< whether the loss went below (1 - chance_margin) x chance
+  double allreduce_seconds = 0;  ///< time spent averaging gradients over the ranks (waits included)
 };
 
 namespace detail {
@@ -115,7 +122,9 @@ inline double mean_of(const std::vector<double>& v) {
 /// (no optimiser step is taken, and the last checkpoint on disk stays intact); `cpc::config_error`
 /// when neither limit is set; `cpc::io_error` when the CSV or a checkpoint cannot be written (the
 /// checkpoint is first written before step 1, so a bad path fails at once);
-/// errors of the model and the batch source.
+/// errors of the model and the batch source. With `o.comm`: losses, accuracies and gradients are
+/// the means over the ranks (so every rank throws the same numeric_error at the same step), rank
+/// 0's write errors are every rank's, and `cpc::communication_error` when a rank died or hangs.
 template <trainable_model Model, class Optimizer, class Schedule,
           batch_source<typename Model::batch_type> Source>
 train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&& source,
@@ -124,8 +133,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
   using T = typename Model::value_type;
   if (o.max_steps == 0 && o.max_seconds <= 0)
     throw config_error("train: expected max_steps > 0 or max_seconds > 0");
+  const bool lead = detail::leads(o.comm);
   std::ofstream csv;
-  if (!o.csv_path.empty()) {
+  if (!o.csv_path.empty() && lead) {
     const bool append = opt.steps() > 0 && std::filesystem::exists(o.csv_path);
     csv.open(o.csv_path, append ? std::ios::app : std::ios::trunc);
     if (!csv) throw io_error("train: cannot write the CSV log " + o.csv_path.string());
@@ -135,7 +145,8 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
       csv << '\n';
     }
   }
-  const bool tty = o.progress && o.out == &std::cerr && isatty(STDERR_FILENO);
+  const bool progress = o.progress && lead;
+  const bool tty = progress && o.out == &std::cerr && isatty(STDERR_FILENO);
   const bool summed = m.config().loss.reduction == step_reduction::sum;
   const auto& params = m.parameters();
   typename Model::batch_type batch;
@@ -146,12 +157,15 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   const auto save = [&] {
-    if (!o.checkpoint_path.empty()) save_checkpoint(o.checkpoint_path, m, opt, o.generators, o.metadata);
+    detail::save_replicated(o.comm, o.checkpoint_path, m, opt, o.generators, o.metadata);
   };
+  if (detail::distributed(o.comm)) detail::start_replicas(*o.comm, m, opt, o.generators);
   // Save once before the first step: an unwritable checkpoint path fails now, not after the run.
   save();
-  while ((o.max_steps == 0 || opt.steps() < o.max_steps) &&
-         (o.max_seconds <= 0 || elapsed() < o.max_seconds)) {
+  while (detail::lead_decides(
+      o.comm,
+      (o.max_steps == 0 || opt.steps() < o.max_steps) && (o.max_seconds <= 0 || elapsed() < o.max_seconds),
+      o.max_seconds > 0)) {
     const std::uint64_t step = opt.steps() + 1;
     const double lr = apply_schedule(schedule, opt);
     const double before_data = elapsed();
@@ -161,7 +175,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
       source(batch);
     const double waited = elapsed() - before_data;
     s.data_seconds += waited;
-    const info_nce_result r = m.compute_gradients(batch);
+    info_nce_result r = m.compute_gradients(batch);
+    if (detail::distributed(o.comm))
+      s.allreduce_seconds += detail::average_replicas<T, backend>(*o.comm, params, r);
     if (!std::isfinite(r.loss))
       throw numeric_error("training step " + std::to_string(step) + ": the loss is " +
                           std::to_string(r.loss) +
@@ -181,9 +197,9 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
     if (csv) {
       csv << step << ',' << t << ',' << lr << ',' << r.loss << ',' << acc << ',' << norm << ',' << waited;
       for (double a : r.accuracy) csv << ',' << a;
-      csv << '\n';
+      csv << std::endl;  // each step's line on disk at once: `tail -f`, and a killed run loses none
     }
-    if (o.progress) {
+    if (progress) {
       const double rate = static_cast<double>(s.steps_run) / std::max(t, 1e-9);
       double eta = 0;
       if (o.max_steps > 0) eta = static_cast<double>(o.max_steps - step) / rate;
@@ -201,7 +217,7 @@ train_summary train(Model& m, Optimizer& opt, const Schedule& schedule, Source&&
       else if (step == 1 || (o.progress_every > 0 && step % o.progress_every == 0))
         *o.out << line.str() << '\n';
     }
-    if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after) {
+    if (!warned && !s.left_chance && s.steps_run >= o.chance_warning_after && lead) {
       warned = true;
       *o.out << (tty ? "\n" : "") << "warning: after " << s.steps_run << " steps the loss " << r.loss
              << " is still within " << 100 * o.chance_margin << "% of chance (" << chance
