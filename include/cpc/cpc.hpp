@@ -16,6 +16,7 @@
 #include "cpc/encoder/resnet_block.hpp"
 #include "cpc/encoder/resnet_patch_encoder.hpp"
 #include "cpc/encoder/strided_conv_encoder.hpp"
+#include "cpc/eval/abx.hpp"
 #include "cpc/eval/linear_probe.hpp"
 #include "cpc/io/safetensors.hpp"
 #include "cpc/layers/channel_norm.hpp"
