@@ -77,7 +77,7 @@ class transformer_layer {
   /// (when relative_position), y resized to `[B, L, D]`.
   void forward(const tensor3<T>& x, tensor3<T>& y) {
     check_input("transformer_layer forward input", x);
-    const std::size_t B = x.shape()[0], L = x.shape()[1], D = opt_.model_dim;
+    const std::size_t B = x.shape()[0], L = x.shape()[1];
     wq_.forward(x, q_);
     wk_.forward(x, k_);
     wv_.forward(x, v_);
@@ -105,7 +105,6 @@ class transformer_layer {
     ln2_.forward(s2_, y);
     batch_ = B;
     time_ = L;
-    (void)D;
   }
 
   /// Accumulates every parameter gradient for the output gradient `dy` and, when `dx` is not
