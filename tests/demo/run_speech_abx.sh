@@ -4,7 +4,8 @@
 # as tones (a speaker-dependent pitch factor) between silences (class 0), 10 ms labels.
 # - abx --features mfcc prints the table, and tones are told apart (error < 30%);
 # - abx --features all with tests/golden/cpc_audio_tiny.safetensors (a converted CPC_audio model)
-#   prints random init, MFCC and CPC_audio rows; encode writes its contexts;
+#   prints random init, MFCC and CPC_audio rows; encode writes its contexts; abx of a checkpoint
+#   of cpc-speech's own model (one training step) prints its row;
 # - bad options are refused before work (exit 2, one line); probe and train refuse a converted
 #   model; an unlabelled split fails with exit 1.
 # Usage: run_speech_abx.sh CPC_SPEECH_BINARY SOURCE_DIR WORK_DIR
@@ -92,6 +93,11 @@ for row in "random init (CPC_audio architecture)" "MFCC" "CPC_audio ($converted)
 done
 run 0 encode "${c[@]}" --checkpoint "$converted" --out ctx.safetensors --split test
 grep -q "wrote 4 utterances' contexts" err.txt && [ -s ctx.safetensors ] || fail "encode of a converted model"
+
+# A checkpoint of cpc-speech's own model (one step of the small model).
+run 0 train "${c[@]}" --out run --model small --steps 1 --batch 2 --threads 2
+run 0 abx "${c[@]}" --checkpoint run/model.safetensors --split all
+grep -qE "^\| CPC \(run/model.safetensors\) \| [0-9.]+ \| [0-9.]+ \|" out.txt || fail "abx cpc: $(cat out.txt)"
 
 run 1 abx "${c[@]}" --features mfcc --test-split empty.txt
 grep -qF "cpc-speech: config_error: --split test: the corpus has no test utterances" err.txt || fail "empty split"
