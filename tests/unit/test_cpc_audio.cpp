@@ -49,6 +49,8 @@ TEST_CASE("cpc_audio: a converted checkpoint's features match PyTorch's (1e-4), 
   CHECK(m->config().loss.heads == 2);
   CHECK(m->config().loss.ff_dim == 6);
   CHECK(m->config().loss.max_time == 8);
+  // CPC_audio's unbiased channel norm as cpc's biased one: eps (C-1)/C = 1e-5 * 7/8 in every norm.
+  for (std::size_t i = 0; i < 5; ++i) CHECK(m->encoder().norm(i).config().eps == doctest::Approx(8.75e-6));
   tensor2<float> audio;
   assign(audio, g["audio"]);
   tensor3<float> z, c;
