@@ -6,7 +6,10 @@
 //   cpc-speech train  --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe  --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//   cpc-speech abx    --corpus DIR (--checkpoint FILE | --features mfcc | --features random) [--features all]
 //   mpirun -np N cpc-speech train ...                          the same training on N processes
+//
+// --checkpoint also takes a CPC_audio model converted by scripts/convert_cpc_audio.py (encode, abx).
 //
 // Every option is checked before any work (no corpus is loaded and no folder is made for a bad
 // one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
@@ -19,6 +22,8 @@
 #ifdef CPC_WITH_MPI
 #include <cpc/dist/mpi.hpp>
 #endif
+
+#include "abx_command.hpp"
 
 #include <unistd.h>
 
@@ -68,6 +73,7 @@ struct settings {
   // Corpus files other than the defaults (e.g. LibriSpeech with the CPC paper's label files).
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
+  std::size_t abx_group = 20, abx_x = 5;  // abx: items per group, X speakers per cell
   bool minutes_given = false, steps_given = false, model_given = false;
   // Data-parallel training (`mpirun -np N cpc-speech train`): the group of ranks (null: one
   // process) and how long a rank waits for the others in one collective.
@@ -82,7 +88,7 @@ std::string rank_label;
 constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
 constexpr int exit_refused = 2;  // an option was refused before any work
 
-enum class command { demo, train, probe, encode };
+enum class command { demo, train, probe, encode, abx };
 
 std::string number(double v) {
   std::ostringstream os;
@@ -98,7 +104,7 @@ void check_options(const settings& s, command cmd) {
   };
   const bool training = cmd == command::demo || cmd == command::train;
   const bool probing = cmd == command::demo || cmd == command::probe;
-  if (cmd != command::encode)
+  if (cmd != command::encode && cmd != command::abx)
     need(s.model == "paper" || s.model == "small", "--model: expected paper or small, got '" + s.model + "'");
   if (training) {
     need(s.batch >= 1, "--batch: expected at least 1 window per step, got 0");
@@ -127,7 +133,15 @@ void check_options(const settings& s, command cmd) {
     need(s.features == "cpc" || s.checkpoint.empty(),
          "--checkpoint: only used with --features cpc, got --features " + s.features);
   }
-  if (cmd == command::encode)
+  if (cmd == command::abx) {
+    need(s.features == "cpc" || s.features == "mfcc" || s.features == "random" || s.features == "all",
+         "--features: expected cpc, mfcc, random or all, got '" + s.features + "'");
+    need((s.features != "cpc" && s.features != "all") || !s.checkpoint.empty(),
+         "--checkpoint: expected a checkpoint file for --features " + s.features +
+             ", got none; or use --features mfcc or --features random");
+    need(s.model == "paper" || s.model == "small", "--model: expected paper or small, got '" + s.model + "'");
+  }
+  if (cmd == command::encode || cmd == command::abx)
     need(s.split == "train" || s.split == "test" || s.split == "all",
          "--split: expected train, test or all, got '" + s.split + "'");
 }
@@ -619,6 +633,78 @@ int run_encode(const settings& s) {
   return 0;
 }
 
+// The utterances of --split (train, test or all). Errors: cpc::config_error for an empty split.
+std::vector<std::size_t> split_utterances(const cpc::speech_corpus& corpus, const settings& s) {
+  const auto split = s.split == "train"  ? cpc::corpus_split::train
+                     : s.split == "test" ? cpc::corpus_split::test
+                                         : cpc::corpus_split::all;  // check_options: one of the three
+  if (corpus.indices(split).empty())
+    throw cpc::config_error("--split " + s.split + ": the corpus has no " + s.split +
+                            " utterances (see --test-split / --train-split, README 'Speech data')");
+  return corpus.indices(split);
+}
+
+// encode for a converted CPC_audio checkpoint: each utterance streamed whole.
+int run_encode_cpc_audio(const settings& s) {
+  const auto corpus = load_corpus(s, false);
+  auto model = cpc_speech::load_cpc_audio(s.checkpoint, true);
+  const float gain = checkpoint_model(s.checkpoint).second;
+  const auto f = cpc_speech::streamed_features(*model, corpus, split_utterances(corpus, s), gain);
+  cpc::safetensors_writer w;
+  for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
+  w.set_metadata("layout",
+                 "context.<utterance id>: [frames, context] float32, frame f = samples [160 f, 160 f + "
+                 "160), the whole utterance streamed from a zero state");
+  w.set_metadata("checkpoint", s.checkpoint.string());
+  w.save(s.output);
+  std::cerr << "wrote " << f.rows.size() << " utterances' contexts to " << s.output << '\n';
+  return 0;
+}
+
+// abx: the ABX error of random-init, MFCC and/or CPC features over the triphones of --split.
+template <class Config>
+int run_abx(const settings& s) {
+  const auto corpus = load_corpus(s, false);
+  const auto utts = split_utterances(corpus, s);
+  const cpc::abx_options opt{.max_group_size = s.abx_group, .max_x_across = s.abx_x, .seed = s.seed};
+  const bool all = s.features == "all", converted = s.model == cpc::cpc_audio_model_name;
+  std::vector<cpc_speech::abx_row> rows;
+  const auto row = [&](const std::string& name, const cpc::utterance_features& f) {
+    stage("ABX of " + name + " (" + std::to_string(f.utterances.size()) + " utterances)");
+    rows.push_back({name, cpc_speech::corpus_abx(corpus, f, opt)});
+    cpc_speech::print_abx_table(rows, std::cerr);
+  };
+  if (all || s.features == "random") {
+    if (converted) {
+      auto m = cpc_speech::load_cpc_audio(s.checkpoint, false, s.seed);
+      row("random init (CPC_audio architecture)", cpc_speech::streamed_features(*m, corpus, utts, 1.0f));
+    } else {
+      model_t<Config> model(model_options<Config>(s));
+      row("random init",
+          cpc::model_features(model, corpus, utts, Config::window_samples, input_gain(corpus)));
+    }
+  }
+  if (all || s.features == "mfcc") row("MFCC", cpc::mfcc_features(corpus, utts));
+  if (all || s.features == "cpc") {
+    const float gain = checkpoint_model(s.checkpoint).second;
+    const std::string name = (converted ? "CPC_audio (" : "CPC (") + s.checkpoint.string() + ")";
+    if (converted) {
+      auto m = cpc_speech::load_cpc_audio(s.checkpoint, true);
+      row(name, cpc_speech::streamed_features(*m, corpus, utts, gain));
+    } else {
+      model_t<Config> model(model_options<Config>(s));
+      load_weights<Config>(model, s.checkpoint);
+      row(name, cpc::model_features(model, corpus, utts, Config::window_samples, gain));
+    }
+  }
+  stage("results");
+  std::cout
+      << "ABX error rates on the " << s.split << " split of " << s.corpus.string()
+      << " (triphones, angular distance, DTW; within / across speakers; lower is better, 50 = chance):\n";
+  cpc_speech::print_abx_table(rows, std::cout);
+  return 0;
+}
+
 // Calls command(preset{}) with the preset type that --model names.
 template <class Command>
 int dispatch(const settings& s, Command&& command) {
@@ -693,8 +779,14 @@ void check_before_work(settings& s, command cmd) {
     if (s.model_given && model != s.model)
       throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" + model +
                               "' model, got --model " + s.model + " (leave out --model)");
-    if (model != "paper" && model != "small")
-      throw cpc::io_error(ckpt.string() + ": metadata 'model': expected paper or small, got '" + model + "'");
+    if (model == cpc::cpc_audio_model_name && cmd != command::encode && cmd != command::abx)
+      throw cpc::config_error("--checkpoint: '" + ckpt.string() +
+                              "' holds a converted CPC_audio model; cpc-speech encodes it (encode) and "
+                              "evaluates it (abx)");
+    if (model != "paper" && model != "small" && model != cpc::cpc_audio_model_name)
+      throw cpc::io_error(ckpt.string() + ": metadata 'model': expected paper, small or cpc_audio, got '" +
+                          model + "'");
+    if (model == cpc::cpc_audio_model_name) cpc_speech::load_cpc_audio(ckpt, false);  // metadata readable
     s.model = model;
   }
   if (cmd == command::demo || cmd == command::train) prepare_folder("--out", s.out);
@@ -826,6 +918,21 @@ int main(int argc, char** argv) {
   encode->add_option("--out,--output", s.output, "output .safetensors file (its folder is made if missing)")
       ->required();
   encode->add_option("--split", s.split, "train, test or all")->capture_default_str();
+  auto* abx = app.add_subcommand(
+      "abx", "ABX phone discriminability (triphones, within and across speakers) of frozen features");
+  corpus_opt(abx, true);
+  model_opts(abx, " (--checkpoint: the checkpoint's)");
+  abx->add_option("--checkpoint", s.checkpoint,
+                  "model checkpoint (cpc-speech's or a converted CPC_audio one; --features cpc or all)");
+  abx->add_option("--features", s.features, "cpc, mfcc, random or all (random init, MFCC and the checkpoint)")
+      ->capture_default_str();
+  abx->add_option("--split", s.split, "utterances to evaluate: train, test or all")->capture_default_str();
+  abx->add_option("--max-group", s.abx_group, "items drawn per (context, speaker, phone) group (0 = all)")
+      ->check(whole_number)
+      ->capture_default_str();
+  abx->add_option("--max-x-across", s.abx_x, "X speakers drawn per cell across speakers (0 = all)")
+      ->check(whole_number)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -836,6 +943,7 @@ int main(int argc, char** argv) {
   const command cmd = demo->parsed()    ? command::demo
                       : train->parsed() ? command::train
                       : probe->parsed() ? command::probe
+                      : abx->parsed()   ? command::abx
                                         : command::encode;
   CLI::App* sub = app.get_subcommands().front();
   const auto given = [&](const char* name) {
@@ -911,7 +1019,11 @@ int main(int argc, char** argv) {
       case command::probe:
         return dispatch(s, [&]<class C>(C) { return run_probe<C>(s); });
       case command::encode:
+        if (s.model == cpc::cpc_audio_model_name) return run_encode_cpc_audio(s);
         return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
+      case command::abx:
+        if (s.model == cpc::cpc_audio_model_name) return run_abx<cpc::presets::audio_paper>(s);
+        return dispatch(s, [&]<class C>(C) { return run_abx<C>(s); });
     }
     return 0;
   }));
