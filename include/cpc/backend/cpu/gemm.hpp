@@ -32,8 +32,8 @@ namespace cpc::cpu_kernels {
 #ifndef CPC_GEMM_DEPTH
 #define CPC_GEMM_DEPTH 256
 #endif
-#ifndef CPC_GEMM_PREFETCH_B
-#define CPC_GEMM_PREFETCH_B 1
+#ifndef CPC_GEMM_C_BUDGET_KB
+#define CPC_GEMM_C_BUDGET_KB 1280
 #endif
 #ifndef CPC_GEMM_ROW_TILES
 #define CPC_GEMM_ROW_TILES 8
@@ -111,6 +111,30 @@ class packed_rhs {
     });
   }
 
+  /// Packs B(k, j) = panel(k, j0)[(j - j0) * col_stride] for the panels' first columns j0 (multiples
+  /// of `gemm_tile<T>::cols`), k < depth, j < cols: for operands whose columns are evenly spaced
+  /// within each panel but not across panels (e.g. a convolution weight with the taps of several
+  /// output rows side by side). `panel` is called from several threads.
+  template <class PanelFn>
+  void pack_panels(std::size_t depth, std::size_t cols, PanelFn&& panel, std::ptrdiff_t col_stride) {
+    k_ = depth;
+    n_ = cols;
+    panels_ = (cols + tile::cols - 1) / tile::cols;
+    data_.resize(panels_ * tile::cols * depth);
+    const std::size_t k_blocks = (depth + tile::depth - 1) / tile::depth;
+    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
+      const std::size_t k0 = unit / panels_ * tile::depth, p = unit % panels_;
+      const std::size_t kb = std::min(tile::depth, depth - k0);
+      T* dst = block(k0, p);
+      const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
+      for (std::size_t k = 0; k < kb; ++k) {
+        const T* src = panel(k0 + k, j0);
+        for (std::size_t j = 0; j < tile::cols; ++j)
+          dst[k * tile::cols + j] = j < nj ? src[static_cast<std::ptrdiff_t>(j) * col_stride] : T(0);
+      }
+    });
+  }
+
   std::size_t depth() const { return k_; }
   std::size_t cols() const { return n_; }
   std::size_t panels() const { return panels_; }
@@ -154,18 +178,22 @@ constexpr std::size_t a_offset(std::size_t r, std::size_t kk) {
 // packed in layout L. Every element is one chain of fused multiply-adds in ascending k, starting
 // from c or from zero. The lines of `c_next` (the tile the caller runs next, same ldc) are
 // prefetched halfway through.
+// With `c_rows` non-null, row r of the tile is c_rows[r] instead of c + r * ldc (rows anywhere).
 template <class T, std::size_t Rows, a_layout L>
 inline void micro_kernel(std::size_t kb, const T* __restrict a, const T* __restrict b, T* c,
                          std::ptrdiff_t ldc, bool accumulate, const T* c_next, const T* pf = nullptr,
-                         std::size_t pf_lines = 0) {
+                         std::size_t pf_lines = 0, T* const* c_rows = nullptr) {
+  auto c_at = [&](std::size_t r) {
+    return c_rows != nullptr ? c_rows[r] : c + static_cast<std::ptrdiff_t>(r) * ldc;
+  };
   using V = simd<T>;
   constexpr std::size_t w = V::size, G = a_group;
   V acc0[Rows], acc1[Rows];
   if (accumulate) {
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < Rows; ++r) {
-      acc0[r] = V::load_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc);
-      acc1[r] = V::load_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc + w);
+      acc0[r] = V::load_unaligned(c_at(r));
+      acc1[r] = V::load_unaligned(c_at(r) + w);
     }
   } else {
 #pragma GCC unroll 16
@@ -203,8 +231,8 @@ inline void micro_kernel(std::size_t kb, const T* __restrict a, const T* __restr
     step(a + groups * G * Rows, b + groups * G * 2 * w, kk);
 #pragma GCC unroll 16
   for (std::size_t r = 0; r < Rows; ++r) {
-    acc0[r].store_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc);
-    acc1[r].store_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc + w);
+    acc0[r].store_unaligned(c_at(r));
+    acc1[r].store_unaligned(c_at(r) + w);
   }
 }
 
@@ -215,27 +243,27 @@ constexpr std::size_t a_tile_stride(std::size_t kb) {
   return R * ((kb + a_group - 1) / a_group * a_group);
 }
 
-// Packs the A block A(r, k) = a[r * rs + k * ds], r < mb, k < kb, as consecutive tiles of R rows,
-// tile t at ap + t * a_tile_stride<R>(kb) in layout L, rows of the last tile past mb set to zero.
-//   row_chunks (ds == 1): each row's run of k is copied 16 scalars at a time (no transposition);
-//   k_major (rs == 1): one sweep over k, copying the block's run of mb scalars into the tiles
-//   (each source line is read once); any other strides: k_major, one scalar at a time.
-template <class T, std::size_t R, a_layout L>
-inline void pack_a_block(std::size_t mb, std::size_t kb, const T* a, std::ptrdiff_t rs, std::ptrdiff_t ds,
-                         T* ap) {
-  constexpr std::size_t G = a_group;
-  const std::size_t tiles = (mb + R - 1) / R;
-  if constexpr (L == a_layout::row_chunks) {
-    const std::size_t full = kb / G * G;
+// The A operand of gemm, given by rows: A(i, k) = row(i)[k] (each row contiguous in k; rows anywhere,
+// e.g. an im2col view whose edge rows come from another buffer). Packed as row chunks.
+template <class T, class RowFn>
+struct a_rows {
+  static constexpr a_layout layout = a_layout::row_chunks;
+  RowFn row;
+
+  // Packs A(i0 + i, k0 + k), i < mb, k < kb, as tiles of R rows (zero rows past mb).
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    constexpr std::size_t G = a_group;
+    const std::size_t tiles = (mb + R - 1) / R, full = kb / G * G;
     for (std::size_t t = 0; t < tiles; ++t) {
       T* apt = ap + t * a_tile_stride<R>(kb);
       for (std::size_t r = 0; r < R; ++r) {
         const std::size_t i = t * R + r;
-        const T* src = a + static_cast<std::ptrdiff_t>(i) * rs;
         if (i >= mb) {
           for (std::size_t k = 0; k < kb; ++k) apt[k / G * G * R + r * G + k % G] = T(0);
           continue;
         }
+        const T* src = row(i0 + i) + k0;
         for (std::size_t k = 0; k < full; k += G) {
           T* d = apt + k * R + r * G;
           for (std::size_t j = 0; j < G; ++j) d[j] = src[k + j];  // fixed size: vector moves
@@ -243,9 +271,28 @@ inline void pack_a_block(std::size_t mb, std::size_t kb, const T* a, std::ptrdif
         for (std::size_t k = full; k < kb; ++k) apt[full * R + r * G + (k - full)] = src[k];
       }
     }
-  } else if (rs == 1) {
+  }
+
+  // Cache line c of the o-th row of the block (i0.., k0..), the order in which pack reads them.
+  const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
+    return row(i0 + o) + k0 + c * (64 / sizeof(T));
+  }
+  static std::size_t outer(std::size_t mb, std::size_t) { return mb; }
+  static std::size_t inner(std::size_t, std::size_t kb) { return kb; }
+};
+
+// The A operand of gemm, given by columns: A(i, k) = col(k)[i] (each column contiguous in i, e.g.
+// a transposed im2col view). Packed k-major: one sweep over k, each source line read once.
+template <class T, class ColFn>
+struct a_cols {
+  static constexpr a_layout layout = a_layout::k_major;
+  ColFn col;
+
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t tiles = (mb + R - 1) / R;
     for (std::size_t k = 0; k < kb; ++k) {
-      const T* src = a + static_cast<std::ptrdiff_t>(k) * ds;
+      const T* src = col(k0 + k) + i0;
       for (std::size_t t = 0; t < tiles; ++t) {
         T* d = ap + t * a_tile_stride<R>(kb) + k * R;
         const T* s = src + t * R;
@@ -256,122 +303,185 @@ inline void pack_a_block(std::size_t mb, std::size_t kb, const T* a, std::ptrdif
         for (std::size_t r = 0; r < R; ++r) d[r] = t * R + r < mb ? s[r] : T(0);
       }
     }
-  } else {
+  }
+
+  // Cache line c of the o-th column of the block (i0.., k0..).
+  const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
+    return col(k0 + o) + i0 + c * (64 / sizeof(T));
+  }
+  static std::size_t outer(std::size_t, std::size_t kb) { return kb; }
+  static std::size_t inner(std::size_t mb, std::size_t) { return mb; }
+};
+
+// The A operand with any two strides: A(i, k) = a[i * rs + k * ds], packed k-major one scalar at a
+// time (not prefetched).
+template <class T>
+struct a_strided {
+  static constexpr a_layout layout = a_layout::k_major;
+  const T* a;
+  std::ptrdiff_t rs, ds;
+
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t tiles = (mb + R - 1) / R;
     for (std::size_t t = 0; t < tiles; ++t)
       for (std::size_t r = 0; r < R; ++r) {
         const std::size_t i = t * R + r;
         for (std::size_t k = 0; k < kb; ++k)
           ap[t * a_tile_stride<R>(kb) + k * R + r] =
-              i < mb ? a[static_cast<std::ptrdiff_t>(i) * rs + static_cast<std::ptrdiff_t>(k) * ds] : T(0);
+              i < mb ? a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(k0 + k) * ds]
+                     : T(0);
       }
   }
-}
 
-// Prefetches (into L2) the cache lines of an A block (as pack_a_block reads it) a slice at a time,
-// so that the next block's source arrives while the current block computes.
-template <class T>
+  const T* line(std::size_t, std::size_t, std::size_t, std::size_t) const { return a; }
+  static std::size_t outer(std::size_t, std::size_t) { return 0; }
+  static std::size_t inner(std::size_t, std::size_t) { return 0; }
+};
+
+// Prefetches (into L2) the cache lines of an A block a slice at a time, so that the next block's
+// source arrives while the current block computes.
+template <class T, class Source>
 class block_prefetcher {
  public:
-  static constexpr std::size_t line = 64 / sizeof(T);  // scalars per cache line
+  explicit block_prefetcher(const Source& a) : a_(a) {}
 
-  // The block A(r, k) = a[r * rs + k * ds], r < mb, k < kb; `slices` calls of step() cover it.
-  // Blocks with neither stride 1 are not prefetched.
-  void start(const T* a, std::size_t mb, std::size_t kb, std::ptrdiff_t rs, std::ptrdiff_t ds,
-             std::size_t slices) {
-    a_ = a;
-    if (ds == 1) {
-      outer_ = mb, per_ = (kb + line - 1) / line, stride_ = rs;
-    } else if (rs == 1) {
-      outer_ = kb, per_ = (mb + line - 1) / line, stride_ = ds;
-    } else {
-      outer_ = per_ = 0;
-    }
+  // The block (i0.., k0..) of mb x kb; `slices` calls of step() cover it.
+  void start(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, std::size_t slices) {
+    i0_ = i0, k0_ = k0;
+    outer_ = Source::outer(mb, kb);
+    per_ = (Source::inner(mb, kb) + line_scalars - 1) / line_scalars;
     step_ = (outer_ * per_ + slices - 1) / std::max<std::size_t>(slices, 1);
-    o_ = i_ = 0;
+    o_ = c_ = 0;
   }
+  void stop() { outer_ = 0; }
 
   void step() {
     for (std::size_t j = 0; j < step_ && o_ < outer_; ++j) {
-      __builtin_prefetch(
-          a_ + static_cast<std::ptrdiff_t>(o_) * stride_ + static_cast<std::ptrdiff_t>(i_ * line), 0, 2);
-      if (++i_ == per_) i_ = 0, ++o_;
+      __builtin_prefetch(a_.line(i0_, k0_, o_, c_), 0, 2);
+      if (++c_ == per_) c_ = 0, ++o_;
     }
   }
 
  private:
-  const T* a_ = nullptr;
-  std::size_t outer_ = 0, per_ = 0, step_ = 0, o_ = 0, i_ = 0;
-  std::ptrdiff_t stride_ = 0;
+  static constexpr std::size_t line_scalars = 64 / sizeof(T);
+  const Source& a_;
+  std::size_t i0_ = 0, k0_ = 0, outer_ = 0, per_ = 0, step_ = 0, o_ = 0, c_ = 0;
 };
 
-template <class T, a_layout L>
-void gemm_layout(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t a_depth_stride,
-                 const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate, T* work) {
+// The C operand of gemm: C(i, j) = c[i * ldc + j].
+template <class T>
+struct c_strided {
+  T* c;
+  std::ptrdiff_t ldc;
+  T* row(std::size_t i) const { return c + static_cast<std::ptrdiff_t>(i) * ldc; }
+  bool regular(std::size_t, std::size_t) const { return true; }
+};
+
+// The C operand given by rows: C(i, j) = fn(i)[j]. Tiles whose rows lie ldc apart run in place,
+// the others through a temporary tile.
+template <class T, class RowFn>
+struct c_rows {
+  RowFn fn;
+  std::ptrdiff_t ldc;
+  T* row(std::size_t i) const { return fn(i); }
+  bool regular(std::size_t i0, std::size_t n) const {
+    T* const first = fn(i0);
+    for (std::size_t r = 1; r < n; ++r)
+      if (fn(i0 + r) != first + static_cast<std::ptrdiff_t>(r) * ldc) return false;
+    return true;
+  }
+};
+
+// gemm for one A source (see `gemm`). Loops, outer to inner: groups of rows whose C fits the L2
+// budget; k-blocks in ascending order (the B k-block stays in L2 for the whole group); blocks
+// of `row_block` rows (A packed into `work`; the next block's source prefetched); column panels
+// of B (one panel stays in L1 while it serves every tile of the block; the next one prefetched);
+// micro-tiles of `rows` rows (the next C tile prefetched).
+template <class T, class Source, class CRows>
+void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const CRows& c, bool accumulate,
+                 T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
   using tile = gemm_tile<T>;
   constexpr std::size_t R = tile::rows, W = tile::cols, MB = tile::row_block, KB = tile::depth;
-  const std::size_t depth = b.depth(), n = b.cols(), panels = b.panels();
+  constexpr a_layout L = Source::layout;
+  const std::size_t depth = b.depth(), n = b.cols();
+  p_end = std::min(p_end, b.panels());
+  if (m == 0 || n == 0 || p_begin >= p_end) return;
+  const std::size_t panels = p_end - p_begin;
+  // Rows per group: C of the group within the budget, whole row blocks.
+  const std::size_t group =
+      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(T)) / MB) * MB;
   T* ap = work;            // packed A block: tiles of [kb, R]
   T* ct = work + MB * KB;  // [R, W] tile for partial rows / columns
-  auto a_at = [&](std::size_t i, std::size_t k) {
-    return a + static_cast<std::ptrdiff_t>(i) * a_row_stride +
-           static_cast<std::ptrdiff_t>(k) * a_depth_stride;
+  block_prefetcher<T, Source> prefetch(a);
+  constexpr std::size_t line = 64 / sizeof(T);
+  const std::ptrdiff_t ldc = c.ldc;
+  bool regular[MB / R];  // per tile of the block: its C rows lie ldc apart
+  // Blocks of equal size (whole tiles, at most MB rows), so that no block is left with a few rows.
+  auto balanced = [](std::size_t rows, std::size_t most) {
+    const std::size_t blocks = (rows + most - 1) / most;
+    return ((rows + blocks - 1) / blocks + R - 1) / R * R;
   };
-  block_prefetcher<T> prefetch;
-  for (std::size_t ib = 0; ib < m; ib += MB) {
-    const std::size_t ie = std::min(m, ib + MB), tiles = (ie - ib + R - 1) / R;
+  const std::size_t group_rows = balanced(m, group);
+  for (std::size_t io = 0; io < m; io += group_rows) {
+    const std::size_t ge = std::min(m, io + group_rows), block_rows = balanced(ge - io, MB);
     for (std::size_t k0 = 0; k0 < depth; k0 += KB) {
       const std::size_t kb = std::min(KB, depth - k0);
       const bool acc = accumulate || k0 > 0;
-      pack_a_block<T, R, L>(ie - ib, kb, a_at(ib, k0), a_row_stride, a_depth_stride, ap);
-      // The block after this one: the next k-block of these rows, or the next rows' first.
-      if (k0 + KB < depth)
-        prefetch.start(a_at(ib, k0 + KB), ie - ib, std::min(KB, depth - k0 - KB), a_row_stride,
-                       a_depth_stride, panels * tiles);
-      else if (ie < m)
-        prefetch.start(a_at(ie, 0), std::min(MB, m - ie), std::min(KB, depth), a_row_stride, a_depth_stride,
-                       panels * tiles);
-      else
-        prefetch.start(nullptr, 0, 0, 0, 0, 1);
-      for (std::size_t p = 0; p < panels; ++p) {
-        const std::size_t j0 = p * W, nj = std::min(W, n - j0);
-        const T* bp = b.block(k0, p);
-        // The B panel after this one (the next k-block's or the next row block's first after the
-        // last), prefetched into L2 a slice per tile while this one serves the block from L1.
-        const T* b_next =
-            p + 1 < panels ? b.block(k0, p + 1) : (k0 + KB < depth ? b.block(k0 + KB, 0) : b.block(0, 0));
-        const std::size_t b_next_lines =
-            (p + 1 < panels ? kb : std::min(KB, k0 + KB < depth ? depth - k0 - KB : depth)) * W * sizeof(T) /
-            64;
-        const std::size_t b_lines_per_tile = (b_next_lines + tiles - 1) / tiles;
-        for (std::size_t t = 0; t < tiles; ++t) {
-          prefetch.step();
-#if CPC_GEMM_PREFETCH_B
-          const std::size_t l0 = std::min(b_next_lines, t * b_lines_per_tile);
-          const T* pf = b_next + l0 * (64 / sizeof(T));
-          const std::size_t pf_lines = std::min(b_next_lines, (t + 1) * b_lines_per_tile) - l0;
-#else
-          const T* pf = nullptr;
-          const std::size_t pf_lines = 0;
-#endif
-          const std::size_t i0 = ib + t * R, mr = std::min(R, ie - i0);
-          T* cij = c + static_cast<std::ptrdiff_t>(i0) * ldc + static_cast<std::ptrdiff_t>(j0);
-          // The tile after this one: the next rows in this panel, or the block's first in the next.
-          const T* c_next = t + 1 < tiles ? cij + static_cast<std::ptrdiff_t>(R) * ldc
-                                          : c + static_cast<std::ptrdiff_t>(ib) * ldc +
-                                                static_cast<std::ptrdiff_t>(p + 1 < panels ? j0 + W : 0);
-          const T* apt = ap + t * a_tile_stride<R>(kb);
-          if (mr == R && nj == W) {
-            micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines);
-            continue;
+      for (std::size_t ib = io; ib < ge; ib += block_rows) {
+        const std::size_t ie = std::min(ge, ib + block_rows), tiles = (ie - ib + R - 1) / R;
+        a.template pack<R>(ib, ie - ib, k0, kb, ap);
+        for (std::size_t t = 0; t < tiles; ++t)
+          regular[t] = c.regular(ib + t * R, std::min(R, ie - ib - t * R));
+        // The block after this one: the next rows of the group, the group's first rows in the
+        // next k-block, or the next group's first block.
+        if (ie < ge)
+          prefetch.start(ie, std::min(block_rows, ge - ie), k0, kb, panels * tiles);
+        else if (k0 + KB < depth)
+          prefetch.start(io, std::min(block_rows, ge - io), k0 + KB, std::min(KB, depth - k0 - KB),
+                         panels * tiles);
+        else if (ge < m)
+          prefetch.start(ge, std::min(balanced(std::min(group_rows, m - ge), MB), m - ge), 0,
+                         std::min(KB, depth), panels * tiles);
+        else
+          prefetch.stop();
+        for (std::size_t p = p_begin; p < p_end; ++p) {
+          const std::size_t j0 = p * W, nj = std::min(W, n - j0);
+          const T* bp = b.block(k0, p);
+          // The B panel after this one, prefetched into L2 a slice per tile while this one
+          // serves the block from L1: the next panel, or the first of the next k-block.
+          const bool last = p + 1 == p_end;
+          const std::size_t k_next = last ? (k0 + KB < depth ? k0 + KB : 0) : k0;
+          const T* b_next = b.block(k_next, last ? p_begin : p + 1);
+          const std::size_t b_next_lines = std::min(KB, depth - k_next) * W * sizeof(T) / 64;
+          const std::size_t b_lines_per_tile = (b_next_lines + tiles - 1) / tiles;
+          for (std::size_t t = 0; t < tiles; ++t) {
+            prefetch.step();
+            const std::size_t l0 = std::min(b_next_lines, t * b_lines_per_tile);
+            const T* pf = b_next + l0 * line;
+            const std::size_t pf_lines = std::min(b_next_lines, (t + 1) * b_lines_per_tile) - l0;
+            const std::size_t i0 = ib + t * R, mr = std::min(R, ie - i0);
+            T* cij = c.row(i0) + j0;
+            // The tile after this one: the next rows in this panel, or the block's first in the next.
+            const T* c_next = t + 1 < tiles ? c.row(i0 + R) + j0 : c.row(ib) + (last ? p_begin * W : j0 + W);
+            const T* apt = ap + t * a_tile_stride<R>(kb);
+            if (mr == R && nj == W) {
+              if (regular[t]) {
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines);
+              } else {
+                T* rows[R];
+                for (std::size_t r = 0; r < R; ++r) rows[r] = c.row(i0 + r) + j0;
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines, rows);
+              }
+              continue;
+            }
+            for (std::size_t r = 0; r < R; ++r)
+              for (std::size_t j = 0; j < W; ++j)
+                ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : T(0);
+            micro_kernel<T, R, L>(kb, apt, bp, ct, static_cast<std::ptrdiff_t>(W), true, c_next, pf,
+                                  pf_lines);
+            for (std::size_t r = 0; r < mr; ++r) std::copy_n(ct + r * W, nj, c.row(i0 + r) + j0);
           }
-          for (std::size_t r = 0; r < R; ++r)
-            for (std::size_t j = 0; j < W; ++j)
-              ct[r * W + j] = acc && r < mr && j < nj
-                                  ? cij[static_cast<std::ptrdiff_t>(r) * ldc + static_cast<std::ptrdiff_t>(j)]
-                                  : T(0);
-          micro_kernel<T, R, L>(kb, apt, bp, ct, static_cast<std::ptrdiff_t>(W), true, c_next, pf, pf_lines);
-          for (std::size_t r = 0; r < mr; ++r)
-            std::copy_n(ct + r * W, nj, cij + static_cast<std::ptrdiff_t>(r) * ldc);
         }
       }
     }
@@ -383,24 +493,55 @@ void gemm_layout(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::pt
 /// C[i, j] = (accumulate ? C[i, j] : 0) + sum_k A(i, k) B(k, j) for i < m, j < B.cols(), with
 /// A(i, k) = a[i * a_row_stride + k * a_depth_stride] (k < B.depth()) and C(i, j) at
 /// c[i * ldc + j]. `work` holds `gemm_workspace_size<T>()` scalars. Single-threaded: callers
-/// split rows (or independent outputs) across tasks. See the file comment for the summation order.
-///
-/// Loops, outer to inner: blocks of `row_block` rows (their C stays in L2 across the k-blocks),
-/// k-blocks of `depth` in ascending order (the A block packed into `work`, kept in L2, while the
-/// next block's source is prefetched), column panels of B (one panel stays in L1 while it
-/// serves every micro-tile of the block), micro-tiles of `rows` rows. The micro-kernel
-/// prefetches the C tile that runs after it. A with unit depth stride (rows of k, e.g. an im2col
-/// view) is packed as row chunks (plain copies); any other A as k-major tiles.
+/// split rows (or independent outputs) across tasks. See the file comment for the summation order
+/// and gemm_detail::gemm_source for the loops. A with unit depth stride (rows of k, e.g. an
+/// im2col view) is packed as row chunks (plain copies); any other A as k-major tiles.
 template <class T>
 void gemm(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t a_depth_stride,
           const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate, T* work) {
-  if (m == 0 || b.cols() == 0) return;
-  if (a_depth_stride == 1 && a_row_stride != 1)
-    gemm_detail::gemm_layout<T, gemm_detail::a_layout::row_chunks>(m, a, a_row_stride, a_depth_stride, b, c,
-                                                                   ldc, accumulate, work);
-  else
-    gemm_detail::gemm_layout<T, gemm_detail::a_layout::k_major>(m, a, a_row_stride, a_depth_stride, b, c, ldc,
-                                                                accumulate, work);
+  if (a_depth_stride == 1 && a_row_stride != 1) {
+    auto row = [=](std::size_t i) { return a + static_cast<std::ptrdiff_t>(i) * a_row_stride; };
+    gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, decltype(row)>{row}, b,
+                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+  } else if (a_row_stride == 1) {
+    auto col = [=](std::size_t k) { return a + static_cast<std::ptrdiff_t>(k) * a_depth_stride; };
+    gemm_detail::gemm_source<T>(m, gemm_detail::a_cols<T, decltype(col)>{col}, b,
+                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+  } else {
+    gemm_detail::gemm_source<T>(m, gemm_detail::a_strided<T>{a, a_row_stride, a_depth_stride}, b,
+                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+  }
+}
+
+/// `gemm` with A given by rows: A(i, k) = row(i)[k], each row contiguous in k (row(i) returns a
+/// const T*; e.g. an im2col view whose edge rows live in another buffer).
+template <class T, class RowFn>
+void gemm_rows(std::size_t m, RowFn&& row, const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate,
+               T* work) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, std::decay_t<RowFn>>{row}, b,
+                              gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+}
+
+/// `gemm_rows` with C given by rows as well: C(i, j) = c_row(i)[j] (c_row(i) returns a T*). Tiles
+/// whose rows lie `ldc` apart are computed in place; the others (e.g. rows redirected to a
+/// scratch buffer at the edges of a convolution) through a temporary tile. Only the columns of
+/// B's panels [p_begin, p_end) (`gemm_tile<T>::cols` columns each) are computed, so that a wide
+/// C can be done in column slices whose B stays in cache.
+template <class T, class ARowFn, class CRowFn>
+void gemm_rows_into(std::size_t m, ARowFn&& a_row, const packed_rhs<T>& b, CRowFn&& c_row, std::ptrdiff_t ldc,
+                    bool accumulate, T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, std::decay_t<ARowFn>>{a_row}, b,
+                              gemm_detail::c_rows<T, std::decay_t<CRowFn>>{c_row, ldc}, accumulate, work,
+                              p_begin, p_end);
+}
+
+/// `gemm` with A given by columns: A(i, k) = col(k)[i], each column contiguous in i (col(k)
+/// returns a const T*; e.g. a transposed im2col view).
+template <class T, class ColFn>
+void gemm_cols(std::size_t m, ColFn&& col, const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate,
+               T* work) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_cols<T, std::decay_t<ColFn>>{col}, b,
+                              gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
 }
 
 }  // namespace cpc::cpu_kernels
