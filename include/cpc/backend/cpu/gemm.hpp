@@ -35,8 +35,8 @@ namespace cpc::cpu_kernels {
 #ifndef CPC_GEMM_C_BUDGET_KB
 #define CPC_GEMM_C_BUDGET_KB 1280
 #endif
-#ifndef CPC_GEMM_ROW_TILES
-#define CPC_GEMM_ROW_TILES 8
+#ifndef CPC_GEMM_ROW_BLOCK
+#define CPC_GEMM_ROW_BLOCK 96
 #endif
 
 namespace gemm_detail {
@@ -59,7 +59,7 @@ struct gemm_tile {
   /// through from L2.
   static constexpr std::size_t depth = CPC_GEMM_DEPTH;
   /// Rows of C per row block: the block's C (row_block x n) stays in L2 while the k-blocks run.
-  static constexpr std::size_t row_block = CPC_GEMM_ROW_TILES * rows;
+  static constexpr std::size_t row_block = CPC_GEMM_ROW_BLOCK / rows * rows;
   static_assert(depth % 16 == 0, "gemm: the depth block must be whole groups of 16 k-steps");
 };
 
