@@ -30,7 +30,7 @@
 namespace cpc::cpu_kernels {
 
 #ifndef CPC_GEMM_DEPTH
-#define CPC_GEMM_DEPTH 256
+#define CPC_GEMM_DEPTH 512
 #endif
 #ifndef CPC_GEMM_C_BUDGET_KB
 #define CPC_GEMM_C_BUDGET_KB 1280
@@ -55,8 +55,8 @@ struct gemm_tile {
 #else
   static constexpr std::size_t rows = 6;
 #endif
-  /// k per block: the packed A panel (rows x depth) stays in L1 while the B panels stream
-  /// through from L2.
+  /// Largest k per block (the workspace holds a packed A block of row_block x depth); a
+  /// packed_rhs uses this or a smaller block of its own (packed_rhs::k_block).
   static constexpr std::size_t depth = CPC_GEMM_DEPTH;
   /// Rows of C per row block: the block's C (row_block x n) stays in L2 while the k-blocks run.
   static constexpr std::size_t row_block = CPC_GEMM_ROW_BLOCK / rows * rows;
@@ -73,25 +73,23 @@ class packed_rhs {
   /// Packs B(k, j) = b[k * row_stride + j * col_stride] for k < depth, j < cols. Panels are
   /// packed in parallel (cpc::parallel_for; each panel is written by one task).
   void pack(const T* b, std::ptrdiff_t row_stride, std::ptrdiff_t col_stride, std::size_t depth,
-            std::size_t cols) {
+            std::size_t cols, std::size_t k_block = tile::depth) {
     pack_rows(
         depth, cols, [&](std::size_t k) { return b + static_cast<std::ptrdiff_t>(k) * row_stride; },
-        col_stride);
+        col_stride, k_block);
   }
 
   /// Packs B(k, j) = row(k)[j * col_stride] for k < depth, j < cols, where `row(k)` returns a
   /// pointer to B(k, 0) (for operands whose rows are not evenly spaced, e.g. a convolution weight
   /// read tap by tap). `row` is called from several threads.
   template <class RowFn>
-  void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride) {
-    k_ = depth;
-    n_ = cols;
-    panels_ = (cols + tile::cols - 1) / tile::cols;
-    data_.resize(panels_ * tile::cols * depth);
-    const std::size_t k_blocks = (depth + tile::depth - 1) / tile::depth;
+  void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride,
+                 std::size_t k_block = tile::depth) {
+    resize(depth, cols, k_block);
+    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
     parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
-      const std::size_t k0 = unit / panels_ * tile::depth, p = unit % panels_;
-      const std::size_t kb = std::min(tile::depth, depth - k0);
+      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
+      const std::size_t kb = std::min(kblock_, depth - k0);
       T* dst = block(k0, p);
       const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
       for (std::size_t k = 0; k < kb; ++k) {
@@ -116,15 +114,13 @@ class packed_rhs {
   /// within each panel but not across panels (e.g. a convolution weight with the taps of several
   /// output rows side by side). `panel` is called from several threads.
   template <class PanelFn>
-  void pack_panels(std::size_t depth, std::size_t cols, PanelFn&& panel, std::ptrdiff_t col_stride) {
-    k_ = depth;
-    n_ = cols;
-    panels_ = (cols + tile::cols - 1) / tile::cols;
-    data_.resize(panels_ * tile::cols * depth);
-    const std::size_t k_blocks = (depth + tile::depth - 1) / tile::depth;
+  void pack_panels(std::size_t depth, std::size_t cols, PanelFn&& panel, std::ptrdiff_t col_stride,
+                   std::size_t k_block = tile::depth) {
+    resize(depth, cols, k_block);
+    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
     parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
-      const std::size_t k0 = unit / panels_ * tile::depth, p = unit % panels_;
-      const std::size_t kb = std::min(tile::depth, depth - k0);
+      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
+      const std::size_t kb = std::min(kblock_, depth - k0);
       T* dst = block(k0, p);
       const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
       for (std::size_t k = 0; k < kb; ++k) {
@@ -138,9 +134,11 @@ class packed_rhs {
   std::size_t depth() const { return k_; }
   std::size_t cols() const { return n_; }
   std::size_t panels() const { return panels_; }
+  /// k-steps per block (the gemm's depth block for this operand).
+  std::size_t k_block() const { return kblock_; }
   /// Start of the packed panel p of the k-block that begins at k0.
   const T* block(std::size_t k0, std::size_t p) const {
-    const std::size_t kb = std::min(tile::depth, k_ - k0);
+    const std::size_t kb = std::min(kblock_, k_ - k0);
     return data_.data() + k0 * panels_ * tile::cols + p * kb * tile::cols;
   }
 
@@ -149,7 +147,16 @@ class packed_rhs {
     return const_cast<T*>(static_cast<const packed_rhs&>(*this).block(k0, p));
   }
 
-  std::size_t k_ = 0, n_ = 0, panels_ = 0;
+  // Sets the shape; k_block: a positive multiple of 16, at most tile::depth (the workspace's).
+  void resize(std::size_t depth, std::size_t cols, std::size_t k_block) {
+    k_ = depth;
+    n_ = cols;
+    kblock_ = std::clamp<std::size_t>(k_block / 16 * 16, 16, tile::depth);
+    panels_ = (cols + tile::cols - 1) / tile::cols;
+    data_.resize(panels_ * tile::cols * depth);
+  }
+
+  std::size_t k_ = 0, n_ = 0, panels_ = 0, kblock_ = tile::depth;
   host_buffer<T> data_;
 };
 
@@ -402,8 +409,9 @@ template <class T, class Source, class CRows>
 void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const CRows& c, bool accumulate,
                  T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
   using tile = gemm_tile<T>;
-  constexpr std::size_t R = tile::rows, W = tile::cols, MB = tile::row_block, KB = tile::depth;
+  constexpr std::size_t R = tile::rows, W = tile::cols, MB = tile::row_block;
   constexpr a_layout L = Source::layout;
+  const std::size_t KB = b.k_block();
   const std::size_t depth = b.depth(), n = b.cols();
   p_end = std::min(p_end, b.panels());
   if (m == 0 || n == 0 || p_begin >= p_end) return;
@@ -411,8 +419,8 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
   // Rows per group: C of the group within the budget, whole row blocks.
   const std::size_t group =
       std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(T)) / MB) * MB;
-  T* ap = work;            // packed A block: tiles of [kb, R]
-  T* ct = work + MB * KB;  // [R, W] tile for partial rows / columns
+  T* ap = work;                     // packed A block: tiles of [kb, R]
+  T* ct = work + MB * tile::depth;  // [R, W] tile for partial rows / columns
   block_prefetcher<T, Source> prefetch(a);
   constexpr std::size_t line = 64 / sizeof(T);
   const std::ptrdiff_t ldc = c.ldc;
