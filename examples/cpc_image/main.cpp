@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cpc/core/allocator.hpp>
+#include <cpc/core/cpu_features.hpp>
 #include <cpc/data/idx_gzip.hpp>
 #include <cpc/eval/linear_probe.hpp>
 #include <cpc/model/image_model.hpp>
@@ -375,6 +376,7 @@ int main(int argc, char** argv) {
   probing(demo_cmd);
   probe_cmd->add_option("--checkpoint", s.checkpoint, "checkpoint (default <out>/model.safetensors)");
   CLI11_PARSE(app, argc, argv);
+  cpc::warn_if_cpu_features_unused();  // once, when built without the CPU's AVX2/AVX-512/FMA
   const bool training_run = *train_cmd || *demo_cmd;
   try {
     if (s.threads > 0) cpc::set_num_threads(s.threads);

@@ -5,17 +5,26 @@
 //   cpc-speech demo   --corpus DIR --out DIR [--minutes 12]    everything below, then a table
 //   cpc-speech train  --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe  --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
-//   cpc-speech encode --corpus DIR --checkpoint FILE --output FILE.safetensors [--split test]
+//   cpc-speech encode --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//
+// Every option is checked before any work (no corpus is loaded and no folder is made for a bad
+// one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
+// exit status 2 (an option was refused before any work) or 1 (the run failed).
 #include <CLI/CLI.hpp>
 #include <Eigen/Eigenvalues>
 
 #include <cpc/audio.hpp>
 #include <cpc/cpc.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -55,7 +64,100 @@ struct settings {
   // Corpus files other than the defaults (e.g. LibriSpeech with the CPC paper's label files).
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
+  bool minutes_given = false, steps_given = false, model_given = false;
 };
+
+// Exit statuses (README "Bad input", `--help`).
+constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
+constexpr int exit_refused = 2;  // an option was refused before any work
+
+enum class command { demo, train, probe, encode };
+
+std::string number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// Refuses option values outside their documented range, before anything is read or written.
+// Errors: cpc::config_error "<option>: expected <what is accepted>, got <value>".
+void check_options(const settings& s, command cmd) {
+  const auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw cpc::config_error(what);
+  };
+  const bool training = cmd == command::demo || cmd == command::train;
+  const bool probing = cmd == command::demo || cmd == command::probe;
+  if (cmd != command::encode)
+    need(s.model == "paper" || s.model == "small", "--model: expected paper or small, got '" + s.model + "'");
+  if (training) {
+    need(s.batch >= 1, "--batch: expected at least 1 window per step, got 0");
+    need(!s.minutes_given || (std::isfinite(s.minutes) && s.minutes > 0),
+         "--minutes: expected a finite time budget > 0 minutes, got " + number(s.minutes));
+    need(!s.steps_given || s.steps >= 1, "--steps: expected at least 1 step, got 0");
+    need(std::isfinite(s.lr) && s.lr > 0, "--lr: expected a learning rate > 0, got " + number(s.lr));
+    need(std::isfinite(s.clip) && s.clip >= 0,
+         "--clip: expected a gradient-norm bound > 0, or 0 for no clipping, got " + number(s.clip));
+    need(std::isfinite(s.head_std) && s.head_std >= 0,
+         "--head-std: expected a standard deviation > 0, or 0 for the preset's, got " + number(s.head_std));
+  }
+  if (probing) {
+    need(std::isfinite(s.probe_minutes) && s.probe_minutes >= 0,
+         "--probe-minutes: expected minutes of audio >= 0 (0 = all), got " + number(s.probe_minutes));
+    need(s.probe_epochs >= 1, "--probe-epochs: expected at least 1 epoch, got 0");
+  }
+  if (cmd == command::probe) {
+    need(s.features == "cpc" || s.features == "mfcc" || s.features == "random",
+         "--features: expected cpc, mfcc or random, got '" + s.features + "'");
+    need(s.features != "cpc" || !s.checkpoint.empty(),
+         "--checkpoint: expected a checkpoint file for --features cpc (the default), got none; "
+         "or use --features mfcc or --features random");
+    need(s.features == "cpc" || s.checkpoint.empty(),
+         "--checkpoint: only used with --features cpc, got --features " + s.features);
+  }
+  if (cmd == command::encode)
+    need(s.split == "train" || s.split == "test" || s.split == "all",
+         "--split: expected train, test or all, got '" + s.split + "'");
+}
+
+// A file must be writable in `dir` (which exists): creates and removes a probe file.
+// Errors: cpc::io_error "<option>: cannot write into '<dir>' (<reason>)".
+void check_writable(const std::string& option, const fs::path& dir) {
+  const fs::path probe = dir / (".cpc-speech-write-check." + std::to_string(::getpid()));
+  {
+    std::ofstream f(probe);
+    if (!f) {
+      const int err = errno;
+      throw cpc::io_error(option + ": cannot write into '" + dir.string() + "' (" + std::strerror(err) + ")");
+    }
+  }
+  std::error_code ec;
+  fs::remove(probe, ec);
+}
+
+// Makes the folder `dir` (and its parents) unless it exists, and checks that it is writable.
+// Errors: cpc::io_error "<option>: cannot create the folder '<dir>': <reason>" or
+// "<option>: '<dir>' exists and is not a folder", or check_writable's.
+void prepare_folder(const std::string& option, const fs::path& dir) {
+  std::error_code ec;
+  const auto st = fs::status(dir, ec);
+  if (fs::exists(st) && !fs::is_directory(st))
+    throw cpc::io_error(option + ": '" + dir.string() + "' exists and is not a folder");
+  if (!fs::exists(st)) {
+    fs::create_directories(dir, ec);
+    if (ec)
+      throw cpc::io_error(option + ": cannot create the folder '" + dir.string() + "': " + ec.message());
+  }
+  check_writable(option, dir);
+}
+
+// Checks that `path` names an existing regular file. Errors: cpc::io_error naming the option.
+void check_input_file(const std::string& option, const fs::path& path) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) throw cpc::io_error(option + ": no such file '" + path.string() + "'");
+  if (!fs::is_regular_file(st))
+    throw cpc::io_error(option + ": '" + path.string() + "' is not a regular file");
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -65,7 +167,16 @@ void stage(const std::string& what) {
   std::cerr << "\n== " << what << '\n';
 }
 
-cpc::speech_corpus load_corpus(const settings& s) {
+// Whether any frame of the corpus has a phone label (an alignment file with at least one label >= 0).
+bool has_phone_labels(const cpc::speech_corpus& corpus) {
+  return corpus.has_alignments() && corpus.num_phones() > 0 &&
+         std::any_of(corpus.utterances().begin(), corpus.utterances().end(), [](const cpc::utterance& u) {
+           return std::any_of(u.labels.begin(), u.labels.end(), [](std::int32_t l) { return l >= 0; });
+         });
+}
+
+// Loads the corpus; `for_probes`: warn once when it has no phone labels (the phone column is n/a).
+cpc::speech_corpus load_corpus(const settings& s, bool for_probes) {
   stage("loading corpus " + s.corpus.string());
   const auto t0 = std::chrono::steady_clock::now();
   cpc::speech_corpus corpus(s.corpus, {.alignments = s.alignments,
@@ -79,6 +190,10 @@ cpc::speech_corpus load_corpus(const settings& s) {
             << " s)\n";
   if (corpus.indices(cpc::corpus_split::train).empty())
     throw cpc::config_error("the corpus has no train split (train.txt) - see README 'Speech data'");
+  if (for_probes && !has_phone_labels(corpus))
+    std::cerr
+        << "cpc-speech: warning: the corpus has no phone labels (no alignments.txt and no --alignments): "
+           "the phone probe reads n/a; the speaker probes run\n";
   return corpus;
 }
 
@@ -141,7 +256,7 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
               << " train utterances are shorter than a window and are not used for training\n";
   cpc::adam<float> opt(model.parameters(), {.learning_rate = s.lr});
   const fs::path ckpt = s.out / "model.safetensors";
-  if (s.resume && fs::exists(ckpt)) {
+  if (s.resume) {  // main() checked that the checkpoint exists
     cpc::load_checkpoint(ckpt, model, opt, {{"data", &sampler.generator()}});
     std::cerr << "resumed from " << ckpt << " at step " << opt.steps() << '\n';
   }
@@ -153,8 +268,8 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   };
   cpc::train_options t;
   t.max_steps = s.steps > 0 ? opt.steps() * 0 + s.steps : 0;
-  t.max_seconds = s.minutes * 60;
-  if (t.max_steps == 0 && t.max_seconds <= 0) t.max_seconds = 12 * 60;
+  if (s.minutes_given) t.max_seconds = s.minutes * 60;  // check_options: > 0
+  if (t.max_steps == 0 && !s.minutes_given) t.max_seconds = 12 * 60;
   t.clip_norm = s.clip;
   t.csv_path = s.out / "training.csv";
   t.checkpoint_path = ckpt;
@@ -235,23 +350,29 @@ std::string pct(double v) {
   return os.str();
 }
 
+// The phone column: a percentage, or n/a when the probe had no labelled frames.
+std::string phone_pct(const cpc::probe_report& r) {
+  return r.phone_labelled ? pct(r.phone_frame) : "n/a (no phone labels)";
+}
+
 void print_table(const std::vector<table_row>& rows, std::ostream& os) {
   os << "\n| features | phone (frame) | speaker (frame) | speaker (0.25 s, mean) | speaker (1.28 s, mean) | "
         "speaker (1.28 s, last) | paper: phone | paper: speaker |\n"
         "|---|---|---|---|---|---|---|---|\n";
   for (const auto& row : rows)
-    os << "| " << row.name << " | " << pct(row.r.phone_frame) << " | " << pct(row.r.speaker_frame) << " | "
+    os << "| " << row.name << " | " << phone_pct(row.r) << " | " << pct(row.r.speaker_frame) << " | "
        << pct(row.r.speaker_short_mean) << " | " << pct(row.r.speaker_window_mean) << " | "
        << pct(row.r.speaker_window_last) << " | " << row.paper_phone << " | " << row.paper_speaker << " |\n";
 }
 
 void write_probe_csv(const std::vector<table_row>& rows, const fs::path& path) {
   std::ofstream f(path);
+  // phone_frame is empty when the probe had no phone labels.
   f << "features,phone_frame,speaker_frame,speaker_0.25s_mean,speaker_1.28s_mean,speaker_1.28s_last\n";
   for (const auto& row : rows)
-    f << '"' << row.name << "\"," << row.r.phone_frame << ',' << row.r.speaker_frame << ','
-      << row.r.speaker_short_mean << ',' << row.r.speaker_window_mean << ',' << row.r.speaker_window_last
-      << '\n';
+    f << '"' << row.name << "\"," << (row.r.phone_labelled ? number(row.r.phone_frame) : "") << ','
+      << row.r.speaker_frame << ',' << row.r.speaker_short_mean << ',' << row.r.speaker_window_mean << ','
+      << row.r.speaker_window_last << '\n';
   if (!f) throw cpc::io_error("cannot write " + path.string());
 }
 
@@ -353,7 +474,7 @@ template <class Config>
 int run_demo(const settings& s) {
   const auto t0 = std::chrono::steady_clock::now();
   fs::create_directories(s.out);
-  const auto corpus = load_corpus(s);
+  const auto corpus = load_corpus(s, true);
   const float gain = input_gain(corpus);
   const auto sets = probe_utterances(corpus, s);
   model_t<Config> model(model_options<Config>(s));
@@ -377,8 +498,10 @@ int run_demo(const settings& s) {
   stage("results");
   std::ostringstream table;
   table << "Linear probes on frozen features, test split of " << s.corpus.string() << " ("
-        << corpus.speakers().size() << " speakers, " << corpus.num_phones()
-        << " phone classes); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.";
+        << corpus.speakers().size() << " speakers, "
+        << (has_phone_labels(corpus) ? std::to_string(corpus.num_phones()) + " phone classes"
+                                     : "no phone labels")
+        << "); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.";
   print_table(rows, table);
   table << "\nChance: phone (majority class) depends on the corpus; speaker 1/" << corpus.speakers().size()
         << " = " << pct(1.0 / static_cast<double>(corpus.speakers().size())) << "%.\n";
@@ -396,7 +519,7 @@ int run_demo(const settings& s) {
 
 template <class Config>
 int run_train(const settings& s) {
-  const auto corpus = load_corpus(s);
+  const auto corpus = load_corpus(s, false);
   model_t<Config> model(model_options<Config>(s));
   train_model<Config>(model, corpus, s, input_gain(corpus));
   return 0;
@@ -410,7 +533,15 @@ std::pair<std::string, float> checkpoint_model(const fs::path& path) {
   if (m == f.metadata.end() || g == f.metadata.end())
     throw cpc::io_error(path.string() +
                         ": not a cpc-speech checkpoint (metadata 'model' and 'gain' missing)");
-  return {m->second, std::stof(g->second)};
+  float gain = 0;
+  try {
+    gain = std::stof(g->second);
+  } catch (const std::exception&) {
+    throw cpc::io_error(path.string() + ": metadata 'gain': expected a number, got '" + g->second + "'");
+  }
+  if (!std::isfinite(gain) || gain <= 0)
+    throw cpc::io_error(path.string() + ": metadata 'gain': expected a number > 0, got '" + g->second + "'");
+  return {m->second, gain};
 }
 
 template <class Config>
@@ -421,7 +552,7 @@ void load_weights(model_t<Config>& model, const fs::path& path) {
 
 template <class Config>
 int run_probe(const settings& s) {
-  const auto corpus = load_corpus(s);
+  const auto corpus = load_corpus(s, true);
   const auto sets = probe_utterances(corpus, s);
   std::vector<table_row> rows;
   if (s.features == "mfcc") {
@@ -429,8 +560,7 @@ int run_probe(const settings& s) {
   } else {
     model_t<Config> model(model_options<Config>(s));
     float gain = input_gain(corpus);
-    if (s.features == "cpc") {
-      if (s.checkpoint.empty()) throw cpc::config_error("probe --features cpc needs --checkpoint FILE");
+    if (s.features == "cpc") {  // check_options: --checkpoint is given
       gain = checkpoint_model(s.checkpoint).second;
       load_weights<Config>(model, s.checkpoint);
     }
@@ -444,13 +574,16 @@ int run_probe(const settings& s) {
 
 template <class Config>
 int run_encode(const settings& s) {
-  const auto corpus = load_corpus(s);
+  const auto corpus = load_corpus(s, false);
   model_t<Config> model(model_options<Config>(s));
   const float gain = checkpoint_model(s.checkpoint).second;
   load_weights<Config>(model, s.checkpoint);
   const auto split = s.split == "train"  ? cpc::corpus_split::train
                      : s.split == "test" ? cpc::corpus_split::test
-                                         : cpc::corpus_split::all;
+                                         : cpc::corpus_split::all;  // check_options: one of the three
+  if (corpus.indices(split).empty())
+    throw cpc::config_error("--split " + s.split + ": the corpus has no " + s.split +
+                            " utterances (see --test-split / --train-split, README 'Speech data')");
   const auto f = cpc::model_features(model, corpus, corpus.indices(split), Config::window_samples, gain);
   cpc::safetensors_writer w;
   for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
@@ -470,34 +603,142 @@ int dispatch(const settings& s, Command&& command) {
   throw cpc::config_error("--model: expected 'paper' or 'small', got '" + s.model + "'");
 }
 
+// The error type for the one-line message.
+const char* error_kind(const std::exception& e) {
+  if (dynamic_cast<const cpc::config_error*>(&e)) return "config_error";
+  if (dynamic_cast<const cpc::io_error*>(&e)) return "io_error";
+  if (dynamic_cast<const cpc::numeric_error*>(&e)) return "numeric_error";
+  if (dynamic_cast<const cpc::shape_error*>(&e)) return "shape_error";
+  if (dynamic_cast<const cpc::error*>(&e)) return "error";
+  if (dynamic_cast<const std::filesystem::filesystem_error*>(&e)) return "filesystem_error";
+  return "unexpected error";
+}
+
+// Prints "cpc-speech: <type>: <message>" on one line (newlines in the message become spaces).
+void report(const char* kind, std::string message) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  std::cerr << "\ncpc-speech: " << kind << ": " << message << '\n';
+}
+
+// Runs `f` and turns every exception into the one-line report and `status`.
+template <class F>
+int guarded(int status, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    report(error_kind(e), e.what());
+  } catch (...) {
+    report("unexpected error", "an exception that is not a std::exception");
+  }
+  return status;
+}
+
+// Everything checked before any work: option values, then the files and folders they name.
+// Sets s.model from the checkpoint (probe, encode, train --resume). Throws the typed errors of
+// check_options, checkpoint_model, check_input_file and prepare_folder.
+void check_before_work(settings& s, command cmd) {
+  check_options(s, cmd);
+  // Corpus files: a relative path is taken from the current folder when it exists there, else from
+  // the corpus root (the loader's rule); an empty path turns the file off.
+  for (auto [option, file] :
+       {std::pair{"--alignments", &s.alignments}, std::pair{"--train-split", &s.train_split},
+        std::pair{"--test-split", &s.test_split}}) {
+    if (!*file || (*file)->empty()) continue;
+    const fs::path given = **file;
+    std::error_code ec;
+    if (given.is_relative() && fs::is_regular_file(given, ec))
+      *file = fs::absolute(given);
+    else if (!fs::is_regular_file(given.is_absolute() ? given : s.corpus / given, ec))
+      throw cpc::io_error(std::string(option) + ": no such file '" + given.string() + "'" +
+                          (given.is_relative() ? " (looked in the current folder and in --corpus)" : ""));
+  }
+  const fs::path resume_from = s.out / "model.safetensors";
+  if (cmd == command::train && s.resume) {
+    std::error_code ec;
+    if (!fs::is_regular_file(resume_from, ec))
+      throw cpc::config_error("--resume: expected a checkpoint to continue from at '" + resume_from.string() +
+                              "' (--out), found none; leave out --resume to start from step 1");
+  }
+  const fs::path ckpt = cmd == command::train && s.resume ? resume_from : s.checkpoint;
+  if (!ckpt.empty()) {
+    const std::string option = cmd == command::train ? "--resume" : "--checkpoint";
+    check_input_file(option, ckpt);
+    const std::string model = checkpoint_model(ckpt).first;
+    if (s.model_given && model != s.model)
+      throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" + model +
+                              "' model, got --model " + s.model + " (leave out --model)");
+    if (model != "paper" && model != "small")
+      throw cpc::io_error(ckpt.string() + ": metadata 'model': expected paper or small, got '" + model + "'");
+    s.model = model;
+  }
+  if (cmd == command::demo || cmd == command::train) prepare_folder("--out", s.out);
+  if (cmd == command::encode) {
+    std::error_code ec;
+    if (fs::is_directory(s.output, ec))
+      throw cpc::io_error("--out: '" + s.output.string() +
+                          "' is a folder; expected a .safetensors file name");
+    prepare_folder("--out", s.output.has_parent_path() ? s.output.parent_path() : fs::path("."));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cpc-speech: Contrastive Predictive Coding on speech, with the paper's linear probes"};
+  app.footer(
+      "Every option is checked before any work. Errors print one line 'cpc-speech: <type>: <message>'.\n"
+      "Exit status: 0 done, 1 the run failed (the message names the file or step), 2 an option was\n"
+      "refused before any work (nothing was read or written).");
   app.require_subcommand(1);
   settings s;
-  const auto corpus_opt = [&](CLI::App* c) {
+  // CLI11 2.1 reads "-1" into an unsigned option as 2^64 - 1: refuse signs in whole numbers.
+  const CLI::Validator whole_number(
+      [](std::string& v) -> std::string {
+        if (v.find_first_not_of("0123456789") != std::string::npos || v.empty())
+          return "expected a whole number >= 0, got '" + v + "'";
+        return {};
+      },
+      "UINT");
+  const auto corpus_opt = [&](CLI::App* c, bool labels) {
     c->add_option("--corpus", s.corpus, "corpus root (LibriSpeech/CPC layout; see README)")
         ->required()
         ->check(CLI::ExistingDirectory);
-    c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)")
+    c->add_option("--threads", s.threads, "threads (0 = all cores)")
+        ->check(whole_number)
         ->capture_default_str();
-    c->add_option("--seed", s.seed, "seed of weights, negatives and windows")->capture_default_str();
-    c->add_option("--threads", s.threads, "threads (0 = all cores)")->capture_default_str();
-    c->add_option("--alignments", s.alignments, "phone alignment file (default CORPUS/alignments.txt)");
-    c->add_option("--train-split", s.train_split, "train utterance ids (default CORPUS/train.txt)");
-    c->add_option("--test-split", s.test_split, "test utterance ids (default CORPUS/test.txt)");
-    c->add_option("--num-phones", s.num_phones,
-                  "phone classes when there is no phones.txt (CPC LibriSpeech: 41)");
+    if (labels) {
+      c->add_option(
+          "--alignments", s.alignments,
+          "phone alignment file (default CORPUS/alignments.txt; relative: to the current folder or CORPUS)");
+      c->add_option("--num-phones", s.num_phones,
+                    "phone classes when there is no phones.txt (CPC LibriSpeech: 41)")
+          ->check(whole_number);
+    }
+    c->add_option("--train-split", s.train_split,
+                  "train utterance ids (default CORPUS/train.txt; relative: as --alignments)");
+    c->add_option("--test-split", s.test_split,
+                  "test utterance ids (default CORPUS/test.txt; relative: as --alignments)");
+  };
+  const auto model_opts = [&](CLI::App* c, const std::string& note) {
+    c->add_option("--model", s.model, "model size: paper (512 channels) or small (256 channels)" + note)
+        ->capture_default_str();
+    c->add_option("--seed", s.seed, "seed of weights, negatives and windows")
+        ->check(whole_number)
+        ->capture_default_str();
   };
   const auto train_opts = [&](CLI::App* c) {
-    c->add_option("--out", s.out, "output folder (checkpoint, CSV logs, pictures)")->capture_default_str();
+    c->add_option("--out", s.out, "output folder (checkpoint, CSV logs, pictures); made if missing")
+        ->capture_default_str();
     c->add_option("--minutes", s.minutes,
-                  "training time budget in minutes (default 12 when --steps is not given)");
-    c->add_option("--steps", s.steps, "total training steps (optimiser updates)");
-    c->add_option("--batch", s.batch, "windows of 1.28 s per batch")->capture_default_str();
-    c->add_option("--lr", s.lr, "Adam learning rate (paper: 2e-4)")->capture_default_str();
-    c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")->capture_default_str();
+                  "training time budget in minutes, > 0 (default 12 when --steps is not given)");
+    c->add_option("--steps", s.steps, "total training steps (optimiser updates), >= 1")->check(whole_number);
+    c->add_option("--batch", s.batch, "windows of 1.28 s per batch, >= 1")
+        ->check(whole_number)
+        ->capture_default_str();
+    c->add_option("--lr", s.lr, "Adam learning rate, > 0 (paper: 2e-4)")->capture_default_str();
+    c->add_option("--warmup", s.warmup, "linear learning-rate warm-up steps")
+        ->check(whole_number)
+        ->capture_default_str();
     c->add_option("--clip", s.clip, "gradient-norm clipping (0 = off)")->capture_default_str();
     c->add_option("--head-std", s.head_std,
                   "std of the prediction heads' normal init (0 = the preset's 1/context)");
@@ -506,38 +747,73 @@ int main(int argc, char** argv) {
     c->add_option("--probe-minutes", s.probe_minutes,
                   "minutes of train audio for the probes (test: half; 0 = all)")
         ->capture_default_str();
-    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs")->capture_default_str();
+    c->add_option("--probe-epochs", s.probe_epochs, "probe training epochs, >= 1")
+        ->check(whole_number)
+        ->capture_default_str();
   };
   auto* demo = app.add_subcommand("demo", "train, then probe random init, MFCC and CPC; print the table");
-  corpus_opt(demo);
+  corpus_opt(demo, true);
+  model_opts(demo, "");
   train_opts(demo);
   probe_opts(demo);
   auto* train = app.add_subcommand("train", "train a CPC model");
-  corpus_opt(train);
+  corpus_opt(train, false);
+  model_opts(train, " (--resume: the checkpoint's)");
   train_opts(train);
-  train->add_flag("--resume", s.resume, "continue from OUT/model.safetensors");
+  train->add_flag("--resume", s.resume, "continue from OUT/model.safetensors (which must exist)");
   auto* probe = app.add_subcommand("probe", "linear probes on frozen features");
-  corpus_opt(probe);
+  corpus_opt(probe, true);
+  model_opts(probe, " (--features cpc: the checkpoint's)");
   probe_opts(probe);
-  probe->add_option("--checkpoint", s.checkpoint, "model checkpoint (for --features cpc)");
+  probe->add_option("--checkpoint", s.checkpoint, "model checkpoint (needed by --features cpc)");
   probe->add_option("--features", s.features, "cpc, mfcc or random")->capture_default_str();
-  auto* encode = app.add_subcommand("encode", "write contexts c_t of every utterance to a safetensors file");
-  corpus_opt(encode);
+  auto* encode = app.add_subcommand(
+      "encode",
+      "write the contexts c_t of a split's utterances to a safetensors file (model: the checkpoint's)");
+  corpus_opt(encode, false);
   encode->add_option("--checkpoint", s.checkpoint, "model checkpoint")->required();
-  encode->add_option("--output", s.output, "output .safetensors file")->required();
+  encode->add_option("--out,--output", s.output, "output .safetensors file (its folder is made if missing)")
+      ->required();
   encode->add_option("--split", s.split, "train, test or all")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
   try {
-    if (s.threads > 0) cpc::set_num_threads(s.threads);
-    if (!s.checkpoint.empty() && (encode->parsed() || probe->parsed()))
-      s.model = checkpoint_model(s.checkpoint).first;
-    if (demo->parsed()) return dispatch(s, [&]<class C>(C) { return run_demo<C>(s); });
-    if (train->parsed()) return dispatch(s, [&]<class C>(C) { return run_train<C>(s); });
-    if (probe->parsed()) return dispatch(s, [&]<class C>(C) { return run_probe<C>(s); });
-    if (encode->parsed()) return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
-  } catch (const cpc::error& e) {
-    std::cerr << "\ncpc-speech: error: " << e.what() << '\n';
-    return 1;
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    report("config_error", std::string(e.what()) + " (--help lists the options)");
+    return exit_refused;
   }
-  return 0;
+  const command cmd = demo->parsed()    ? command::demo
+                      : train->parsed() ? command::train
+                      : probe->parsed() ? command::probe
+                                        : command::encode;
+  CLI::App* sub = app.get_subcommands().front();
+  const auto given = [&](const char* name) {
+    const CLI::Option* o = sub->get_option_no_throw(name);
+    return o != nullptr && o->count() > 0;
+  };
+  s.minutes_given = given("--minutes");
+  s.steps_given = given("--steps");
+  s.model_given = given("--model");
+  // train and encode use no phone labels: do not read them (an empty path turns the file off).
+  if (cmd == command::train || cmd == command::encode) s.alignments = fs::path();
+  cpc::warn_if_cpu_features_unused();
+  if (const int rc = guarded(exit_refused, [&] {
+        check_before_work(s, cmd);
+        return 0;
+      }))
+    return rc;
+  return guarded(exit_failed, [&] {
+    if (s.threads > 0) cpc::set_num_threads(s.threads);
+    switch (cmd) {
+      case command::demo:
+        return dispatch(s, [&]<class C>(C) { return run_demo<C>(s); });
+      case command::train:
+        return dispatch(s, [&]<class C>(C) { return run_train<C>(s); });
+      case command::probe:
+        return dispatch(s, [&]<class C>(C) { return run_probe<C>(s); });
+      case command::encode:
+        return dispatch(s, [&]<class C>(C) { return run_encode<C>(s); });
+    }
+    return 0;
+  });
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 int main(int argc, char** argv) {
+  cpc::warn_if_cpu_features_unused();  // once, when built without the CPU's AVX2/AVX-512/FMA
   const std::uint64_t steps = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 4;
   const std::size_t batch = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 2;
   const std::string path = argc > 3 ? argv[3] : "cpc_train_steps.safetensors";

@@ -4,6 +4,7 @@
 #include "cpc/autoregressor/masked_conv_autoregressor.hpp"
 #include "cpc/backend/tags.hpp"
 #include "cpc/core/allocator.hpp"
+#include "cpc/core/cpu_features.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
 #include "cpc/core/random.hpp"

@@ -150,3 +150,20 @@ TEST_CASE("ops::layer_norm_*: the reference kernels give hand-computed values") 
   CHECK(dw == std::vector<double>{-1, 0});
   CHECK(db == std::vector<double>{1, 0});
 }
+
+TEST_CASE("ops::layer_norm_forward: a NaN in a row gives NaN outputs with the fused ReLU, not zeros") {
+  // The ReLU must propagate NaN (as std::max(v, 0) and the reference do), so that a non-finite
+  // input reaches the loss and training stops with a numeric_error.
+  for (std::size_t cols : {1u, 20u, 512u}) {
+    CAPTURE(cols);
+    std::vector<float> x(2 * cols, 0.25f), y(2 * cols, 0.0f);
+    for (std::size_t j = 0; j < cols; ++j) x[j] = static_cast<float>(j % 3);
+    x[cols + cols / 2] = NAN;
+    ops::layer_norm_forward<cpu>(ops::layer_norm_forward_args<float>{
+        .rows = 2, .cols = cols, .relu = true, .x = x.data(), .y = y.data()});
+    for (std::size_t j = 0; j < cols; ++j) {
+      CHECK(std::isfinite(y[j]));
+      CHECK(std::isnan(y[cols + j]));
+    }
+  }
+}

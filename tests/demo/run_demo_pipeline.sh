@@ -30,6 +30,6 @@ if command -v gnuplot >/dev/null; then
   done
 fi
 # The checkpoint reloads: probe and encode from it.
-"$bin" encode --corpus "$corpus" --checkpoint "$out/model.safetensors" --output "$out/contexts.safetensors" --split test
+"$bin" encode --corpus "$corpus" --checkpoint "$out/model.safetensors" --out "$out/contexts.safetensors" --split test
 [ -s "$out/contexts.safetensors" ] || fail "encode wrote nothing"
 echo "demo pipeline: all stages produced well-formed output"

@@ -22,8 +22,7 @@ struct state {
     m.for_each_parameter([&](const std::string&, cpc::parameter<float>& p) {
       out.insert(out.end(), p.value.begin(), p.value.end());
     });
-    opt.for_each_state(
-        [&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
+    opt.for_each_state([&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
     return out;
   }
 };

@@ -1,5 +1,6 @@
 #pragma once
-// Checks shared by test_gru.cpp and test_lstm.cpp; `Layer` is cpc::gru<T> or cpc::lstm<T>.
+// Checks shared by test_gru.cpp and test_lstm.cpp; `Layer` is cpc::gru<T, Backend> or
+// cpc::lstm<T, Backend> (each check runs on every backend of CPC_TEST_BACKENDS).
 #include <doctest/doctest.h>
 
 #include <cpc/layers/gru.hpp>
@@ -12,6 +13,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "support/backend_parity.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -22,13 +24,13 @@ template <class Layer>
 struct state_of {
   using type = tensor3<double>;
 };
-template <class T>
-struct state_of<gru<T>> {
+template <class T, class Backend>
+struct state_of<gru<T, Backend>> {
   using type = tensor3<T>;
 };
-template <class T>
-struct state_of<lstm<T>> {
-  using type = typename lstm<T>::state;
+template <class T, class Backend>
+struct state_of<lstm<T, Backend>> {
+  using type = typename lstm<T, Backend>::state;
 };
 template <class Layer>
 using state_t = typename state_of<Layer>::type;
@@ -224,6 +226,29 @@ void check_streaming() {
   }
 }
 
+/// Each item's outputs are bit-identical whatever the batch it is run in and the thread count:
+/// batches of 1 to 20 items split into different slices, so the recurrent GEMM runs micro-tiles
+/// of 4, 8 and 12 rows, full and partial (cpu; the reference backend is one loop per item).
+template <class Layer>
+void check_tile_invariance() {
+  auto layer = make_det_layer<Layer>();
+  const std::size_t B = 20;
+  tensor3<float> x = det_input(B, det_t), y;
+  set_num_threads(1);
+  layer.forward(x, y);
+  for (std::size_t threads : {1, 2}) {
+    set_num_threads(threads);
+    for (std::size_t batch : {1, 3, 5, 8, 9, 12, 16, 20}) {
+      INFO("threads " << threads << ", batch " << batch);
+      tensor3<float> xb = xt::view(x, xt::range(0, batch), xt::all(), xt::all()), yb;
+      layer.forward(xb, yb);
+      tensor3<float> ref = xt::view(y, xt::range(0, batch), xt::all(), xt::all());
+      CHECK(same(yb, ref));
+    }
+  }
+  set_num_threads(std::max<std::size_t>(1, tbb::info::default_concurrency()));
+}
+
 /// Forward outputs and every gradient are bit-identical for 1 and 2 threads.
 template <class Layer>
 void check_thread_count() {
@@ -298,6 +323,73 @@ void check_errors(const std::string& name) {
   CHECK_THROWS_WITH_AS(layer.backward(other, y, y, &dx),
                        (name + " backward input: expected [2, 5, 8], got [3, 5, 8]").c_str(), shape_error);
   CHECK_THROWS_AS(Layer({.input_size = 8, .hidden_size = 0}, gen), config_error);
+}
+
+/// cpu against reference (`check_layer_backends`: y, dx and every parameter gradient) on odd
+/// sizes, one item, one step, several layers, with and without bias, to `tol`.
+template <template <class, class> class Layer>
+void check_backends(double tol) {
+  struct config {
+    std::size_t batch, time, in, hidden, layers;
+    bool bias;
+  };
+  for (const auto& c : std::vector<config>{{1, 1, 1, 1, 1, true},
+                                           {3, 7, 13, 20, 2, true},
+                                           {2, 5, 9, 17, 1, false},
+                                           {20, 4, 5, 33, 2, true}}) {
+    CAPTURE(c.batch);
+    CAPTURE(c.time);
+    CAPTURE(c.hidden);
+    CAPTURE(c.layers);
+    CAPTURE(c.bias);
+    rng gen(c.batch + c.hidden);
+    tensor3<float> x = xt::zeros<float>({c.batch, c.time, c.in});
+    fill_uniform(x, gen);
+    check_layer_backends<Layer, float>(
+        recurrent_options{
+            .input_size = c.in, .hidden_size = c.hidden, .num_layers = c.layers, .bias = c.bias},
+        x, tol);
+  }
+}
+
+/// cpu against reference from a given initial state: y, the final state, dx and every parameter
+/// gradient (which includes the h0 term of dW_hh) agree to `tol`.
+template <template <class, class> class Layer>
+void check_backends_with_state(double tol) {
+  rng gen(31);
+  const std::size_t B = 5, T = 6, I = 7, H = 19, L = 2;
+  const recurrent_options opt{.input_size = I, .hidden_size = H, .num_layers = L};
+  rng g1(4), g2(4);
+  Layer<float, cpu> a(opt, g1);
+  Layer<float, reference> b(opt, g2);
+  state_t<Layer<float, cpu>> s0a, sa;
+  state_t<Layer<float, reference>> s0b, sb;  // the same values (a separate type for LSTM)
+  rng gs(5);
+  random_state(s0a, L, B, H, gs);
+  gs = rng(5);
+  random_state(s0b, L, B, H, gs);
+  tensor3<float> x = xt::zeros<float>({B, T, I}), ya, yb, dxa, dxb;
+  fill_uniform(x, gen);
+  a.forward(x, ya, &s0a, &sa);
+  b.forward(x, yb, &s0b, &sb);
+  CHECK(scaled_max_error(ya, yb) < tol);
+  if constexpr (requires { sa.c; }) {
+    CHECK(scaled_max_error(sa.h, sb.h) < tol);
+    CHECK(scaled_max_error(sa.c, sb.c) < tol);
+  } else {
+    CHECK(scaled_max_error(sa, sb) < tol);
+  }
+  const tensor3<float> dy = xt::cos(yb * 3.0f);
+  a.backward(x, ya, dy, &dxa);
+  b.backward(x, yb, dy, &dxb);
+  CHECK(scaled_max_error(dxa, dxb) < tol);
+  auto pa = named_parameters<float>(a);
+  auto pb = named_parameters<float>(b);
+  REQUIRE(pa.size() == pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    CAPTURE(pa[i].first);
+    CHECK(scaled_max_error(pa[i].second->grad, pb[i].second->grad) < tol);
+  }
 }
 
 }  // namespace cpc::testing

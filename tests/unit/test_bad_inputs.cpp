@@ -88,8 +88,7 @@ std::vector<double> snapshot(Model& m, const Opt& opt) {
   std::vector<double> out;
   m.for_each_parameter(
       [&](const std::string&, parameter<T>& p) { out.insert(out.end(), p.value.begin(), p.value.end()); });
-  opt.for_each_state(
-      [&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
+  opt.for_each_state([&](const std::string&, const auto& s) { out.insert(out.end(), s.begin(), s.end()); });
   return out;
 }
 

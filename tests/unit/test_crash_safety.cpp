@@ -82,8 +82,7 @@ struct run {
     std::vector<float> w;
     m.for_each_parameter(
         [&](const std::string&, parameter<float>& p) { w.insert(w.end(), p.value.begin(), p.value.end()); });
-    opt.for_each_state(
-        [&](const std::string&, const auto& s) { w.insert(w.end(), s.begin(), s.end()); });
+    opt.for_each_state([&](const std::string&, const auto& s) { w.insert(w.end(), s.begin(), s.end()); });
     return w;
   }
 };

@@ -3,41 +3,56 @@
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE("gru: finite differences in double, 1 layer, zero initial state") {
-  check_gradients<gru<double>>(1, true, false);
+TEST_CASE_TEMPLATE("gru: finite differences in double, 1 layer, zero initial state", Backend,
+                   CPC_TEST_BACKENDS) {
+  check_gradients<gru<double, Backend>>(1, true, false);
 }
-TEST_CASE("gru: finite differences in double, 2 layers, given initial state") {
-  check_gradients<gru<double>>(2, true, true);
+TEST_CASE_TEMPLATE("gru: finite differences in double, 2 layers, given initial state", Backend,
+                   CPC_TEST_BACKENDS) {
+  check_gradients<gru<double, Backend>>(2, true, true);
 }
-TEST_CASE("gru: finite differences in double, 2 layers, no bias") {
-  check_gradients<gru<double>>(2, false, false);
+TEST_CASE_TEMPLATE("gru: finite differences in double, 2 layers, no bias", Backend, CPC_TEST_BACKENDS) {
+  check_gradients<gru<double, Backend>>(2, false, false);
 }
-TEST_CASE("gru: matches torch.nn.GRU (2 layers, batch_first) golden values in float") {
-  check_golden<gru<float>>("gru.txt");
+TEST_CASE_TEMPLATE("gru: matches torch.nn.GRU (2 layers, batch_first) golden values in float", Backend,
+                   CPC_TEST_BACKENDS) {
+  check_golden<gru<float, Backend>>("gru.txt");
 }
-TEST_CASE("gru: causality, outputs up to t bit-identical when later inputs change") {
-  check_causality<gru<float>>();
+TEST_CASE_TEMPLATE("gru: causality, outputs up to t bit-identical when later inputs change", Backend,
+                   CPC_TEST_BACKENDS) {
+  check_causality<gru<float, Backend>>();
 }
-TEST_CASE("gru: batch independence and permutation, bit-identical") {
-  check_batch_independence<gru<float>>();
+TEST_CASE_TEMPLATE("gru: batch independence and permutation, bit-identical", Backend, CPC_TEST_BACKENDS) {
+  check_batch_independence<gru<float, Backend>>();
 }
-TEST_CASE("gru: streaming in chunks equals one pass, bit-identical") {
-  check_streaming<gru<float>>();
+TEST_CASE_TEMPLATE("gru: streaming in chunks equals one pass, bit-identical", Backend, CPC_TEST_BACKENDS) {
+  check_streaming<gru<float, Backend>>();
+}
+TEST_CASE(
+    "gru: an item's outputs are bit-identical in batches of 1 to 20 with 1 and 2 threads (GEMM tiles of 4, "
+    "8, 12 rows)") {
+  check_tile_invariance<gru<float>>();
 }
 TEST_CASE("gru: results bit-identical for 1 and 2 threads") {
   check_thread_count<gru<float>>();
 }
-TEST_CASE("gru: PyTorch parameter names, shapes and init") {
-  check_parameters<gru<float>>(3);
+TEST_CASE_TEMPLATE("gru: PyTorch parameter names, shapes and init", Backend, CPC_TEST_BACKENDS) {
+  check_parameters<gru<float, Backend>>(3);
 }
-TEST_CASE("gru: shape and option errors") {
-  check_errors<gru<float>>("gru");
+TEST_CASE_TEMPLATE("gru: shape and option errors", Backend, CPC_TEST_BACKENDS) {
+  check_errors<gru<float, Backend>>("gru");
+}
+TEST_CASE("gru: cpu equals reference (1e-5) on odd sizes, one item, one step, 2 layers, no bias") {
+  check_backends<gru>(1e-5);
+}
+TEST_CASE("gru: cpu equals reference (1e-5) from a given initial state, final state and gradients included") {
+  check_backends_with_state<gru>(1e-5);
 }
 
-TEST_CASE("gru: one step by hand") {
+TEST_CASE_TEMPLATE("gru: one step by hand", Backend, CPC_TEST_BACKENDS) {
   // 1 input, 1 hidden unit, all weights 0.5, biases 0.1, h0 = 0.2, x = 1.
   rng gen(0);
-  gru<double> layer({.input_size = 1, .hidden_size = 1}, gen);
+  gru<double, Backend> layer({.input_size = 1, .hidden_size = 1}, gen);
   layer.for_each_parameter([](const std::string& name, parameter<double>& p) {
     p.value.fill(name.starts_with("weight") ? 0.5 : 0.1);
   });

@@ -9,4 +9,5 @@
 #include "cpc/backend/cpu/norm.hpp"
 #include "cpc/backend/cpu/optim.hpp"
 #include "cpc/backend/cpu/patches.hpp"
+#include "cpc/backend/cpu/recurrent.hpp"
 #include "cpc/backend/tags.hpp"

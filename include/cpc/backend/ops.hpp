@@ -12,6 +12,7 @@
 ///   patches     extract_patches, patch_mean_pool, patch_mean_pool_backward
 ///   norm        layer_norm_forward, layer_norm_backward
 ///   activation  relu_forward, relu_backward, add_where_positive
+///   recurrent   rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 ///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
@@ -24,5 +25,6 @@
 #include "cpc/backend/op/norm.hpp"
 #include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/op/patches.hpp"
+#include "cpc/backend/op/recurrent.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

@@ -8,4 +8,5 @@
 #include "cpc/backend/reference/norm.hpp"
 #include "cpc/backend/reference/optim.hpp"
 #include "cpc/backend/reference/patches.hpp"
+#include "cpc/backend/reference/recurrent.hpp"
 #include "cpc/backend/tags.hpp"

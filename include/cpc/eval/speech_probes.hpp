@@ -29,11 +29,12 @@ struct utterance_features {
 
 /// Probe accuracies in [0, 1] (test split), one per task.
 struct probe_report {
-  double phone_frame = 0;          ///< phone class per 10 ms frame
+  double phone_frame = 0;          ///< phone class per 10 ms frame; 0 when `!phone_labelled`
   double speaker_frame = 0;        ///< speaker per 10 ms frame
   double speaker_short_mean = 0;   ///< speaker per 0.25 s window (25 frames), mean-pooled
   double speaker_window_mean = 0;  ///< speaker per 1.28 s window (128 frames), mean-pooled
   double speaker_window_last = 0;  ///< speaker per 1.28 s window, its last frame's features
+  bool phone_labelled = false;     ///< whether `phone_frame` was measured (labelled frames in both sets)
 };
 
 /// Probe settings. Windows are non-overlapping runs of frames from frame 0 of each utterance;
@@ -206,8 +207,10 @@ inline double fit_and_score(const probe_rows& train, const probe_rows& test, std
 }  // namespace detail
 
 /// Trains each probe on `train` features and reports its accuracy on `test` features.
-/// Phone probes need alignments (reported as 0 without them); speaker labels are corpus speaker
-/// indices, so the train and test sets should hold the same speakers.
+/// Phone probes need alignments: without a labelled frame (label >= 0) in both sets the phone
+/// probe is not run, `phone_frame` is 0 and `phone_labelled` false (print it as n/a, not as an
+/// accuracy). Speaker labels are corpus speaker indices, so the train and test sets should hold
+/// the same speakers.
 /// Errors: `cpc::config_error` when the feature widths differ.
 inline probe_report run_speech_probes(const speech_corpus& corpus, const utterance_features& train,
                                       const utterance_features& test, const probe_settings& s = {}) {
@@ -227,9 +230,16 @@ inline probe_report run_speech_probes(const speech_corpus& corpus, const utteran
   const auto speaker = [&](std::size_t u, std::size_t) { return static_cast<int>(corpus[u].speaker); };
   const std::size_t speakers = corpus.speakers().size();
   probe_report r;
-  if (corpus.has_alignments() && corpus.num_phones() > 0)
-    r.phone_frame = detail::fit_and_score(detail::frame_rows(train, step, phone),
-                                          detail::frame_rows(test, 1, phone), corpus.num_phones(), s.probe);
+  if (corpus.has_alignments() && corpus.num_phones() > 0) {
+    const auto phone_train = detail::frame_rows(train, step, phone);
+    const auto phone_test = detail::frame_rows(test, 1, phone);
+    const auto labelled = [](const detail::probe_rows& rows) {
+      return std::any_of(rows.y.begin(), rows.y.end(), [](int y) { return y >= 0; });
+    };
+    r.phone_labelled = labelled(phone_train) && labelled(phone_test);
+    if (r.phone_labelled)
+      r.phone_frame = detail::fit_and_score(phone_train, phone_test, corpus.num_phones(), s.probe);
+  }
   r.speaker_frame = detail::fit_and_score(detail::frame_rows(train, step, speaker),
                                           detail::frame_rows(test, 1, speaker), speakers, s.probe);
   r.speaker_short_mean = detail::fit_and_score(

@@ -2,10 +2,14 @@
 #include <cstddef>
 #include <string_view>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/layers/recurrent_detail.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::gru` (`cpc::recurrent_options`: the same type for every element type and
+/// backend, shared with `cpc::lstm`).
+using gru_options = recurrent_options;
 
 /// Multi-layer gated recurrent unit, batch-first. Source: torch.nn.GRU (batch_first=True), same
 /// equations, gate order (r, z, n), parameter names and layouts:
@@ -25,8 +29,8 @@ class gru {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// `{.input_size, .hidden_size, .num_layers = 1, .bias = true}`.
-  using options = recurrent_options;
+  /// `{.input_size, .hidden_size, .num_layers = 1, .bias = true}` (`cpc::gru_options`).
+  using options = gru_options;
 
   /// Builds the stack and draws PyTorch's default initial weights from `gen`.
   gru(options opt, rng& gen) : core_(opt, gen, "gru") {}
@@ -69,7 +73,7 @@ class gru {
   parameter<T>& bias_hh(std::size_t k = 0) { return core_.bias_hh(k); }
 
  private:
-  detail::recurrent_stack<T, detail::gru_cell> core_;
+  detail::recurrent_stack<T, Backend, ops::rnn_cell::gru> core_;
 };
 
 }  // namespace cpc

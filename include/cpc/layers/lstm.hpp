@@ -1,13 +1,16 @@
 #pragma once
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string_view>
 
-#include "cpc/backend/tags.hpp"
+#include "cpc/backend/ops.hpp"
 #include "cpc/layers/recurrent_detail.hpp"
 
 namespace cpc {
+
+/// Sizes of `cpc::lstm` (`cpc::recurrent_options`: the same type for every element type and
+/// backend, shared with `cpc::gru`).
+using lstm_options = recurrent_options;
 
 /// Multi-layer long short-term memory, batch-first. Source: torch.nn.LSTM (batch_first=True,
 /// proj_size=0), same equations, gate order (i, f, g, o), parameter names and layouts:
@@ -27,8 +30,8 @@ class lstm {
   CPC_REQUIRE_BACKEND(Backend);
 
  public:
-  /// `{.input_size, .hidden_size, .num_layers = 1, .bias = true}`.
-  using options = recurrent_options;
+  /// `{.input_size, .hidden_size, .num_layers = 1, .bias = true}` (`cpc::lstm_options`).
+  using options = lstm_options;
 
   /// Recurrent state: h and c, each `[num_layers, batch, hidden_size]`.
   struct state {
@@ -68,9 +71,8 @@ class lstm {
     if (hc_n) {
       const std::size_t half = packed_out_.h.size();
       ensure_shape(*hc_n, std::array<std::size_t, 3>{2 * L, packed_out_.h.shape()[1], H});
-      std::copy(packed_out_.h.begin(), packed_out_.h.end(), hc_n->begin());
-      std::copy(packed_out_.c.begin(), packed_out_.c.end(),
-                hc_n->begin() + static_cast<std::ptrdiff_t>(half));
+      ops::copy<Backend>(ops::copy_args<T>{.n = half, .x = packed_out_.h.data(), .y = hc_n->data()});
+      ops::copy<Backend>(ops::copy_args<T>{.n = half, .x = packed_out_.c.data(), .y = hc_n->data() + half});
     }
   }
 
@@ -100,12 +102,12 @@ class lstm {
     const std::array<std::size_t, 3> shape{hc.shape()[0] / 2, hc.shape()[1], hc.shape()[2]};
     ensure_shape(s.h, shape);
     ensure_shape(s.c, shape);
-    const auto half = static_cast<std::ptrdiff_t>(s.h.size());
-    std::copy(hc.begin(), hc.begin() + half, s.h.begin());
-    std::copy(hc.begin() + half, hc.end(), s.c.begin());
+    const std::size_t half = s.h.size();
+    ops::copy<Backend>(ops::copy_args<T>{.n = half, .x = hc.data(), .y = s.h.data()});
+    ops::copy<Backend>(ops::copy_args<T>{.n = half, .x = hc.data() + half, .y = s.c.data()});
   }
 
-  detail::recurrent_stack<T, detail::lstm_cell> core_;
+  detail::recurrent_stack<T, Backend, ops::rnn_cell::lstm> core_;
   state packed_in_, packed_out_;  // workspaces of the packed-state forward
 };
 

@@ -19,10 +19,11 @@ namespace cpc {
 /// receptive field of the next unfinished frame on are kept (cut at a multiple of the encoder's
 /// total stride, so the frame grid stays aligned), re-encoded when enough new samples arrived, and
 /// the autoregressor's state is carried. The concatenated outputs equal `model.encode` on the
-/// whole signal (bit-identical: every kernel computes a frame independently of its neighbours'
-/// count; tested). Shapes: chunks `[batch, n]` samples (any n >= 0, the same batch every time),
-/// outputs `[batch, new frames, context]`. Errors: `cpc::shape_error` when the batch size
-/// changes; `cpc::error` when used after `finish()`. Holds a reference: the model must outlive it
+/// whole signal (bit-identical: the cpu kernels compute a frame from its inputs alone, whatever
+/// its position, the frames around it or the task it falls in; tests/unit/test_streaming.cpp
+/// checks the paper preset). Shapes: chunks `[batch, n]` samples (any n >= 0, the same batch
+/// every time), outputs `[batch, new frames, context]`. Errors: `cpc::shape_error` when the batch
+/// size changes; `cpc::error` when used after `finish()`. Holds a reference: the model must outlive it
 /// and should not be used for anything else while streaming (it reuses the model's buffers).
 template <class Model>
 class context_stream {

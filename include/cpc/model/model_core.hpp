@@ -10,6 +10,7 @@
 
 #include "cpc/backend/ops.hpp"
 #include "cpc/backend/parameter_store.hpp"
+#include "cpc/core/cpu_features.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/loss_result.hpp"
 #include "cpc/core/parameter.hpp"
@@ -123,7 +124,9 @@ class model_core {
         encoder_(opt.encoder, gen_),
         ar_(opt.autoregressor, gen_),
         loss_(opt.loss, gen_),
-        store_(*this) {}
+        store_(*this) {
+    warn_if_cpu_features_unused();
+  }
 
   /// Latents and contexts of `x` (resized; buffers are reused).
   template <class Input>

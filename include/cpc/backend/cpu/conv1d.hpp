@@ -1,6 +1,6 @@
 #pragma once
-/// cpu kernels of the 1-D convolution ops (backend/op/conv1d.hpp), moved unchanged from the
-/// former `cpc::conv1d` layer.
+/// cpu kernels of the 1-D convolution ops (backend/op/conv1d.hpp), first moved from the former
+/// `cpc::conv1d` layer.
 ///
 /// How it runs: with channel-last storage the receptive field of output t, x[b, t*s - p ..
 /// t*s - p + K - 1, :], is K*C_in consecutive scalars, and consecutive outputs start s*C_in
@@ -11,10 +11,18 @@
 /// im2col^T dy and d input K GEMMs dy W_k into strided views of dx. Narrow windows (K*C_in <= 16,
 /// e.g. the first layer on raw audio) use a direct loop instead of a GEMM with a tiny inner
 /// dimension. Results do not depend on the thread count (see cpu_kernels::gemm).
+///
+/// Row independence: an output frame of the forward pass (and a row of d input) depends only on
+/// the samples of its window, bit for bit - not on its position in the buffer, on the number of
+/// frames, or on the task, row block or edge segment it falls in. The GEMM guarantees this for its
+/// rows; the direct loop runs every frame and channel through the same fused multiply-adds
+/// (partial blocks on zero-padded copies). Streaming (cpc::context_stream) relies on it.
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <vector>
+
+#include <xsimd/xsimd.hpp>
 
 #include "cpc/backend/cpu/eigen.hpp"
 #include "cpc/backend/cpu/gemm.hpp"
@@ -28,10 +36,11 @@ namespace cpc::ops {
 /// cpu scratch of the conv1d ops, kept by the layer across calls.
 template <class T>
 struct conv1d_workspace<cpu, T> {
-  host_buffer<T> wkc;    ///< weight as `[K, C_in, C_out]` for the direct loop (see reorder_weight)
-  host_buffer<T> dwkc;   ///< d weight in the `[C_out, K, C_in]` layout (direct loop)
-  host_buffer<T> edges;  ///< gathered windows of outputs that touch padding `[B, edges, K*C_in]`
-  host_buffer<T> dwt;    ///< d weight transposed, `[K*C_in, C_out]` (GEMM path)
+  host_buffer<T> wkc;       ///< weight as `[K, C_in, C_pad]` for the direct loop (see reorder_weight)
+  host_buffer<T> bias_pad;  ///< bias (or zeros) padded to C_pad channels (direct loop)
+  host_buffer<T> dwkc;      ///< d weight in the `[C_out, K, C_in]` layout (direct loop)
+  host_buffer<T> edges;     ///< gathered windows of outputs that touch padding `[B, edges, K*C_in]`
+  host_buffer<T> dwt;       ///< d weight transposed, `[K*C_in, C_out]` (GEMM path)
   cpu_kernels::packed_rhs<T> wpack, dypack;  ///< forward weight; dy of every frame (d weight)
   cpu_kernels::packed_rhs<T> dxpack;         ///< d input: the taps stacked (see backward_input)
   host_buffer<T> dxdense;                    ///< d input: the same, unpacked (when C_in is not whole panels)
@@ -57,7 +66,7 @@ class conv1d_kernel {
     const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
     const bool direct = window() <= direct_max_window;
     if (direct)
-      reorder_weight(weight);
+      reorder_weight(weight, bias);
     else
       pack_forward_weight(weight);
     const std::size_t blocks = (g_.t_out + row_block - 1) / row_block;
@@ -69,7 +78,7 @@ class conv1d_kernel {
       if (direct) {
         for_each_segment(x, b, r0, r1,
                          [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-                           direct_rows(rows, stride, n, bias, yb + t0 * s_.c_out);
+                           direct_rows(rows, stride, n, yb + t0 * s_.c_out);
                          });
       } else {
         // One GEMM over the block's frames: im2col rows straight from x, edge rows from edges.
@@ -294,55 +303,79 @@ class conv1d_kernel {
         static_cast<std::ptrdiff_t>(c_in * kk));
   }
 
-  // weight [C_out, C_in, K] -> wkc [K, C_in, C_out] for the direct loop, so that one input
-  // scalar scales a contiguous row of output channels.
-  void reorder_weight(const T* w) {
-    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel;
-    ws_.wkc.resize(c_out * c_in * kk);
+  // weight [C_out, C_in, K] -> wkc [K, C_in, C_pad] for the direct loop, so that one input
+  // scalar scales a contiguous row of output channels; C_pad rounds C_out up to whole chunks of
+  // direct_chunk channels (zero weights past C_out). bias (or zero) likewise into bias_pad.
+  void reorder_weight(const T* w, const T* bias) {
+    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel, c_pad = padded_channels();
+    ws_.wkc.assign(c_pad * c_in * kk, T(0));
     for (std::size_t o = 0; o < c_out; ++o)
       for (std::size_t c = 0; c < c_in; ++c)
         for (std::size_t k = 0; k < kk; ++k) {
           const std::size_t j = k * c_in + c;
-          ws_.wkc[j * c_out + o] = w[(o * c_in + c) * kk + k];
+          ws_.wkc[j * c_pad + o] = w[(o * c_in + c) * kk + k];
         }
+    ws_.bias_pad.assign(c_pad, T(0));
+    if (bias != nullptr) std::copy_n(bias, c_out, ws_.bias_pad.begin());
   }
 
-  // Direct forward for narrow windows: y[t, :] = bias + sum_j rows[t, j] * wkc[j, :]. Blocks of
-  // direct_rows_block frames x direct_chunk channels stay in registers while j runs.
-  void direct_rows(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, const T* bias, T* y) const {
-    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
+  std::size_t padded_channels() const { return (s_.c_out + direct_chunk - 1) / direct_chunk * direct_chunk; }
+
+  // Direct forward for narrow windows: y[t, :] = bias + sum_j rows[t, j] * wkc[j, :], the sum
+  // over j in ascending order by explicit fused multiply-adds. Blocks of direct_rows_block frames
+  // x direct_chunk channels stay in registers while j runs. Every frame and channel runs the same
+  // instructions: a last partial block of frames is copied into a zero-padded block first, and
+  // channels past C_out are computed on zero weights and not stored. So a frame's output depends
+  // only on its window - not on where it sits in the buffer, on n, or on the segment or task.
+  void direct_rows(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, T* y) const {
+    using V = xsimd::batch<T>;
+    constexpr std::size_t lanes = V::size, nv = direct_chunk / lanes;
+    static_assert(direct_chunk % lanes == 0, "direct_chunk must be a whole number of SIMD registers");
     constexpr std::ptrdiff_t rb = direct_rows_block;
-    const std::size_t c_out = s_.c_out, win = static_cast<std::size_t>(window());
+    const std::size_t c_out = s_.c_out, c_pad = padded_channels(), win = static_cast<std::size_t>(window());
     const T* w = ws_.wkc.data();
-    std::ptrdiff_t t0 = 0;
-    for (; t0 + rb <= n; t0 += rb) {
-      std::size_t o0 = 0;
-      for (; o0 + direct_chunk <= c_out; o0 += direct_chunk) {
-        const chunk_t init = bias ? chunk_t(Eigen::Map<const chunk_t>(bias + o0)) : chunk_t::Zero();
-        std::array<chunk_t, rb> acc;
-        acc.fill(init);
-        for (std::size_t j = 0; j < win; ++j) {
-          const Eigen::Map<const chunk_t> wj(w + j * c_out + o0);
-          for (std::ptrdiff_t r = 0; r < rb; ++r) acc[r] += rows[(t0 + r) * stride + j] * wj;
+    alignas(64) std::array<T, rb * direct_max_window> pad{};  // a partial block of frames, zero-padded
+    alignas(64) std::array<T, direct_chunk> part;             // a partial chunk of channels
+    for (std::ptrdiff_t t0 = 0; t0 < n; t0 += rb) {
+      const std::ptrdiff_t nr = std::min(rb, n - t0);
+      const T* src = rows + t0 * stride;
+      std::ptrdiff_t src_stride = stride;
+      if (nr < rb) {
+        for (std::ptrdiff_t r = 0; r < nr; ++r)
+          std::copy_n(rows + (t0 + r) * stride, win, pad.data() + static_cast<std::size_t>(r) * win);
+        src = pad.data();
+        src_stride = static_cast<std::ptrdiff_t>(win);
+      }
+      for (std::size_t o0 = 0; o0 < c_pad; o0 += direct_chunk) {
+        std::array<std::array<V, nv>, rb> acc;
+        for (std::size_t q = 0; q < nv; ++q) {
+          const V b = V::load_aligned(ws_.bias_pad.data() + o0 + q * lanes);
+          for (std::ptrdiff_t r = 0; r < rb; ++r) acc[r][q] = b;
         }
-        for (std::ptrdiff_t r = 0; r < rb; ++r) Eigen::Map<chunk_t>(y + (t0 + r) * c_out + o0) = acc[r];
+        for (std::size_t j = 0; j < win; ++j) {
+          std::array<V, nv> wj;
+          for (std::size_t q = 0; q < nv; ++q) wj[q] = V::load_aligned(w + j * c_pad + o0 + q * lanes);
+#pragma GCC unroll 8
+          for (std::ptrdiff_t r = 0; r < rb; ++r) {
+            const V xr(src[r * src_stride + static_cast<std::ptrdiff_t>(j)]);
+            for (std::size_t q = 0; q < nv; ++q) acc[r][q] = xsimd::fma(xr, wj[q], acc[r][q]);
+          }
+        }
+        // Constant indices into acc (unrolled over r), so that it stays in registers.
+        const std::size_t nc = std::min(direct_chunk, c_out - o0);
+#pragma GCC unroll 8
+        for (std::ptrdiff_t r = 0; r < rb; ++r) {
+          if (r >= nr) break;
+          T* yr = y + static_cast<std::size_t>(t0 + r) * c_out + o0;
+          if (nc == direct_chunk) {
+            for (std::size_t q = 0; q < nv; ++q) acc[r][q].store_unaligned(yr + q * lanes);
+          } else {
+            for (std::size_t q = 0; q < nv; ++q) acc[r][q].store_aligned(part.data() + q * lanes);
+            std::copy_n(part.data(), nc, yr);
+          }
+        }
       }
-      direct_scalar(rows + t0 * stride, stride, rb, o0, bias, y + t0 * c_out);
     }
-    direct_scalar(rows + t0 * stride, stride, n - t0, 0, bias, y + t0 * c_out);
-  }
-
-  // The same for frames [0, n) and channels [o_begin, C_out) one scalar at a time (remainders).
-  void direct_scalar(const T* rows, std::ptrdiff_t stride, std::ptrdiff_t n, std::size_t o_begin,
-                     const T* bias, T* y) const {
-    const std::size_t c_out = s_.c_out, win = static_cast<std::size_t>(window());
-    const T* w = ws_.wkc.data();
-    for (std::ptrdiff_t t = 0; t < n; ++t)
-      for (std::size_t o = o_begin; o < c_out; ++o) {
-        T acc = bias != nullptr ? bias[o] : T(0);
-        for (std::size_t j = 0; j < win; ++j) acc += rows[t * stride + j] * w[j * c_out + o];
-        y[t * c_out + o] = acc;
-      }
   }
 
   // Narrow windows: d weight += dy^T im2col(x), d bias += sum dy. Each task owns a block of output
@@ -420,49 +453,66 @@ class conv1d_kernel {
   }
 
   // Narrow windows: dwkc[o, j] += sum_t dy[t, o] * rows[t, j] for o in [o0, o0 + n_o). Blocks of
-  // direct_chunk channels x J window positions are accumulated in registers over t.
+  // direct_chunk channels x J window positions are accumulated in registers over t (ascending, by
+  // explicit fused multiply-adds) per tile of frames. A last partial chunk of channels runs the
+  // same code on a zero-padded copy of its dy columns, so a channel's sums do not depend on C_out.
   void direct_weight_rows(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride, std::size_t o0,
                           std::ptrdiff_t n_o) {
     const auto win = static_cast<std::size_t>(window());
+    const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
+    alignas(64) std::array<T, direct_frame_tile * direct_chunk> dpad;  // dy columns of a partial chunk
     // Tiles of frames, so that the tile of dy stays in cache across the passes over j.
     for (std::ptrdiff_t t0 = 0; t0 < n; t0 += direct_frame_tile) {
       const std::ptrdiff_t nt = std::min(direct_frame_tile, n - t0);
-      const T* d = dy + static_cast<std::size_t>(t0) * s_.c_out;
       const T* r = rows + t0 * stride;
-      std::size_t j0 = 0;
-      for (; j0 + 8 <= win; j0 += 8) direct_weight_block<8>(d, nt, r, stride, o0, n_o, j0);
-      for (; j0 + 4 <= win; j0 += 4) direct_weight_block<4>(d, nt, r, stride, o0, n_o, j0);
-      for (; j0 + 2 <= win; j0 += 2) direct_weight_block<2>(d, nt, r, stride, o0, n_o, j0);
-      for (; j0 < win; ++j0) direct_weight_block<1>(d, nt, r, stride, o0, n_o, j0);
+      for (std::size_t i0 = 0; i0 < static_cast<std::size_t>(n_o); i0 += direct_chunk) {
+        const std::size_t nc = std::min(direct_chunk, static_cast<std::size_t>(n_o) - i0);
+        const T* d = dy + t0 * c_out + static_cast<std::ptrdiff_t>(o0 + i0);
+        std::ptrdiff_t d_stride = c_out;
+        if (nc < direct_chunk) {
+          for (std::ptrdiff_t t = 0; t < nt; ++t) {
+            T* dst = dpad.data() + static_cast<std::size_t>(t) * direct_chunk;
+            std::copy_n(d + t * c_out, nc, dst);
+            std::fill(dst + nc, dst + direct_chunk, T(0));
+          }
+          d = dpad.data();
+          d_stride = static_cast<std::ptrdiff_t>(direct_chunk);
+        }
+        T* dw = ws_.dwkc.data() + (o0 + i0) * win;
+        std::size_t j0 = 0;
+        for (; j0 + 8 <= win; j0 += 8) direct_weight_block<8>(d, d_stride, nt, r, stride, j0, nc, dw);
+        for (; j0 + 4 <= win; j0 += 4) direct_weight_block<4>(d, d_stride, nt, r, stride, j0, nc, dw);
+        for (; j0 + 2 <= win; j0 += 2) direct_weight_block<2>(d, d_stride, nt, r, stride, j0, nc, dw);
+        for (; j0 < win; ++j0) direct_weight_block<1>(d, d_stride, nt, r, stride, j0, nc, dw);
+      }
     }
   }
 
+  // dw[i * win + j0 + j] += sum_{t < n} dy[t * d_stride + i] * rows[t * stride + j0 + j] for
+  // j < J, i < nc (dy holds direct_chunk readable columns).
   template <std::size_t J>
-  void direct_weight_block(const T* dy, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride,
-                           std::size_t o0, std::ptrdiff_t n_o, std::size_t j0) {
-    using chunk_t = Eigen::Array<T, direct_chunk, 1>;
-    const std::size_t c_out = s_.c_out;
+  void direct_weight_block(const T* dy, std::ptrdiff_t d_stride, std::ptrdiff_t n, const T* rows,
+                           std::ptrdiff_t stride, std::size_t j0, std::size_t nc, T* dw) const {
+    using V = xsimd::batch<T>;
+    constexpr std::size_t lanes = V::size, nv = direct_chunk / lanes;
     const auto win = static_cast<std::size_t>(window());
-    const auto full = static_cast<std::size_t>(n_o) / direct_chunk * direct_chunk;
-    for (std::size_t i0 = 0; i0 < full; i0 += direct_chunk) {
-      std::array<chunk_t, J> acc;
-      acc.fill(chunk_t::Zero());
-      for (std::ptrdiff_t t = 0; t < n; ++t) {
-        const Eigen::Map<const chunk_t> d(dy + static_cast<std::size_t>(t) * c_out + o0 + i0);
-        const T* xr = rows + t * stride + static_cast<std::ptrdiff_t>(j0);
-        for (std::size_t j = 0; j < J; ++j) acc[j] += xr[j] * d;
+    std::array<std::array<V, nv>, J> acc;
+    for (auto& a : acc) a.fill(V(T(0)));
+    for (std::ptrdiff_t t = 0; t < n; ++t) {
+      std::array<V, nv> d;
+      for (std::size_t q = 0; q < nv; ++q)
+        d[q] = V::load_unaligned(dy + t * d_stride + static_cast<std::ptrdiff_t>(q * lanes));
+      const T* xr = rows + t * stride + static_cast<std::ptrdiff_t>(j0);
+      for (std::size_t j = 0; j < J; ++j) {
+        const V xj(xr[j]);
+        for (std::size_t q = 0; q < nv; ++q) acc[j][q] = xsimd::fma(xj, d[q], acc[j][q]);
       }
-      for (std::size_t j = 0; j < J; ++j)
-        for (std::size_t i = 0; i < direct_chunk; ++i) ws_.dwkc[(o0 + i0 + i) * win + j0 + j] += acc[j](i);
     }
-    for (std::size_t o = o0 + full; o < o0 + static_cast<std::size_t>(n_o); ++o)
-      for (std::size_t j = j0; j < j0 + J; ++j) {
-        T acc = 0;
-        for (std::ptrdiff_t t = 0; t < n; ++t)
-          acc +=
-              dy[static_cast<std::size_t>(t) * c_out + o] * rows[t * stride + static_cast<std::ptrdiff_t>(j)];
-        ws_.dwkc[o * win + j] += acc;
-      }
+    alignas(64) std::array<T, direct_chunk> sums;
+    for (std::size_t j = 0; j < J; ++j) {
+      for (std::size_t q = 0; q < nv; ++q) acc[j][q].store_aligned(sums.data() + q * lanes);
+      for (std::size_t i = 0; i < nc; ++i) dw[i * win + j0 + j] += sums[i];
+    }
   }
 
   const conv1d_shape& s_;

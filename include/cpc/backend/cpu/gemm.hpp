@@ -405,11 +405,13 @@ struct c_rows {
 // of `row_block` rows (A packed into `work`; the next block's source prefetched); column panels
 // of B (one panel stays in L1 while it serves every tile of the block; the next one prefetched);
 // micro-tiles of `rows` rows (the next C tile prefetched).
-template <class T, class Source, class CRows>
+// `Rows` is the micro-tile height (see `gemm`); the row block is the largest multiple of it
+// within `gemm_tile<T>::row_block`.
+template <class T, std::size_t Rows = gemm_tile<T>::rows, class Source, class CRows>
 void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const CRows& c, bool accumulate,
                  T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
   using tile = gemm_tile<T>;
-  constexpr std::size_t R = tile::rows, W = tile::cols, MB = tile::row_block;
+  constexpr std::size_t R = Rows, W = tile::cols, MB = tile::row_block / R * R;
   constexpr a_layout L = Source::layout;
   const std::size_t KB = b.k_block();
   const std::size_t depth = b.depth(), n = b.cols();
@@ -504,20 +506,24 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
 /// split rows (or independent outputs) across tasks. See the file comment for the summation order
 /// and gemm_detail::gemm_source for the loops. A with unit depth stride (rows of k, e.g. an
 /// im2col view) is packed as row chunks (plain copies); any other A as k-major tiles.
-template <class T>
+/// `Rows` (at most `gemm_tile<T>::rows`) is the height of the micro-tile: a smaller one wastes
+/// less on a few rows (e.g. 8 rows of a recurrent step); every element is computed by the same
+/// instructions whatever `Rows`, so results do not depend on it.
+template <class T, std::size_t Rows = gemm_tile<T>::rows>
 void gemm(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t a_depth_stride,
           const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate, T* work) {
+  static_assert(Rows >= 1 && Rows <= gemm_tile<T>::rows, "cpc: gemm tile height above gemm_tile<T>::rows");
   if (a_depth_stride == 1 && a_row_stride != 1) {
     auto row = [=](std::size_t i) { return a + static_cast<std::ptrdiff_t>(i) * a_row_stride; };
-    gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, decltype(row)>{row}, b,
-                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_rows<T, decltype(row)>{row}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
   } else if (a_row_stride == 1) {
     auto col = [=](std::size_t k) { return a + static_cast<std::ptrdiff_t>(k) * a_depth_stride; };
-    gemm_detail::gemm_source<T>(m, gemm_detail::a_cols<T, decltype(col)>{col}, b,
-                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_cols<T, decltype(col)>{col}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
   } else {
-    gemm_detail::gemm_source<T>(m, gemm_detail::a_strided<T>{a, a_row_stride, a_depth_stride}, b,
-                                gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_strided<T>{a, a_row_stride, a_depth_stride}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
   }
 }
 

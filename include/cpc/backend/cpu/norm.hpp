@@ -1,15 +1,15 @@
 #pragma once
-/// cpu kernels of the normalisation ops (backend/op/norm.hpp), moved unchanged from the former
-/// `cpc::layer_norm` layer: Eigen row expressions, blocks of 64 rows per task for the per-row
-/// work, blocks of 64 channels per task for the parameter gradients (each task sums every row in
-/// order, so the result does not depend on the thread count).
+/// cpu kernels of the normalisation ops (backend/op/norm.hpp): SIMD row loops (xsimd), blocks of
+/// 64 rows per task for the per-row work, blocks of 64 channels per task for the parameter
+/// gradients (each task sums every row in order, so the result does not depend on the thread
+/// count). A row's result depends only on that row (see layer_norm_kernel).
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
 #include <utility>
 
-#include <Eigen/Core>
+#include <xsimd/xsimd.hpp>
 
 #include "cpc/backend/op/norm.hpp"
 #include "cpc/backend/tags.hpp"
@@ -27,21 +27,85 @@ struct layer_norm_workspace<cpu, T> {
 namespace cpu_detail {
 
 /// The cpu layer norm over rows of `cols` scalars.
+///
+/// Every sum and element-wise formula runs on SIMD registers with explicit fused multiply-adds in
+/// an order fixed by `cols` alone: the last partial register of a row is loaded from a padded copy
+/// (padding chosen so that it adds nothing) and goes through the same instructions. So a row's
+/// output depends only on that row - not on its position in the buffer, its address alignment or
+/// the rows around it - and a channel's parameter gradient only on its column.
 template <class T>
 struct layer_norm_kernel {
-  using row_array = Eigen::Array<T, 1, Eigen::Dynamic>;
-  using row_map = Eigen::Map<const row_array>;
+  using V = xsimd::batch<T>;
+  static constexpr std::size_t lanes = V::size;
   static constexpr std::size_t row_block = 64;      // frames per task
   static constexpr std::size_t channel_block = 64;  // channels per task in d weight / d bias
 
   std::ptrdiff_t width;  ///< scalars per row (C)
   double eps;            ///< variance floor
 
+  /// Elements [i, i + n) of p in one register, n <= lanes; lanes past n hold `fill`.
+  static V load(const T* p, std::size_t n, T fill) {
+    if (n == lanes) return V::load_unaligned(p);
+    alignas(64) std::array<T, lanes> t;
+    t.fill(fill);
+    std::copy_n(p, n, t.data());
+    return V::load_aligned(t.data());
+  }
+
+  /// Stores the first n <= lanes lanes of v at p.
+  static void store(const V& v, T* p, std::size_t n) {
+    if (n == lanes) return v.store_unaligned(p);
+    alignas(64) std::array<T, lanes> t;
+    v.store_aligned(t.data());
+    std::copy_n(t.data(), n, p);
+  }
+
+  /// Calls f(i, n) for the registers of a row: i = 0, lanes, ..., n = lanes except for the last.
+  template <class F>
+  void for_each_register(F&& f) const {
+    const auto c = static_cast<std::size_t>(width);
+    std::size_t i = 0;
+    for (; i + lanes <= c; i += lanes) f(i, lanes);
+    if (i < c) f(i, c - i);
+  }
+
+  /// N sums over the registers of a row: f(acc, i, n) adds register [i, i + n) of the row into
+  /// acc (N registers). Four sets of partial sums take the registers in turn (whole groups of
+  /// four), the rest go to the first; then ((0 + 1) + (2 + 3)), reduced across lanes. The order
+  /// depends on `width` only.
+  template <std::size_t N, class F>
+  std::array<T, N> row_sums(F&& f) const {
+    const auto c = static_cast<std::size_t>(width);
+    std::array<V, N> s0, s1, s2, s3;
+    s0.fill(V(T(0)));
+    s1 = s2 = s3 = s0;
+    std::size_t i = 0;
+    for (; i + 4 * lanes <= c; i += 4 * lanes) {
+      f(s0, i, lanes);
+      f(s1, i + lanes, lanes);
+      f(s2, i + 2 * lanes, lanes);
+      f(s3, i + 3 * lanes, lanes);
+    }
+    for (; i + lanes <= c; i += lanes) f(s0, i, lanes);
+    if (i < c) f(s0, i, c - i);
+    std::array<T, N> out;
+    for (std::size_t j = 0; j < N; ++j) out[j] = xsimd::hadd((s0[j] + s1[j]) + (s2[j] + s3[j]));
+    return out;
+  }
+
   /// Mean and 1/sqrt(var + eps) of one frame (biased variance, two passes for accuracy).
   std::pair<T, T> stats(const T* xr) const {
-    const row_map xv(xr, width);
-    const T mean = xv.mean();
-    const T var = (xv - mean).square().mean();
+    const T n = static_cast<T>(width);
+    const T mean = row_sums<1>([&](std::array<V, 1>& acc, std::size_t i, std::size_t k) {
+                     acc[0] += load(xr + i, k, T(0));
+                   })[0] /
+                   n;
+    const V m(mean);
+    const T var = row_sums<1>([&](std::array<V, 1>& acc, std::size_t i, std::size_t k) {
+                    const V d = load(xr + i, k, mean) - m;  // padding: d = 0
+                    acc[0] = xsimd::fma(d, d, acc[0]);
+                  })[0] /
+                  n;
     return {mean, T(1) / std::sqrt(var + static_cast<T>(eps))};
   }
 
@@ -49,19 +113,22 @@ struct layer_norm_kernel {
   template <bool Relu>
   void forward_rows(const layer_norm_forward_args<T>& a) const {
     const std::size_t rows = a.rows;
-    const std::ptrdiff_t c = width;
+    const auto c = static_cast<std::size_t>(width);
     const bool affine = a.weight != nullptr;
     parallel_for(0, (rows + row_block - 1) / row_block, [&](std::size_t blk) {
       const std::size_t end = std::min(rows, (blk + 1) * row_block);
       for (std::size_t r = blk * row_block; r < end; ++r) {
         const T* xr = a.x + r * c;
-        const auto [mean, rstd] = stats(xr);
-        Eigen::Map<row_array> yv(a.y + r * c, c);
-        if (affine)
-          yv = (row_map(xr, c) - mean) * rstd * row_map(a.weight, c) + row_map(a.bias, c);
-        else
-          yv = (row_map(xr, c) - mean) * rstd;
-        if constexpr (Relu) yv = yv.max(T(0));
+        T* yr = a.y + r * c;
+        const std::pair<T, T> st = stats(xr);
+        const V m(st.first), s(st.second);
+        for_each_register([&](std::size_t i, std::size_t n) {
+          V v = (load(xr + i, n, T(0)) - m) * s;
+          if (affine) v = xsimd::fma(v, load(a.weight + i, n, T(0)), load(a.bias + i, n, T(0)));
+          if constexpr (Relu)
+            v = xsimd::select(v < V(T(0)), V(T(0)), v);  // NaN stays NaN (as std::max(v, 0))
+          store(v, yr + i, n);
+        });
       }
     });
   }
@@ -71,16 +138,16 @@ struct layer_norm_kernel {
   template <bool Relu>
   void backward_rows(const layer_norm_backward_args<T>& a, layer_norm_workspace<cpu, T>& ws) const {
     const std::size_t rows = a.rows;
-    const std::ptrdiff_t c = width;
+    const auto c = static_cast<std::size_t>(width);
     const bool affine = a.weight != nullptr;
     T* const dx = a.dx;
     ws.mean.resize(rows);
     ws.rstd.resize(rows);
-    // Masked output gradient of row r as an Eigen expression.
-    auto dy_row = [&](std::size_t r) {
-      const row_map d(a.dy + r * c, c);
+    // Masked output gradient of elements [i, i + n) of row r (zero past n).
+    auto dy_reg = [&](std::size_t r, std::size_t i, std::size_t n) {
+      const V d = load(a.dy + r * c + i, n, T(0));
       if constexpr (Relu)
-        return (row_map(a.y + r * c, c) > T(0)).select(d, T(0));
+        return xsimd::select(load(a.y + r * c + i, n, T(0)) > V(T(0)), d, V(T(0)));
       else
         return d;
     };
@@ -88,49 +155,66 @@ struct layer_norm_kernel {
       const std::size_t end = std::min(rows, (blk + 1) * row_block);
       for (std::size_t r = blk * row_block; r < end; ++r) {
         const T* xr = a.x + r * c;
-        const auto [mean, rstd] = stats(xr);
+        // Not a structured binding: clang < 16 cannot capture one in the lambdas below.
+        const std::pair<T, T> st = stats(xr);
+        const T mean = st.first, rstd = st.second;
         ws.mean[r] = mean;
         ws.rstd[r] = rstd;
         if (dx == nullptr) continue;
-        const auto xhat = (row_map(xr, c) - mean) * rstd;
-        // g is built in dx's row, then replaced element by element (no temporaries).
-        Eigen::Map<row_array> g(dx + r * c, c);
-        g = dy_row(r);
-        if (affine) g *= row_map(a.weight, c);
-        const T g_mean = g.mean();
-        const T gx_mean = (g * xhat).mean();
-        g = rstd * (g - g_mean - xhat * gx_mean);
+        const V m(mean), s(rstd);
+        // g is built in dx's row (one pass for both of its sums), then replaced element by element.
+        T* gr = dx + r * c;
+        const auto sums = row_sums<2>([&](std::array<V, 2>& acc, std::size_t i, std::size_t n) {
+          V g = dy_reg(r, i, n);
+          if (affine) g *= load(a.weight + i, n, T(0));
+          const V xhat = (load(xr + i, n, mean) - m) * s;  // padding: xhat = 0
+          acc[0] += g;
+          acc[1] = xsimd::fma(g, xhat, acc[1]);
+          store(g, gr + i, n);
+        });
+        const T n_c = static_cast<T>(width);
+        const V g_mean(sums[0] / n_c), gx_mean(sums[1] / n_c);
+        for_each_register([&](std::size_t i, std::size_t n) {
+          const V xhat = (load(xr + i, n, mean) - m) * s;
+          const V g = load(gr + i, n, T(0));
+          store(s * xsimd::fnma(xhat, gx_mean, g - g_mean), gr + i, n);
+        });
       }
     });
     if (!affine) return;
-    // Each task owns a block of channels and sums over all frames in order (deterministic).
+    // Each task owns a block of channels and sums over all frames in order (deterministic); every
+    // channel is one lane of the same instructions.
+    static_assert(channel_block % lanes == 0, "channel_block must be a whole number of SIMD registers");
+    constexpr std::size_t nv = channel_block / lanes;
     const auto channels = static_cast<std::size_t>(width);
     parallel_for(0, (channels + channel_block - 1) / channel_block, [&](std::size_t blk) {
-      const std::size_t c0 = blk * channel_block;
-      const auto n_c = static_cast<std::ptrdiff_t>(std::min(channel_block, channels - c0));
-      std::array<T, channel_block> dw_buf{}, db_buf{};
-      Eigen::Map<row_array> dw(dw_buf.data(), n_c), db(db_buf.data(), n_c);
+      const std::size_t c0 = blk * channel_block, n_c = std::min(channel_block, channels - c0);
+      const std::size_t regs = (n_c + lanes - 1) / lanes;
+      std::array<V, nv> dw, db;
+      dw.fill(V(T(0)));
+      db.fill(V(T(0)));
       for (std::size_t r = 0; r < rows; ++r) {
-        const row_map d(a.dy + r * c + c0, n_c);
-        const auto xhat = (row_map(a.x + r * c + c0, n_c) - ws.mean[r]) * ws.rstd[r];
-        if constexpr (Relu) {
-          const auto dm = (row_map(a.y + r * c + c0, n_c) > T(0)).select(d, T(0));
-          dw += dm * xhat;
-          db += dm;
-        } else {
-          dw += d * xhat;
-          db += d;
+        const V m(ws.mean[r]), s(ws.rstd[r]);
+        for (std::size_t q = 0; q < regs; ++q) {
+          const std::size_t i = c0 + q * lanes, n = std::min(lanes, c0 + n_c - i);
+          const V d = dy_reg(r, i, n);
+          const V xhat = (load(a.x + r * c + i, n, T(0)) - m) * s;
+          dw[q] = xsimd::fma(d, xhat, dw[q]);
+          db[q] += d;
         }
       }
-      Eigen::Map<row_array>(a.d_weight + c0, n_c) += dw;
-      Eigen::Map<row_array>(a.d_bias + c0, n_c) += db;
+      for (std::size_t q = 0; q < regs; ++q) {
+        const std::size_t i = c0 + q * lanes, n = std::min(lanes, c0 + n_c - i);
+        store(load(a.d_weight + i, n, T(0)) + dw[q], a.d_weight + i, n);
+        store(load(a.d_bias + i, n, T(0)) + db[q], a.d_bias + i, n);
+      }
     });
   }
 };
 
 }  // namespace cpu_detail
 
-/// cpu layer_norm_forward: blocks of 64 rows per task, Eigen row expressions.
+/// cpu layer_norm_forward: blocks of 64 rows per task, SIMD row loops.
 template <class T>
 void run(cpu, const layer_norm_forward_args<T>& a) {
   const cpu_detail::layer_norm_kernel<T> k{static_cast<std::ptrdiff_t>(a.cols), a.eps};
