@@ -29,7 +29,8 @@ void bm_fma(benchmark::State& state) {
   }
   const unsigned n = threads_of(state.range(1));
   const std::size_t iterations = 1u << 20;
-  const double flops = double(iterations) * (bits == 512 ? pd::chains : pd::chains_256) * (bits / 32) * 2.0;  // per thread
+  const double flops =
+      double(iterations) * (bits == 512 ? pd::chains : pd::chains_256) * (bits / 32) * 2.0;  // per thread
   double per_cpu = 0;
   for (auto _ : state) {
     const pd::thread_times t = pd::run_threads(n, [&](unsigned) {

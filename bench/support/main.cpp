@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
   cpc::bench::add_peak_context(
       [](const std::string& key, const std::string& value) { benchmark::AddCustomContext(key, value); });
   const char* t = std::getenv("GLIBC_TUNABLES");
-  benchmark::AddCustomContext("malloc_hugetlb",
-                              t != nullptr && std::strstr(t, "glibc.malloc.hugetlb=1") != nullptr ? "1" : "0");
+  benchmark::AddCustomContext(
+      "malloc_hugetlb", t != nullptr && std::strstr(t, "glibc.malloc.hugetlb=1") != nullptr ? "1" : "0");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

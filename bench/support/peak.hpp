@@ -5,13 +5,13 @@
 // 117 GFLOP/s per core, another 212), so every benchmark reports its GFLOP/s also as a fraction
 // of the peak measured here, never of an assumed one.
 //
-// FMA peak: each thread runs 16 (512-bit) or 12 (256-bit) independent chains of vfmadd (more than latency x pipes on any
-// x86 core we know: 4 cycles x 2 pipes) for about 10 ms; the best of several repetitions is kept.
-// "all threads" runs that loop on std::thread::hardware_concurrency() threads at once. Rates are
-// FLOPs per second of the thread's own CPU time (CLOCK_THREAD_CPUTIME_ID): on a machine shared
-// with other processes a thread loses its core for part of the wall time, which says nothing
-// about the core; "all threads" is the sum of the threads' rates. `cpu_share` says how much of
-// the wall time the threads of the all-threads run actually held a core (1 = an idle machine).
+// FMA peak: each thread runs 16 (512-bit) or 12 (256-bit) independent chains of vfmadd (more than latency x
+// pipes on any x86 core we know: 4 cycles x 2 pipes) for about 10 ms; the best of several repetitions is
+// kept. "all threads" runs that loop on std::thread::hardware_concurrency() threads at once. Rates are FLOPs
+// per second of the thread's own CPU time (CLOCK_THREAD_CPUTIME_ID): on a machine shared with other processes
+// a thread loses its core for part of the wall time, which says nothing about the core; "all threads" is the
+// sum of the threads' rates. `cpu_share` says how much of the wall time the threads of the all-threads run
+// actually held a core (1 = an idle machine).
 //
 // Triad: a[i] = b[i] + s * c[i] over three float arrays of 64 MiB each (larger than any cache of
 // these machines), on one thread and split over every thread; bytes counted as STREAM does
@@ -177,7 +177,9 @@ inline double fma_gflops(int bits, unsigned n, int reps, double* share = nullptr
   double best = 0, cpu = 0, wall = 0;
   for (int r = 0; r < reps; ++r) {
     const thread_times t = run_threads(n, loop);
-    best = std::max(best, rate_per_cpu_second(t, double(iterations) * (bits == 512 ? chains : chains_256) * lanes * 2.0) * 1e-9);
+    best = std::max(
+        best, rate_per_cpu_second(t, double(iterations) * (bits == 512 ? chains : chains_256) * lanes * 2.0) *
+                  1e-9);
     for (double c : t.cpu) cpu += c;
     wall += t.max_wall() * double(n);
   }
