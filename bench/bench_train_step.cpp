@@ -3,7 +3,8 @@
 // N = 128 negatives from the batch, windows of 20480 samples = 128 frames).
 //   bm_train_step/<batch>/<threads>: compute_gradients + one Adam step, batch 8, 16, 32.
 //   bm_encode/<batch>/<threads>:     encode (encoder + GRU forward, no gradients), batch 32.
-//   bm_train_phases/8/1:             the train step phase by phase, CPU seconds of each phase.
+//   bm_train_phases/8/1:             the train step phase by phase, CPU seconds of each phase and
+//                                    its analytic FLOPs per CPU second over one core's peak (_frac).
 //
 // FLOPs are counted analytically (2 per multiply-add) from the shapes, per batch item, with
 // S = 20480 samples, C = 512 channels, H = 256, T = 128 frames, K = 12, N = 128:
@@ -19,7 +20,9 @@
 // Element-wise work (norms, ReLU, gates, softmax, Adam) is not counted. Train step at batch B:
 // B * 20.84 GFLOP (166.8 GFLOP at B = 8). Encode: B * (F_conv + F_gru) = B * 6.37 GFLOP.
 //
-// Counters: GFLOP/s (the analytic count per second), audio-s/s (seconds of 16 kHz audio per
+// Counters: GFLOP/s (the analytic count per second), peak-frac (GFLOP/s over the FMA peak of that
+// many threads, measured in this process before the timed work: support/peak.hpp), cpu-frac (the
+// count per CPU second over one core's peak), audio-s/s (seconds of 16 kHz audio per
 // second), peak-RSS (the process's peak resident set, getrusage ru_maxrss, bytes; it only grows,
 // so run one benchmark per process to read one configuration's peak, e.g. with
 // --benchmark_filter). cpc::configure_allocator() is called first, as a program should; set the
@@ -34,6 +37,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "support/flops.hpp"
 
 #include <cpc/core/allocator.hpp>
 #include <cpc/model/model.hpp>
@@ -104,10 +109,12 @@ cpc::tensor2<float> random_audio(std::size_t batch, cpc::rng& gen) {
   return a;
 }
 
-void set_counters(benchmark::State& state, std::size_t batch, double flops_per_item) {
+// GFLOP/s, peak-frac, cpu-frac (support/flops.hpp; cpu_seconds: process CPU time of the timed
+// loop), audio-s/s and peak-RSS.
+void set_counters(benchmark::State& state, std::size_t batch, double flops_per_item, double cpu_seconds) {
   const double it = static_cast<double>(state.iterations());
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(it * double(batch) * flops_per_item * 1e-9, benchmark::Counter::kIsRate);
+  cpc::bench::flops_counters(state, it * double(batch) * flops_per_item,
+                             static_cast<std::size_t>(state.range(1)), cpu_seconds);
   state.counters["audio-s/s"] =
       benchmark::Counter(it * double(batch * samples) / sample_rate, benchmark::Counter::kIsRate);
   state.counters["peak-RSS"] =
@@ -138,11 +145,12 @@ paper_setup make_paper_setup(benchmark::State& state) {
 void bm_train_step(benchmark::State& state) {
   auto [batch, model, opt, audio] = make_paper_setup(state);
   model->train_step(audio, opt);  // warm-up: sizes every buffer
+  const cpc::bench::cpu_timer cpu;
   for (auto _ : state) {
     const auto r = model->train_step(audio, opt);
     benchmark::DoNotOptimize(r.loss);
   }
-  set_counters(state, batch, train_flops_per_item());
+  set_counters(state, batch, train_flops_per_item(), cpu.seconds());
 }
 
 double cpu_seconds() {
@@ -161,6 +169,7 @@ void bm_train_phases(benchmark::State& state) {
                                               "gru_bwd",   "encoder_bwd", "adam"};
   std::array<double, phases> total{};
   model->train_step(audio, opt);  // warm-up: sizes every buffer
+  const cpc::bench::cpu_timer cpu;
   for (auto _ : state) {
     std::array<double, phases + 1> t{};
     t[0] = cpu_seconds();
@@ -182,9 +191,22 @@ void bm_train_phases(benchmark::State& state) {
     t[7] = cpu_seconds();
     for (std::size_t i = 0; i < phases; ++i) total[i] += t[i + 1] - t[i];
   }
-  for (std::size_t i = 0; i < phases; ++i)
-    state.counters[std::string(names[i]) + "_cpu_s"] = total[i] / static_cast<double>(state.iterations());
-  set_counters(state, batch, train_flops_per_item());
+  // Analytic FLOPs of each phase per batch item (see the file comment).
+  const std::array<double, phases> flops{0,
+                                         conv_forward_flops(),
+                                         gru_forward_flops(),
+                                         3 * head_forward_flops() + 3 * score_forward_flops(),
+                                         2 * gru_forward_flops(),
+                                         2 * conv_forward_flops() - conv_first_layer_flops(),
+                                         0};
+  const double it = static_cast<double>(state.iterations()), peak = cpc::bench::machine_peak().fma(1);
+  for (std::size_t i = 0; i < phases; ++i) {
+    const double s = total[i] / it;
+    state.counters[std::string(names[i]) + "_cpu_s"] = s;
+    if (flops[i] > 0 && peak > 0)
+      state.counters[std::string(names[i]) + "_frac"] = double(batch) * flops[i] / s / (peak * 1e9);
+  }
+  set_counters(state, batch, train_flops_per_item(), cpu.seconds());
 }
 
 void bm_encode(benchmark::State& state) {
@@ -197,11 +219,12 @@ void bm_encode(benchmark::State& state) {
   const auto audio = random_audio(batch, gen);
   cpc::tensor3<float> z, c;
   model->encode(audio, z, c);
+  const cpc::bench::cpu_timer cpu;
   for (auto _ : state) {
     model->encode(audio, z, c);
     benchmark::DoNotOptimize(c.data());
   }
-  set_counters(state, batch, encode_flops_per_item());
+  set_counters(state, batch, encode_flops_per_item(), cpu.seconds());
 }
 
 }  // namespace

@@ -7,8 +7,11 @@
 //   cpc-speech train    --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe    --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode   --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
+//   cpc-speech abx      --corpus DIR (--checkpoint FILE | --features mfcc | --features random) [--features all]
 //   cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2
 //   mpirun -np N cpc-speech train ...                            the same training on N processes
+//
+// --checkpoint also takes a CPC_audio model converted by scripts/convert_cpc_audio.py (encode, abx).
 //
 // Every option is checked before any work (no corpus is loaded and no folder is made for a bad
 // one); every error ends the program with one line "cpc-speech: <error type>: <message>" and
@@ -21,6 +24,8 @@
 #ifdef CPC_WITH_MPI
 #include <cpc/dist/mpi.hpp>
 #endif
+
+#include "abx_command.hpp"
 
 #include <unistd.h>
 
@@ -72,6 +77,7 @@ struct settings {
   // Corpus files other than the defaults (e.g. LibriSpeech with the CPC paper's label files).
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
+  std::size_t abx_group = 20, abx_x = 5;  // abx: items per group, X speakers per cell
   std::vector<std::string> given;  // the options given on the command line, e.g. "--lr"
   bool is_given(const std::string& option) const {
     return std::find(given.begin(), given.end(), option) != given.end();
@@ -89,7 +95,7 @@ std::string rank_label;
 constexpr int exit_failed = 1;   // the run failed (a file, a step); the message names it
 constexpr int exit_refused = 2;  // an option was refused before any work
 
-enum class command { demo, train, probe, encode, ablation };
+enum class command { demo, train, probe, encode, abx, ablation };
 
 std::string number(double v) {
   std::ostringstream os;
@@ -139,7 +145,14 @@ void check_options(settings& s, command cmd) {
     need(s.features == "cpc" || s.checkpoint.empty(),
          "--checkpoint: only used with --features cpc, got --features " + s.features);
   }
-  if (cmd == command::encode)
+  if (cmd == command::abx) {
+    need(s.features == "cpc" || s.features == "mfcc" || s.features == "random" || s.features == "all",
+         "--features: expected cpc, mfcc, random or all, got '" + s.features + "'");
+    need((s.features != "cpc" && s.features != "all") || !s.checkpoint.empty(),
+         "--checkpoint: expected a checkpoint file for --features " + s.features +
+             ", got none; or use --features mfcc or --features random");
+  }
+  if (cmd == command::encode || cmd == command::abx)
     need(s.split == "train" || s.split == "test" || s.split == "all",
          "--split: expected train, test or all, got '" + s.split + "'");
 }
@@ -493,19 +506,24 @@ int run_probe(settings& s) {
   return 0;
 }
 
-template <class Config>
-int run_encode(settings& s) {
-  const auto corpus = load_corpus(s, false);
-  model_t<Config> model(model_options<Config>(s.recipe));
-  cpc::load_weights(s.checkpoint, model);
+// The utterances of --split (train, test or all). Errors: cpc::config_error for an empty split.
+std::vector<std::size_t> split_utterances(const cpc::speech_corpus& corpus, const settings& s) {
   const auto split = s.split == "train"  ? cpc::corpus_split::train
                      : s.split == "test" ? cpc::corpus_split::test
                                          : cpc::corpus_split::all;  // check_options: one of the three
   if (corpus.indices(split).empty())
     throw cpc::config_error("--split " + s.split + ": the corpus has no " + s.split +
                             " utterances (see --test-split / --train-split, README 'Speech data')");
+  return corpus.indices(split);
+}
+
+template <class Config>
+int run_encode(settings& s) {
+  const auto corpus = load_corpus(s, false);
+  model_t<Config> model(model_options<Config>(s.recipe));
+  cpc::load_weights(s.checkpoint, model);
   const auto f =
-      cpc::model_features(model, corpus, corpus.indices(split), Config::window_samples, s.recipe.gain);
+      cpc::model_features(model, corpus, split_utterances(corpus, s), Config::window_samples, s.recipe.gain);
   cpc::safetensors_writer w;
   for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
   w.set_metadata("layout",
@@ -513,6 +531,67 @@ int run_encode(settings& s) {
   w.set_metadata("checkpoint", s.checkpoint.string());
   w.save(s.output);
   std::cerr << "wrote " << f.rows.size() << " utterances' contexts to " << s.output << '\n';
+  return 0;
+}
+
+// encode for a converted CPC_audio checkpoint: each utterance streamed whole.
+int run_encode_cpc_audio(const settings& s) {
+  const auto corpus = load_corpus(s, false);
+  auto model = cpc_speech::load_cpc_audio(s.checkpoint, true);
+  const auto f = cpc_speech::streamed_features(*model, corpus, split_utterances(corpus, s), s.recipe.gain);
+  cpc::safetensors_writer w;
+  for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
+  w.set_metadata("layout",
+                 "context.<utterance id>: [frames, context] float32, frame f = samples [160 f, 160 f + "
+                 "160), the whole utterance streamed from a zero state");
+  w.set_metadata("checkpoint", s.checkpoint.string());
+  w.save(s.output);
+  std::cerr << "wrote " << f.rows.size() << " utterances' contexts to " << s.output << '\n';
+  return 0;
+}
+
+// abx: the ABX error of random-init, MFCC and/or CPC features over the triphones of --split.
+// `Config`: the preset of a cpc-speech model (any preset for a converted CPC_audio checkpoint).
+template <class Config>
+int run_abx(const settings& s) {
+  const auto corpus = load_corpus(s, false);
+  const auto utts = split_utterances(corpus, s);
+  const cpc::abx_options opt{.max_group_size = s.abx_group, .max_x_across = s.abx_x, .seed = s.recipe.seed};
+  const bool all = s.features == "all", converted = s.recipe.model == cpc::cpc_audio_model_name;
+  std::vector<cpc_speech::abx_row> rows;
+  const auto row = [&](const std::string& name, const cpc::utterance_features& f) {
+    stage("ABX of " + name + " (" + std::to_string(f.utterances.size()) + " utterances)");
+    rows.push_back({name, cpc_speech::corpus_abx(corpus, f, opt)});
+    cpc_speech::print_abx_table(rows, std::cerr);
+  };
+  if (all || s.features == "random") {
+    if (converted) {
+      auto m = cpc_speech::load_cpc_audio(s.checkpoint, false, s.recipe.seed);
+      row("random init (CPC_audio architecture)", cpc_speech::streamed_features(*m, corpus, utts, 1.0f));
+    } else {
+      cpc::speech_recipe r = s.recipe;  // the checkpoint's gain stays for its own row
+      r.prepare(corpus);
+      model_t<Config> model(model_options<Config>(r));
+      row("random init", cpc::model_features(model, corpus, utts, Config::window_samples, r.gain));
+    }
+  }
+  if (all || s.features == "mfcc") row("MFCC", cpc::mfcc_features(corpus, utts));
+  if (all || s.features == "cpc") {
+    const std::string name = (converted ? "CPC_audio (" : "CPC (") + s.checkpoint.string() + ")";
+    if (converted) {
+      auto m = cpc_speech::load_cpc_audio(s.checkpoint, true);
+      row(name, cpc_speech::streamed_features(*m, corpus, utts, s.recipe.gain));
+    } else {
+      model_t<Config> model(model_options<Config>(s.recipe));
+      cpc::load_weights(s.checkpoint, model);
+      row(name, cpc::model_features(model, corpus, utts, Config::window_samples, s.recipe.gain));
+    }
+  }
+  stage("results");
+  std::cout
+      << "ABX error rates on the " << s.split << " split of " << s.corpus.string()
+      << " (triphones, angular distance, DTW; within / across speakers; lower is better, 50 = chance):\n";
+  cpc_speech::print_abx_table(rows, std::cout);
   return 0;
 }
 
@@ -669,6 +748,28 @@ void take_recipe_from(settings& s, const fs::path& ckpt) {
   s.recipe = saved;
 }
 
+// For a CPC_audio model converted by scripts/convert_cpc_audio.py: sets the model name and gain
+// from its metadata. Errors: cpc::config_error for a command other than encode and abx, or a
+// --model given; cpc::io_error for metadata that does not describe a converted model.
+void take_cpc_audio_model(settings& s, const fs::path& ckpt, command cmd, const cpc::safetensors_metadata& m) {
+  if (cmd != command::encode && cmd != command::abx)
+    throw cpc::config_error("--checkpoint: '" + ckpt.string() +
+                            "' holds a converted CPC_audio model; cpc-speech encodes it (encode) and "
+                            "evaluates it (abx)");
+  if (s.is_given("--model"))
+    throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" +
+                            cpc::cpc_audio_model_name + "' model, got --model " + s.recipe.model +
+                            " (leave out --model)");
+  cpc_speech::load_cpc_audio(ckpt, false);  // its metadata describes a model
+  s.recipe.model = cpc::cpc_audio_model_name;
+  const auto g = m.find("gain");
+  float gain = 0;
+  if (g == m.end() || !(std::istringstream(g->second) >> gain) || !(gain > 0 && gain < 1e30f))
+    throw cpc::io_error(ckpt.string() + ": metadata 'gain': expected a number > 0, got '" +
+                        (g == m.end() ? std::string() : g->second) + "'");
+  s.recipe.gain = gain;  // the converter writes 1: CPC_audio reads raw samples
+}
+
 // Everything checked before any work: option values, then the files and folders they name.
 // Takes the recipe from the checkpoint (probe, encode, train --resume). Throws the typed errors of
 // check_options, take_recipe_from, check_input_file and prepare_folder.
@@ -698,7 +799,11 @@ void check_before_work(settings& s, command cmd) {
   const fs::path ckpt = cmd == command::train && s.resume ? resume_from : s.checkpoint;
   if (!ckpt.empty()) {
     check_input_file(cmd == command::train ? "--resume" : "--checkpoint", ckpt);
-    take_recipe_from(s, ckpt);
+    const auto metadata = cpc::load_safetensors(ckpt).metadata;
+    if (const auto m = metadata.find("model"); m != metadata.end() && m->second == cpc::cpc_audio_model_name)
+      take_cpc_audio_model(s, ckpt, cmd, metadata);
+    else
+      take_recipe_from(s, ckpt);
   }
   if (cmd == command::demo || cmd == command::train || cmd == command::ablation)
     prepare_folder("--out", s.out);
@@ -857,6 +962,21 @@ int main(int argc, char** argv) {
   encode->add_option("--out,--output", s.output, "output .safetensors file (its folder is made if missing)")
       ->required();
   encode->add_option("--split", s.split, "train, test or all")->capture_default_str();
+  auto* abx = app.add_subcommand(
+      "abx", "ABX phone discriminability (triphones, within and across speakers) of frozen features");
+  corpus_opt(abx, true);
+  model_opts(abx, " (--checkpoint: the checkpoint's)");
+  abx->add_option("--checkpoint", s.checkpoint,
+                  "model checkpoint (cpc-speech's or a converted CPC_audio one; --features cpc or all)");
+  abx->add_option("--features", s.features, "cpc, mfcc, random or all (random init, MFCC and the checkpoint)")
+      ->capture_default_str();
+  abx->add_option("--split", s.split, "utterances to evaluate: train, test or all")->capture_default_str();
+  abx->add_option("--max-group", s.abx_group, "items drawn per (context, speaker, phone) group (0 = all)")
+      ->check(whole_number)
+      ->capture_default_str();
+  abx->add_option("--max-x-across", s.abx_x, "X speakers drawn per cell across speakers (0 = all)")
+      ->check(whole_number)
+      ->capture_default_str();
   auto* ablation =
       app.add_subcommand("ablation",
                          "the paper's Table 2: phone accuracy for 5 negative-sampling sources and K = 2, 4, "
@@ -876,6 +996,7 @@ int main(int argc, char** argv) {
   const command cmd = demo->parsed()       ? command::demo
                       : train->parsed()    ? command::train
                       : probe->parsed()    ? command::probe
+                      : abx->parsed()      ? command::abx
                       : ablation->parsed() ? command::ablation
                                            : command::encode;
   CLI::App* sub = app.get_subcommands().front();
@@ -900,7 +1021,7 @@ int main(int argc, char** argv) {
       if (cmd != command::train) {
         report("config_error", "only 'cpc-speech train' runs on several processes (mpirun -np " +
                                    std::to_string(mpi->size()) +
-                                   "); run demo, probe, encode and ablation as one process");
+                                   "); run demo, probe, encode, abx and ablation as one process");
         return mpi->finish(exit_refused);
       }
       if (mpi->rank() != 0) {
@@ -939,6 +1060,8 @@ int main(int argc, char** argv) {
 #endif
   return finish(guarded(exit_failed, [&] {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
+    if (s.recipe.model == cpc::cpc_audio_model_name)  // a converted checkpoint: encode or abx
+      return cmd == command::encode ? run_encode_cpc_audio(s) : run_abx<cpc::presets::audio_paper>(s);
     return cpc::presets::with_audio_preset(
         s.recipe.model,
         [&]<class C>(C) {
@@ -951,6 +1074,8 @@ int main(int argc, char** argv) {
               return run_probe<C>(s);
             case command::encode:
               return run_encode<C>(s);
+            case command::abx:
+              return run_abx<C>(s);
             case command::ablation:
               return run_ablation<C>(s);
           }

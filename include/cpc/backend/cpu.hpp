@@ -2,6 +2,7 @@
 /// Every kernel of the cpu backend. Add a family's header here when
 /// a new op family gets cpu kernels.
 #include "cpc/backend/cpu/activation.hpp"
+#include "cpc/backend/cpu/attention.hpp"
 #include "cpc/backend/cpu/blas.hpp"
 #include "cpc/backend/cpu/conv1d.hpp"
 #include "cpc/backend/cpu/conv2d.hpp"

@@ -12,12 +12,14 @@
 ///   patches     extract_patches, patch_mean_pool, patch_mean_pool_backward
 ///   norm        layer_norm_forward, layer_norm_backward
 ///   activation  relu_forward, relu_backward, add_where_positive
+///   attention   causal_attention_forward, causal_attention_backward
 ///   recurrent   rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 ///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/activation.hpp"
+#include "cpc/backend/op/attention.hpp"
 #include "cpc/backend/op/blas.hpp"
 #include "cpc/backend/op/conv1d.hpp"
 #include "cpc/backend/op/conv2d.hpp"

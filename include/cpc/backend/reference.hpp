@@ -1,6 +1,7 @@
 #pragma once
 /// Every kernel of the reference backend (the test oracle).
 #include "cpc/backend/reference/activation.hpp"
+#include "cpc/backend/reference/attention.hpp"
 #include "cpc/backend/reference/blas.hpp"
 #include "cpc/backend/reference/conv1d.hpp"
 #include "cpc/backend/reference/conv2d.hpp"

@@ -33,6 +33,7 @@ struct strided_conv_encoder_options {
   std::vector<std::size_t> strides{5, 4, 2, 2, 2};
   std::vector<std::size_t> paddings{3, 2, 1, 1, 1};
   encoder_normalisation normalisation = encoder_normalisation::channel_norm;
+  double norm_eps = 1e-5;  ///< eps of every channel norm (a converted CPC_audio model sets its own)
 };
 
 /// The paper's audio encoder g_enc: a stack of strided 1-D convolutions over raw 16 kHz audio,
@@ -65,7 +66,8 @@ class strided_conv_encoder {
                                          .stride = opt_.strides[i],
                                          .padding = opt_.paddings[i]},
                           gen);
-      if (normalised()) norms_.emplace_back(channel_norm_options{.channels = opt_.channels});
+      if (normalised())
+        norms_.emplace_back(channel_norm_options{.channels = opt_.channels, .eps = opt_.norm_eps});
     }
     pre_.resize(n);
     act_.resize(n);

@@ -16,6 +16,7 @@
 #include "cpc/layers/gru.hpp"
 #include "cpc/layers/lstm.hpp"
 #include "cpc/loss/info_nce.hpp"
+#include "cpc/loss/transformer_info_nce.hpp"
 
 namespace cpc::presets {
 
@@ -72,6 +73,35 @@ decltype(auto) with_audio_preset(std::string_view name, F&& f, std::string_view 
   throw config_error(std::string(what) + ": expected paper or small, got '" + std::string(name) + "'");
 }
 
+/// facebookresearch/CPC_audio's model as the ZeroSpeech 2021 "CPC-small" baseline describes it
+/// (Nguyen et al. 2020; Rivière et al. 2020): the paper's encoder geometry at 256 channels with
+/// CPC_audio's channel norm, a 2-layer LSTM with 256 units, K = 12 transformer prediction heads
+/// (8 attention heads, feed-forward 2048, relative positions over 128 - 12 = 116 steps), N = 128.
+/// A converted checkpoint sets its own sizes (see cpc/model/cpc_audio.hpp); this is the default.
+struct cpc_audio_small {
+  static constexpr std::size_t window_samples = 20480;
+  static constexpr std::size_t sample_rate = 16000;
+  static constexpr std::size_t latent_channels = 256;
+  static constexpr std::size_t context_channels = 256;
+  static constexpr std::size_t autoregressor_layers = 2;
+  static constexpr std::size_t prediction_steps = 12;
+  static constexpr std::size_t negatives = 128;
+  static constexpr std::size_t attention_heads = 8;
+  static constexpr std::size_t feed_forward = 2048;
+  static constexpr std::array<std::size_t, 5> kernels{10, 8, 4, 4, 4};
+  static constexpr std::array<std::size_t, 5> strides{5, 4, 2, 2, 2};
+  static constexpr std::array<std::size_t, 5> paddings{3, 2, 1, 1, 1};
+};
+
+/// The ZeroSpeech 2021 "CPC-big" baseline: as `cpc_audio_small` with 512 encoder channels and a
+/// 4-layer LSTM with 512 units (ZeroSpeech's ABX features are its second layer's outputs: convert
+/// with `--layers 2`).
+struct cpc_audio_big : cpc_audio_small {
+  static constexpr std::size_t latent_channels = 512;
+  static constexpr std::size_t context_channels = 512;
+  static constexpr std::size_t autoregressor_layers = 4;
+};
+
 }  // namespace cpc::presets
 
 namespace cpc {
@@ -120,6 +150,27 @@ typename info_nce<T, Backend>::options default_options(std::type_identity<info_n
   o.negatives = Config::negatives;
   o.init = predictor_init::normal;
   o.init_scale = 1.0 / static_cast<double>(Config::context_channels);
+  return o;
+}
+
+/// CPC_audio's transformer prediction network from a configuration: D = latent channels (context
+/// channels must be equal), K steps, N negatives, max_time = window frames - K (116 for 1.28 s
+/// windows), attention heads and feed-forward width from `Config` when it names them (else 8 and
+/// 2048), scores as the mean over channels (CPC_audio's), other fields at their defaults.
+template <class T, class Backend, class Config>
+transformer_info_nce_options default_options(std::type_identity<transformer_info_nce<T, Backend>>, Config) {
+  transformer_info_nce_options o;
+  o.context_dim = Config::context_channels;
+  o.latent_dim = Config::latent_channels;
+  o.steps = Config::prediction_steps;
+  o.negatives = Config::negatives;
+  std::size_t stride = 1;
+  for (auto s : Config::strides) stride *= s;
+  const std::size_t frames = Config::window_samples / stride;
+  o.max_time = frames > Config::prediction_steps ? frames - Config::prediction_steps : 1;
+  if constexpr (requires { Config::attention_heads; }) o.heads = Config::attention_heads;
+  if constexpr (requires { Config::feed_forward; }) o.ff_dim = Config::feed_forward;
+  o.scale = score_scale::inv_dim;
   return o;
 }
 

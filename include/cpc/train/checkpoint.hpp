@@ -106,4 +106,25 @@ safetensors_metadata load_checkpoint(const std::filesystem::path& path, Model& m
   return f.metadata;
 }
 
+namespace detail {
+/// An optimiser without state, so that `load_checkpoint` reads the model alone.
+struct no_optimizer_state {
+  template <class F>
+  void for_each_state(F&&) {}
+  std::uint64_t steps() const { return 0; }
+  void set_steps(std::uint64_t) {}
+};
+}  // namespace detail
+
+/// Loads only the model's parameters ("model.<name>") and generator from a checkpoint written by
+/// `save_checkpoint` or by scripts/convert_cpc_audio.py, whatever optimiser state it holds (none
+/// for a converted model); returns the file's metadata. Use it to encode or evaluate.
+/// Errors: as `load_checkpoint` (a missing or mis-shaped parameter names the tensor; nothing is
+/// modified then).
+template <class Model>
+safetensors_metadata load_weights(const std::filesystem::path& path, Model& m) {
+  detail::no_optimizer_state none;
+  return load_checkpoint(path, m, none);
+}
+
 }  // namespace cpc

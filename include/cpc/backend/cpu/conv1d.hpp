@@ -41,8 +41,14 @@ struct conv1d_workspace<cpu, T> {
   host_buffer<T> dwkc;      ///< d weight in the `[C_out, K, C_in]` layout (direct loop)
   host_buffer<T> edges;     ///< gathered windows of outputs that touch padding `[B, edges, K*C_in]`
   host_buffer<T> dwt;       ///< d weight transposed, `[K*C_in, C_out]` (GEMM path)
-  cpu_kernels::packed_rhs<T> wpack, dypack;       ///< forward weight; one segment of dy (d weight)
-  std::vector<cpu_kernels::packed_rhs<T>> kpack;  ///< per kernel tap k, W_k for d input
+  cpu_kernels::packed_rhs<T> wpack, dypack;  ///< forward weight; dy of every frame (d weight)
+  cpu_kernels::packed_rhs<T> dxpack;         ///< d input: the taps stacked (see backward_input)
+  host_buffer<T> dxdense;                    ///< d input: the same, unpacked (when C_in is not whole panels)
+  host_buffer<T> zeros;                      ///< d input: zeros for taps past the kernel
+  host_buffer<T> dy_edges;                   ///< d input: dy rows of super rows at the edges
+  host_buffer<T> dx_edges;                   ///< d input: scratch super rows at the edges of dx
+  std::vector<const T*> frames;              ///< d weight: each frame's window (x or edges)
+  std::vector<std::size_t> a_edge, c_edge;   ///< d input: edge buffer row of each super row
 };
 
 namespace cpu_detail {
@@ -69,15 +75,18 @@ class conv1d_kernel {
       const std::size_t r0 = (task % blocks) * row_block;
       const std::size_t r1 = std::min(g_.t_out, r0 + row_block);
       T* yb = y + b * g_.t_out * s_.c_out;
-      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-      for_each_segment(x, b, r0, r1,
-                       [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-                         if (direct)
+      if (direct) {
+        for_each_segment(x, b, r0, r1,
+                         [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
                            direct_rows(rows, stride, n, yb + t0 * s_.c_out);
-                         else
-                           cpu_kernels::gemm<T>(static_cast<std::size_t>(n), rows, stride, 1, ws_.wpack,
-                                                yb + t0 * s_.c_out, c_out, false, work.data());
-                       });
+                         });
+      } else {
+        // One GEMM over the block's frames: im2col rows straight from x, edge rows from edges.
+        alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+        cpu_kernels::gemm_rows<T>(
+            r1 - r0, [&](std::size_t i) { return window(x, b, r0 + i); }, ws_.wpack, yb + r0 * s_.c_out,
+            c_out, false, work.data());
+      }
       if (bias != nullptr && !direct)
         cpu_kernels::matrix_map(yb + r0 * s_.c_out, static_cast<std::ptrdiff_t>(r1 - r0), c_out).rowwise() +=
             cpu_kernels::row_vector_map(bias, c_out);
@@ -93,38 +102,96 @@ class conv1d_kernel {
       parameter_gradients_gemm(x, dy, d_weight, d_bias);
   }
 
-  /// dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k].
-  /// For a fixed k the rows u = t*s + k - p form a strided view of dx, so dx is K GEMMs
-  /// (`[n, C_out] x [C_out, C_in]`) accumulated into strided views. Tasks own blocks of dx rows.
+  /// dx[b, u, :] = sum over (t, k) with t*s + k - p = u of dy[b, t, :] W_k, W_k = weight[:, :, k],
+  /// as one GEMM per task (see `input_geometry`): with q = ceil(K / s), "super row" v of dx (the s
+  /// rows u = v*s - p .. v*s - p + s - 1, contiguous) is
+  ///   dx_v = [dy[v-q+1], ..., dy[v]] B,   B[(j, o), (r, c)] = weight[o, c, (q-1-j)*s + r] (0 past K),
+  /// a [q*C_out] x [q*C_out, s*C_in] product whose A row is q consecutive rows of dy. Every row of
+  /// dx is written once, by its super row; super rows that reach past either end of dy or dx go
+  /// through small edge buffers. Tasks own blocks of super rows.
   void backward_input(const T* dy, const T* weight, T* dx) {
-    const auto c_out = static_cast<std::ptrdiff_t>(s_.c_out);
-    const auto c_in = static_cast<std::ptrdiff_t>(s_.c_in);
-    const auto s = static_cast<std::ptrdiff_t>(s_.stride), p = static_cast<std::ptrdiff_t>(s_.padding);
-    const auto t_out = static_cast<std::ptrdiff_t>(g_.t_out);
-    const std::size_t rows_per_task = row_block * s_.stride;
-    const std::size_t blocks = (g_.t_in + rows_per_task - 1) / rows_per_task;
-    // GEMM operands B_k(o, c) = W_k[o, c] = weight[o, c, k], packed once for every task.
-    if (ws_.kpack.size() < s_.kernel) ws_.kpack.resize(s_.kernel);
-    for (std::size_t k = 0; k < s_.kernel; ++k)
-      ws_.kpack[k].pack(weight + k, static_cast<std::ptrdiff_t>(s_.c_in * s_.kernel),
-                        static_cast<std::ptrdiff_t>(s_.kernel), s_.c_out, s_.c_in);
+    const input_geometry g = input_geometry_of();
+    const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel, s = s_.stride;
+    const std::size_t a_width = g.q * c_out, c_width = s * c_in;
+    // B: row (j, o), column (r, c) holds weight[o, c, k] for k = (q-1-j)*s + r < K (zero otherwise).
+    constexpr std::size_t W = cpu_kernels::gemm_tile<T>::cols;
+    if (c_in % W == 0) {
+      // Packed straight from the weight: within a panel (one r) the columns are K apart.
+      const T* zero = zeros_row();
+      ws_.dxpack.pack_panels(
+          a_width, c_width,
+          [&](std::size_t row, std::size_t j0) -> const T* {
+            const std::size_t j = row / c_out, o = row % c_out, r = j0 / c_in, k = (g.q - 1 - j) * s + r;
+            return k < kk ? weight + (o * c_in + j0 % c_in) * kk + k : zero;
+          },
+          static_cast<std::ptrdiff_t>(kk));
+    } else {
+      // Reordered into a dense matrix first (in weight order), then packed.
+      ws_.dxdense.assign(a_width * c_width, T(0));
+      parallel_for(0, c_out, [&](std::size_t o) {
+        for (std::size_t k = 0; k < kk; ++k) {
+          const std::size_t j = g.q - 1 - k / s, r = k % s;
+          T* dst = ws_.dxdense.data() + (j * c_out + o) * c_width + r * c_in;
+          const T* src = weight + o * c_in * kk + k;
+          for (std::size_t c = 0; c < c_in; ++c) dst[c] = src[c * kk];
+        }
+      });
+      ws_.dxpack.pack(ws_.dxdense.data(), static_cast<std::ptrdiff_t>(c_width), 1, a_width, c_width);
+    }
+    // Edge super rows: A rows padded with zero dy rows, C rows in scratch; index of each
+    // non-interior super row among those of its item.
+    const std::size_t rows = g.v_hi - g.v_lo + 1;
+    ws_.a_edge.assign(rows, 0);
+    ws_.c_edge.assign(rows, 0);
+    std::size_t a_edges = 0, c_edges = 0;
+    for (std::size_t v = g.v_lo; v <= g.v_hi; ++v) {
+      if (!g.a_interior(v)) ws_.a_edge[v - g.v_lo] = a_edges++;
+      if (!g.c_interior(v)) ws_.c_edge[v - g.v_lo] = c_edges++;
+    }
+    ws_.dy_edges.assign(g_.batch * a_edges * a_width, T(0));
+    ws_.dx_edges.resize(g_.batch * c_edges * c_width);
+    for (std::size_t b = 0; b < g_.batch; ++b)
+      for (std::size_t v = g.v_lo; v <= g.v_hi; ++v) {
+        if (g.a_interior(v)) continue;
+        T* row = ws_.dy_edges.data() + (b * a_edges + ws_.a_edge[v - g.v_lo]) * a_width;
+        for (std::size_t j = 0; j < g.q; ++j) {
+          const auto t = static_cast<std::ptrdiff_t>(v + j) - static_cast<std::ptrdiff_t>(g.q - 1);
+          if (t >= 0 && t < static_cast<std::ptrdiff_t>(g_.t_out))
+            std::copy_n(dy + (b * g_.t_out + static_cast<std::size_t>(t)) * c_out, c_out, row + j * c_out);
+        }
+      }
+    // Blocks of equal size, at most super_row_block rows (no task left with a few rows).
+    const std::size_t blocks = (rows + super_row_block - 1) / super_row_block,
+                      per = (rows + blocks - 1) / blocks;
     parallel_for(0, g_.batch * blocks, [&](std::size_t task) {
-      const std::size_t b = task / blocks;
-      const auto u0 = static_cast<std::ptrdiff_t>((task % blocks) * rows_per_task);
-      const auto u1 = static_cast<std::ptrdiff_t>(std::min(g_.t_in, (task % blocks + 1) * rows_per_task));
-      T* dxb = dx + b * g_.t_in * s_.c_in;
-      const T* dyb = dy + b * g_.t_out * s_.c_out;
-      cpu_kernels::matrix_map(dxb + u0 * c_in, u1 - u0, c_in).setZero();
+      const std::size_t b = task / blocks, v0 = g.v_lo + (task % blocks) * per;
+      const std::size_t v1 = std::min(g.v_hi + 1, v0 + per);
+      auto a_row = [&](std::size_t i) -> const T* {
+        const std::size_t v = v0 + i;
+        if (g.a_interior(v)) return dy + (b * g_.t_out + v + 1 - g.q) * c_out;
+        return ws_.dy_edges.data() + (b * a_edges + ws_.a_edge[v - g.v_lo]) * a_width;
+      };
+      auto c_row = [&](std::size_t i) -> T* {
+        const std::size_t v = v0 + i;
+        if (g.c_interior(v)) return dx + (b * g_.t_in + v * s - s_.padding) * c_in;
+        return ws_.dx_edges.data() + (b * c_edges + ws_.c_edge[v - g.v_lo]) * c_width;
+      };
       alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-      for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(s_.kernel); ++k) {
-        // Outputs t with u0 <= t*s + k - p < u1.
-        const std::ptrdiff_t lo = u0 + p - k, hi = u1 - 1 + p - k;
-        const std::ptrdiff_t ta = lo <= 0 ? 0 : (lo + s - 1) / s;
-        const std::ptrdiff_t tb = hi < 0 ? 0 : std::min(t_out, hi / s + 1);
-        if (ta >= tb) continue;
-        cpu_kernels::gemm<T>(static_cast<std::size_t>(tb - ta), dyb + ta * c_out, c_out, 1,
-                             ws_.kpack[static_cast<std::size_t>(k)], dxb + (ta * s + k - p) * c_in, s * c_in,
-                             true, work.data());
+      // In column slices of about C_in (one dx row of the super row): B's slice stays in cache.
+      const std::size_t slice = std::max<std::size_t>(1, c_in / cpu_kernels::gemm_tile<T>::cols);
+      for (std::size_t p = 0; p < ws_.dxpack.panels(); p += slice)
+        cpu_kernels::gemm_rows_into<T>(v1 - v0, a_row, ws_.dxpack, c_row,
+                                       static_cast<std::ptrdiff_t>(c_width), false, work.data(), p,
+                                       p + slice);
+      // The rows of dx that edge super rows hold.
+      for (std::size_t v = v0; v < v1; ++v) {
+        if (g.c_interior(v)) continue;
+        const T* src = ws_.dx_edges.data() + (b * c_edges + ws_.c_edge[v - g.v_lo]) * c_width;
+        for (std::size_t r = 0; r < s; ++r) {
+          const auto u = static_cast<std::ptrdiff_t>(v * s + r) - static_cast<std::ptrdiff_t>(s_.padding);
+          if (u >= 0 && u < static_cast<std::ptrdiff_t>(g_.t_in))
+            std::copy_n(src + r * c_in, c_in, dx + (b * g_.t_in + static_cast<std::size_t>(u)) * c_in);
+        }
       }
     });
   }
@@ -137,6 +204,7 @@ class conv1d_kernel {
   static constexpr std::ptrdiff_t direct_rows_block = 4;    // frames held in registers
   static constexpr std::ptrdiff_t direct_frame_tile = 128;  // frames per cache tile in d weight
   static constexpr std::size_t window_block = 256;          // window positions per task (d weight, GEMM)
+  static constexpr std::size_t super_row_block = 640;       // super rows of dx per task, at most (d input)
 
   // Sizes of one call. Outputs [t_lo, t_hi) read only real input; the others touch padding.
   struct geometry {
@@ -154,6 +222,37 @@ class conv1d_kernel {
   }
 
   std::ptrdiff_t window() const { return static_cast<std::ptrdiff_t>(s_.kernel * s_.c_in); }
+
+  // A row of zeros long enough for any panel read with stride K (taps past K in d input's B).
+  const T* zeros_row() {
+    ws_.zeros.assign(cpu_kernels::gemm_tile<T>::cols * s_.kernel, T(0));
+    return ws_.zeros.data();
+  }
+
+  // Start of the im2col row (receptive field, K*C_in scalars) of output t of item b: in x for
+  // interior outputs, in the gathered edges otherwise (gather_edges must have run).
+  const T* window(const T* x, std::size_t b, std::size_t t) const {
+    const std::size_t win = s_.kernel * s_.c_in;
+    if (t < g_.t_lo) return ws_.edges.data() + (b * g_.edges() + t) * win;
+    if (t < g_.t_hi) return x + (b * g_.t_in + t * s_.stride - s_.padding) * s_.c_in;
+    return ws_.edges.data() + (b * g_.edges() + g_.t_lo + t - g_.t_hi) * win;
+  }
+
+  // Super rows of d input (see backward_input): v covers dx rows v*s - p .. v*s - p + s - 1 and
+  // reads dy rows v - q + 1 .. v. Per item, v runs over [v_lo, v_hi]; a super row is "interior"
+  // for A if it reads only existing dy rows and for C if it writes only existing dx rows.
+  struct input_geometry {
+    std::size_t q, v_lo, v_hi, t_out, s, p, t_in;
+    bool a_interior(std::size_t v) const { return v + 1 >= q && v < t_out; }
+    bool c_interior(std::size_t v) const { return v * s >= p && v * s - p + s <= t_in; }
+  };
+
+  input_geometry input_geometry_of() const {
+    const std::size_t s = s_.stride, p = s_.padding;
+    const std::size_t q = (s_.kernel + s - 1) / s;
+    // u = 0 and u = T_in - 1 lie in super rows floor(p / s) and floor((T_in - 1 + p) / s).
+    return {q, p / s, (g_.t_in - 1 + p) / s, g_.t_out, s, p, g_.t_in};
+  }
 
   // Copies the windows of the outputs that touch padding into edges `[B, edges, K*C_in]`.
   void gather_edges(const T* x) {
@@ -317,24 +416,20 @@ class conv1d_kernel {
   void parameter_gradients_gemm(const T* x, const T* dy, T* grad, T* d_bias) {
     const std::size_t c_out = s_.c_out, c_in = s_.c_in, kk = s_.kernel;
     const auto win = static_cast<std::size_t>(window());
+    const std::size_t frames = g_.batch * g_.t_out;
     ws_.dwt.resize(win * c_out);
+    ws_.frames.resize(frames);
+    for (std::size_t b = 0; b < g_.batch; ++b)
+      for (std::size_t t = 0; t < g_.t_out; ++t) ws_.frames[b * g_.t_out + t] = window(x, b, t);
+    ws_.dypack.pack(dy, static_cast<std::ptrdiff_t>(c_out), 1, frames, c_out);
     const std::size_t blocks = (win + window_block - 1) / window_block;
-    bool first = true;  // the first GEMM overwrites dwt, the others accumulate
-    for (std::size_t b = 0; b < g_.batch; ++b) {
-      const T* dyb = dy + b * g_.t_out * c_out;
-      for_each_segment(
-          x, b, 0, g_.t_out, [&](std::size_t t0, std::ptrdiff_t n, const T* rows, std::ptrdiff_t stride) {
-            ws_.dypack.pack(dyb + t0 * c_out, static_cast<std::ptrdiff_t>(c_out), 1,
-                            static_cast<std::size_t>(n), c_out);
-            parallel_for(0, blocks, [&](std::size_t blk) {
-              const std::size_t j0 = blk * window_block, nj = std::min(window_block, win - j0);
-              alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
-              cpu_kernels::gemm<T>(nj, rows + j0, 1, stride, ws_.dypack, ws_.dwt.data() + j0 * c_out,
-                                   static_cast<std::ptrdiff_t>(c_out), !first, work.data());
-            });
-            first = false;
-          });
-    }
+    parallel_for(0, blocks, [&](std::size_t blk) {
+      const std::size_t j0 = blk * window_block, nj = std::min(window_block, win - j0);
+      alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
+      cpu_kernels::gemm_cols<T>(
+          nj, [&](std::size_t k) { return ws_.frames[k] + j0; }, ws_.dypack, ws_.dwt.data() + j0 * c_out,
+          static_cast<std::ptrdiff_t>(c_out), false, work.data());
+    });
     parallel_for(0, (c_out + channel_block - 1) / channel_block, [&](std::size_t blk) {
       const std::size_t o0 = blk * channel_block, o1 = std::min(c_out, o0 + channel_block);
       const auto n_o = static_cast<std::ptrdiff_t>(o1 - o0);
@@ -343,10 +438,17 @@ class conv1d_kernel {
         for (std::size_t r = 0; r < g_.batch * g_.t_out; ++r)
           db += cpu_kernels::row_vector_map(dy + r * c_out + o0, n_o);
       }
-      for (std::size_t o = o0; o < o1; ++o)
+      // grad[o, c, k] += dwt[k, c, o], 16 channels o at a time: each line of dwt is read once and
+      // the 16 rows of grad being written stay in cache.
+      for (std::size_t ob = o0; ob < o1; ob += 16) {
+        const std::size_t no = std::min<std::size_t>(16, o1 - ob);
         for (std::size_t c = 0; c < c_in; ++c)
-          for (std::size_t k = 0; k < kk; ++k)
-            grad[(o * c_in + c) * kk + k] += ws_.dwt[(k * c_in + c) * c_out + o];
+          for (std::size_t k = 0; k < kk; ++k) {
+            const T* src = ws_.dwt.data() + (k * c_in + c) * c_out + ob;
+            T* dst = grad + (ob * c_in + c) * kk + k;
+            for (std::size_t i = 0; i < no; ++i) dst[i * c_in * kk] += src[i];
+          }
+      }
     });
   }
 

@@ -29,12 +29,22 @@
 
 namespace cpc::cpu_kernels {
 
+#ifndef CPC_GEMM_DEPTH
+#define CPC_GEMM_DEPTH 512
+#endif
+#ifndef CPC_GEMM_C_BUDGET_KB
+#define CPC_GEMM_C_BUDGET_KB 1280
+#endif
+#ifndef CPC_GEMM_ROW_BLOCK
+#define CPC_GEMM_ROW_BLOCK 96
+#endif
+
 namespace gemm_detail {
 template <class T>
 using simd = xsimd::batch<T>;
 }  // namespace gemm_detail
 
-/// Tile sizes of `gemm` for element type T on the target instruction set.
+/// Tile and block sizes of `gemm` for element type T on the target instruction set.
 template <class T>
 struct gemm_tile {
   /// Columns of C per micro-tile: two SIMD registers.
@@ -45,8 +55,12 @@ struct gemm_tile {
 #else
   static constexpr std::size_t rows = 6;
 #endif
-  /// k per block: a packed A panel (rows x depth) and B panel (depth x cols) fit in L1 together.
-  static constexpr std::size_t depth = 256;
+  /// Largest k per block (the workspace holds a packed A block of row_block x depth); a
+  /// packed_rhs uses this or a smaller block of its own (packed_rhs::k_block).
+  static constexpr std::size_t depth = CPC_GEMM_DEPTH;
+  /// Rows of C per row block: the block's C (row_block x n) stays in L2 while the k-blocks run.
+  static constexpr std::size_t row_block = CPC_GEMM_ROW_BLOCK / rows * rows;
+  static_assert(depth % 16 == 0, "gemm: the depth block must be whole groups of 16 k-steps");
 };
 
 /// B `[k, n]` packed for `gemm`: per block of `gemm_tile<T>::depth` rows of k, panels of
@@ -59,25 +73,23 @@ class packed_rhs {
   /// Packs B(k, j) = b[k * row_stride + j * col_stride] for k < depth, j < cols. Panels are
   /// packed in parallel (cpc::parallel_for; each panel is written by one task).
   void pack(const T* b, std::ptrdiff_t row_stride, std::ptrdiff_t col_stride, std::size_t depth,
-            std::size_t cols) {
+            std::size_t cols, std::size_t k_block = tile::depth) {
     pack_rows(
         depth, cols, [&](std::size_t k) { return b + static_cast<std::ptrdiff_t>(k) * row_stride; },
-        col_stride);
+        col_stride, k_block);
   }
 
   /// Packs B(k, j) = row(k)[j * col_stride] for k < depth, j < cols, where `row(k)` returns a
   /// pointer to B(k, 0) (for operands whose rows are not evenly spaced, e.g. a convolution weight
   /// read tap by tap). `row` is called from several threads.
   template <class RowFn>
-  void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride) {
-    k_ = depth;
-    n_ = cols;
-    panels_ = (cols + tile::cols - 1) / tile::cols;
-    data_.resize(panels_ * tile::cols * depth);
-    const std::size_t k_blocks = (depth + tile::depth - 1) / tile::depth;
+  void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride,
+                 std::size_t k_block = tile::depth) {
+    resize(depth, cols, k_block);
+    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
     parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
-      const std::size_t k0 = unit / panels_ * tile::depth, p = unit % panels_;
-      const std::size_t kb = std::min(tile::depth, depth - k0);
+      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
+      const std::size_t kb = std::min(kblock_, depth - k0);
       T* dst = block(k0, p);
       const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
       for (std::size_t k = 0; k < kb; ++k) {
@@ -97,12 +109,36 @@ class packed_rhs {
     });
   }
 
+  /// Packs B(k, j) = panel(k, j0)[(j - j0) * col_stride] for the panels' first columns j0 (multiples
+  /// of `gemm_tile<T>::cols`), k < depth, j < cols: for operands whose columns are evenly spaced
+  /// within each panel but not across panels (e.g. a convolution weight with the taps of several
+  /// output rows side by side). `panel` is called from several threads.
+  template <class PanelFn>
+  void pack_panels(std::size_t depth, std::size_t cols, PanelFn&& panel, std::ptrdiff_t col_stride,
+                   std::size_t k_block = tile::depth) {
+    resize(depth, cols, k_block);
+    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
+    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
+      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
+      const std::size_t kb = std::min(kblock_, depth - k0);
+      T* dst = block(k0, p);
+      const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
+      for (std::size_t k = 0; k < kb; ++k) {
+        const T* src = panel(k0 + k, j0);
+        for (std::size_t j = 0; j < tile::cols; ++j)
+          dst[k * tile::cols + j] = j < nj ? src[static_cast<std::ptrdiff_t>(j) * col_stride] : T(0);
+      }
+    });
+  }
+
   std::size_t depth() const { return k_; }
   std::size_t cols() const { return n_; }
   std::size_t panels() const { return panels_; }
+  /// k-steps per block (the gemm's depth block for this operand).
+  std::size_t k_block() const { return kblock_; }
   /// Start of the packed panel p of the k-block that begins at k0.
   const T* block(std::size_t k0, std::size_t p) const {
-    const std::size_t kb = std::min(tile::depth, k_ - k0);
+    const std::size_t kb = std::min(kblock_, k_ - k0);
     return data_.data() + k0 * panels_ * tile::cols + p * kb * tile::cols;
   }
 
@@ -111,44 +147,354 @@ class packed_rhs {
     return const_cast<T*>(static_cast<const packed_rhs&>(*this).block(k0, p));
   }
 
-  std::size_t k_ = 0, n_ = 0, panels_ = 0;
+  // Sets the shape; k_block: a positive multiple of 16, at most tile::depth (the workspace's).
+  void resize(std::size_t depth, std::size_t cols, std::size_t k_block) {
+    k_ = depth;
+    n_ = cols;
+    kblock_ = std::clamp<std::size_t>(k_block / 16 * 16, 16, tile::depth);
+    panels_ = (cols + tile::cols - 1) / tile::cols;
+    data_.resize(panels_ * tile::cols * depth);
+  }
+
+  std::size_t k_ = 0, n_ = 0, panels_ = 0, kblock_ = tile::depth;
   host_buffer<T> data_;
 };
 
-/// Scalars of A-panel workspace that `gemm` needs.
+/// Scalars of workspace that `gemm` needs: a packed A block (`row_block` x `depth`) and one tile.
 template <class T>
 constexpr std::size_t gemm_workspace_size() {
-  return gemm_tile<T>::rows * gemm_tile<T>::depth + gemm_tile<T>::rows * gemm_tile<T>::cols;
+  return gemm_tile<T>::row_block * gemm_tile<T>::depth + gemm_tile<T>::rows * gemm_tile<T>::cols;
 }
 
 namespace gemm_detail {
 
-// c[r, 0..cols) (+)= sum_k a[k, r] b[k, 0..cols) for r < Rows, the whole tile in registers.
-template <class T, std::size_t Rows>
-inline void micro_kernel(std::size_t kb, const T* a, const T* b, T* c, std::ptrdiff_t ldc, bool accumulate) {
+/// How a packed A tile (R rows x kb) is laid out; both store 16 k-steps of the tile in 16 R
+/// consecutive scalars (one "group"), so the micro-kernel walks both the same way.
+enum class a_layout {
+  k_major,     ///< ap[k * R + r]: the R rows of one k together (from a transposed operand)
+  row_chunks,  ///< ap[(k / 16) * 16 R + r * 16 + k % 16]: 16 consecutive k of one row together
+};
+inline constexpr std::size_t a_group = 16;  // k-steps per group of both layouts
+
+template <a_layout L, std::size_t R>
+constexpr std::size_t a_offset(std::size_t r, std::size_t kk) {
+  return L == a_layout::k_major ? kk * R + r : r * a_group + kk;
+}
+
+// c[r, 0..cols) (+)= sum_k A(r, k) b[k, 0..cols) for r < Rows, the whole tile in registers, A
+// packed in layout L. Every element is one chain of fused multiply-adds in ascending k, starting
+// from c or from zero. The lines of `c_next` (the tile the caller runs next, same ldc) are
+// prefetched halfway through.
+// With `c_rows` non-null, row r of the tile is c_rows[r] instead of c + r * ldc (rows anywhere).
+template <class T, std::size_t Rows, a_layout L>
+inline void micro_kernel(std::size_t kb, const T* __restrict a, const T* __restrict b, T* c,
+                         std::ptrdiff_t ldc, bool accumulate, const T* c_next, const T* pf = nullptr,
+                         std::size_t pf_lines = 0, T* const* c_rows = nullptr) {
+  auto c_at = [&](std::size_t r) {
+    return c_rows != nullptr ? c_rows[r] : c + static_cast<std::ptrdiff_t>(r) * ldc;
+  };
   using V = simd<T>;
-  constexpr std::size_t w = V::size;
-  std::array<V, Rows> acc0, acc1;
+  constexpr std::size_t w = V::size, G = a_group;
+  V acc0[Rows], acc1[Rows];
   if (accumulate) {
-    for (std::size_t r = 0; r < Rows; ++r) {
-      acc0[r] = V::load_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc);
-      acc1[r] = V::load_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc + w);
-    }
-  } else {
-    for (std::size_t r = 0; r < Rows; ++r) acc0[r] = acc1[r] = V(T(0));
-  }
-  for (std::size_t k = 0; k < kb; ++k) {
-    const V b0 = V::load_aligned(b + k * 2 * w), b1 = V::load_aligned(b + k * 2 * w + w);
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < Rows; ++r) {
-      const V av(a[k * Rows + r]);
+      acc0[r] = V::load_unaligned(c_at(r));
+      acc1[r] = V::load_unaligned(c_at(r) + w);
+    }
+  } else {
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < Rows; ++r) acc0[r] = acc1[r] = V(T(0));
+  }
+  // One k-step: kk is the step within the group that starts at ag (A) and bg (B).
+  auto step = [&](const T* ag, const T* bg, std::size_t kk) {
+    const V b0 = V::load_aligned(bg + kk * 2 * w), b1 = V::load_aligned(bg + kk * 2 * w + w);
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < Rows; ++r) {
+      const V av(ag[a_offset<L, Rows>(r, kk)]);
       acc0[r] = xsimd::fma(av, b0, acc0[r]);
       acc1[r] = xsimd::fma(av, b1, acc1[r]);
     }
+  };
+  const std::size_t groups = kb / G;
+  constexpr std::size_t line = 64 / sizeof(T);
+  const std::size_t pf_per_group = groups > 0 ? (pf_lines + groups - 1) / groups : 0;
+  for (std::size_t g = 0; g < groups; ++g) {
+    const T* ag = a + g * G * Rows;
+    const T* bg = b + g * G * 2 * w;
+    for (std::size_t l = g * pf_per_group; l < std::min(pf_lines, (g + 1) * pf_per_group); ++l)
+      __builtin_prefetch(pf + l * line, 0, 2);
+    if (g == groups / 2) {
+#pragma GCC unroll 16
+      for (std::size_t r = 0; r < Rows; ++r) {
+        __builtin_prefetch(c_next + static_cast<std::ptrdiff_t>(r) * ldc, 1);
+        __builtin_prefetch(c_next + static_cast<std::ptrdiff_t>(r) * ldc + 2 * w - 1, 1);
+      }
+    }
+#pragma GCC unroll 16
+    for (std::size_t kk = 0; kk < G; ++kk) step(ag, bg, kk);
   }
+  for (std::size_t kk = 0; kk < kb - groups * G; ++kk)
+    step(a + groups * G * Rows, b + groups * G * 2 * w, kk);
+#pragma GCC unroll 16
   for (std::size_t r = 0; r < Rows; ++r) {
-    acc0[r].store_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc);
-    acc1[r].store_unaligned(c + static_cast<std::ptrdiff_t>(r) * ldc + w);
+    acc0[r].store_unaligned(c_at(r));
+    acc1[r].store_unaligned(c_at(r) + w);
+  }
+}
+
+// Scalars between consecutive packed A tiles of kb k-steps: whole groups (the row_chunks layout
+// spaces a partial last group like a full one).
+template <std::size_t R>
+constexpr std::size_t a_tile_stride(std::size_t kb) {
+  return R * ((kb + a_group - 1) / a_group * a_group);
+}
+
+// The A operand of gemm, given by rows: A(i, k) = row(i)[k] (each row contiguous in k; rows anywhere,
+// e.g. an im2col view whose edge rows come from another buffer). Packed as row chunks.
+template <class T, class RowFn>
+struct a_rows {
+  static constexpr a_layout layout = a_layout::row_chunks;
+  RowFn row;
+
+  // Packs A(i0 + i, k0 + k), i < mb, k < kb, as tiles of R rows (zero rows past mb).
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    constexpr std::size_t G = a_group;
+    const std::size_t tiles = (mb + R - 1) / R, full = kb / G * G;
+    for (std::size_t t = 0; t < tiles; ++t) {
+      T* apt = ap + t * a_tile_stride<R>(kb);
+      for (std::size_t r = 0; r < R; ++r) {
+        const std::size_t i = t * R + r;
+        if (i >= mb) {
+          for (std::size_t k = 0; k < kb; ++k) apt[k / G * G * R + r * G + k % G] = T(0);
+          continue;
+        }
+        const T* src = row(i0 + i) + k0;
+        for (std::size_t k = 0; k < full; k += G) {
+          T* d = apt + k * R + r * G;
+          for (std::size_t j = 0; j < G; ++j) d[j] = src[k + j];  // fixed size: vector moves
+        }
+        for (std::size_t k = full; k < kb; ++k) apt[full * R + r * G + (k - full)] = src[k];
+      }
+    }
+  }
+
+  // Cache line c of the o-th row of the block (i0.., k0..), the order in which pack reads them.
+  const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
+    return row(i0 + o) + k0 + c * (64 / sizeof(T));
+  }
+  static std::size_t outer(std::size_t mb, std::size_t) { return mb; }
+  static std::size_t inner(std::size_t, std::size_t kb) { return kb; }
+};
+
+// The A operand of gemm, given by columns: A(i, k) = col(k)[i] (each column contiguous in i, e.g.
+// a transposed im2col view). Packed k-major: one sweep over k, each source line read once.
+template <class T, class ColFn>
+struct a_cols {
+  static constexpr a_layout layout = a_layout::k_major;
+  ColFn col;
+
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t tiles = (mb + R - 1) / R;
+    for (std::size_t k = 0; k < kb; ++k) {
+      const T* src = col(k0 + k) + i0;
+      for (std::size_t t = 0; t < tiles; ++t) {
+        T* d = ap + t * a_tile_stride<R>(kb) + k * R;
+        const T* s = src + t * R;
+        if ((t + 1) * R <= mb) {
+          for (std::size_t r = 0; r < R; ++r) d[r] = s[r];  // fixed size: a few vector moves
+          continue;
+        }
+        for (std::size_t r = 0; r < R; ++r) d[r] = t * R + r < mb ? s[r] : T(0);
+      }
+    }
+  }
+
+  // Cache line c of the o-th column of the block (i0.., k0..).
+  const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
+    return col(k0 + o) + i0 + c * (64 / sizeof(T));
+  }
+  static std::size_t outer(std::size_t, std::size_t kb) { return kb; }
+  static std::size_t inner(std::size_t mb, std::size_t) { return mb; }
+};
+
+// The A operand with any two strides: A(i, k) = a[i * rs + k * ds], packed k-major one scalar at a
+// time (not prefetched).
+template <class T>
+struct a_strided {
+  static constexpr a_layout layout = a_layout::k_major;
+  const T* a;
+  std::ptrdiff_t rs, ds;
+
+  template <std::size_t R>
+  void pack(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t tiles = (mb + R - 1) / R;
+    for (std::size_t t = 0; t < tiles; ++t)
+      for (std::size_t r = 0; r < R; ++r) {
+        const std::size_t i = t * R + r;
+        for (std::size_t k = 0; k < kb; ++k)
+          ap[t * a_tile_stride<R>(kb) + k * R + r] =
+              i < mb ? a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(k0 + k) * ds]
+                     : T(0);
+      }
+  }
+
+  const T* line(std::size_t, std::size_t, std::size_t, std::size_t) const { return a; }
+  static std::size_t outer(std::size_t, std::size_t) { return 0; }
+  static std::size_t inner(std::size_t, std::size_t) { return 0; }
+};
+
+// Prefetches (into L2) the cache lines of an A block a slice at a time, so that the next block's
+// source arrives while the current block computes.
+template <class T, class Source>
+class block_prefetcher {
+ public:
+  explicit block_prefetcher(const Source& a) : a_(a) {}
+
+  // The block (i0.., k0..) of mb x kb; `slices` calls of step() cover it.
+  void start(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, std::size_t slices) {
+    i0_ = i0, k0_ = k0;
+    outer_ = Source::outer(mb, kb);
+    per_ = (Source::inner(mb, kb) + line_scalars - 1) / line_scalars;
+    step_ = (outer_ * per_ + slices - 1) / std::max<std::size_t>(slices, 1);
+    o_ = c_ = 0;
+  }
+  void stop() { outer_ = 0; }
+
+  void step() {
+    for (std::size_t j = 0; j < step_ && o_ < outer_; ++j) {
+      __builtin_prefetch(a_.line(i0_, k0_, o_, c_), 0, 2);
+      if (++c_ == per_) c_ = 0, ++o_;
+    }
+  }
+
+ private:
+  static constexpr std::size_t line_scalars = 64 / sizeof(T);
+  const Source& a_;
+  std::size_t i0_ = 0, k0_ = 0, outer_ = 0, per_ = 0, step_ = 0, o_ = 0, c_ = 0;
+};
+
+// The C operand of gemm: C(i, j) = c[i * ldc + j].
+template <class T>
+struct c_strided {
+  T* c;
+  std::ptrdiff_t ldc;
+  T* row(std::size_t i) const { return c + static_cast<std::ptrdiff_t>(i) * ldc; }
+  bool regular(std::size_t, std::size_t) const { return true; }
+};
+
+// The C operand given by rows: C(i, j) = fn(i)[j]. Tiles whose rows lie ldc apart run in place,
+// the others through a temporary tile.
+template <class T, class RowFn>
+struct c_rows {
+  RowFn fn;
+  std::ptrdiff_t ldc;
+  T* row(std::size_t i) const { return fn(i); }
+  bool regular(std::size_t i0, std::size_t n) const {
+    T* const first = fn(i0);
+    for (std::size_t r = 1; r < n; ++r)
+      if (fn(i0 + r) != first + static_cast<std::ptrdiff_t>(r) * ldc) return false;
+    return true;
+  }
+};
+
+// gemm for one A source (see `gemm`). Loops, outer to inner: groups of rows whose C fits the L2
+// budget; k-blocks in ascending order (the B k-block stays in L2 for the whole group); blocks
+// of `row_block` rows (A packed into `work`; the next block's source prefetched); column panels
+// of B (one panel stays in L1 while it serves every tile of the block; the next one prefetched);
+// micro-tiles of `rows` rows (the next C tile prefetched).
+// `Rows` is the micro-tile height (see `gemm`); the row block is the largest multiple of it
+// within `gemm_tile<T>::row_block`.
+template <class T, std::size_t Rows = gemm_tile<T>::rows, class Source, class CRows>
+void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const CRows& c, bool accumulate,
+                 T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
+  using tile = gemm_tile<T>;
+  constexpr std::size_t R = Rows, W = tile::cols, MB = tile::row_block / R * R;
+  constexpr a_layout L = Source::layout;
+  const std::size_t KB = b.k_block();
+  const std::size_t depth = b.depth(), n = b.cols();
+  p_end = std::min(p_end, b.panels());
+  if (m == 0 || n == 0 || p_begin >= p_end) return;
+  const std::size_t panels = p_end - p_begin;
+  // Rows per group: C of the group within the budget, whole row blocks.
+  const std::size_t group =
+      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(T)) / MB) * MB;
+  T* ap = work;                     // packed A block: tiles of [kb, R]
+  T* ct = work + MB * tile::depth;  // [R, W] tile for partial rows / columns
+  block_prefetcher<T, Source> prefetch(a);
+  constexpr std::size_t line = 64 / sizeof(T);
+  const std::ptrdiff_t ldc = c.ldc;
+  bool regular[MB / R];  // per tile of the block: its C rows lie ldc apart
+  // Blocks of equal size (whole tiles, at most MB rows), so that no block is left with a few rows.
+  auto balanced = [](std::size_t rows, std::size_t most) {
+    const std::size_t blocks = (rows + most - 1) / most;
+    return ((rows + blocks - 1) / blocks + R - 1) / R * R;
+  };
+  const std::size_t group_rows = balanced(m, group);
+  for (std::size_t io = 0; io < m; io += group_rows) {
+    const std::size_t ge = std::min(m, io + group_rows), block_rows = balanced(ge - io, MB);
+    for (std::size_t k0 = 0; k0 < depth; k0 += KB) {
+      const std::size_t kb = std::min(KB, depth - k0);
+      const bool acc = accumulate || k0 > 0;
+      for (std::size_t ib = io; ib < ge; ib += block_rows) {
+        const std::size_t ie = std::min(ge, ib + block_rows), tiles = (ie - ib + R - 1) / R;
+        a.template pack<R>(ib, ie - ib, k0, kb, ap);
+        for (std::size_t t = 0; t < tiles; ++t)
+          regular[t] = c.regular(ib + t * R, std::min(R, ie - ib - t * R));
+        // The block after this one: the next rows of the group, the group's first rows in the
+        // next k-block, or the next group's first block.
+        if (ie < ge)
+          prefetch.start(ie, std::min(block_rows, ge - ie), k0, kb, panels * tiles);
+        else if (k0 + KB < depth)
+          prefetch.start(io, std::min(block_rows, ge - io), k0 + KB, std::min(KB, depth - k0 - KB),
+                         panels * tiles);
+        else if (ge < m)
+          prefetch.start(ge, std::min(balanced(std::min(group_rows, m - ge), MB), m - ge), 0,
+                         std::min(KB, depth), panels * tiles);
+        else
+          prefetch.stop();
+        for (std::size_t p = p_begin; p < p_end; ++p) {
+          const std::size_t j0 = p * W, nj = std::min(W, n - j0);
+          const T* bp = b.block(k0, p);
+          // The B panel after this one, prefetched into L2 a slice per tile while this one
+          // serves the block from L1: the next panel, or the first of the next k-block.
+          const bool last = p + 1 == p_end;
+          const std::size_t k_next = last ? (k0 + KB < depth ? k0 + KB : 0) : k0;
+          const T* b_next = b.block(k_next, last ? p_begin : p + 1);
+          const std::size_t b_next_lines = std::min(KB, depth - k_next) * W * sizeof(T) / 64;
+          const std::size_t b_lines_per_tile = (b_next_lines + tiles - 1) / tiles;
+          for (std::size_t t = 0; t < tiles; ++t) {
+            prefetch.step();
+            const std::size_t l0 = std::min(b_next_lines, t * b_lines_per_tile);
+            const T* pf = b_next + l0 * line;
+            const std::size_t pf_lines = std::min(b_next_lines, (t + 1) * b_lines_per_tile) - l0;
+            const std::size_t i0 = ib + t * R, mr = std::min(R, ie - i0);
+            T* cij = c.row(i0) + j0;
+            // The tile after this one: the next rows in this panel, or the block's first in the next.
+            const T* c_next = t + 1 < tiles ? c.row(i0 + R) + j0 : c.row(ib) + (last ? p_begin * W : j0 + W);
+            const T* apt = ap + t * a_tile_stride<R>(kb);
+            if (mr == R && nj == W) {
+              if (regular[t]) {
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines);
+              } else {
+                T* rows[R];
+                for (std::size_t r = 0; r < R; ++r) rows[r] = c.row(i0 + r) + j0;
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines, rows);
+              }
+              continue;
+            }
+            for (std::size_t r = 0; r < R; ++r)
+              for (std::size_t j = 0; j < W; ++j)
+                ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : T(0);
+            micro_kernel<T, R, L>(kb, apt, bp, ct, static_cast<std::ptrdiff_t>(W), true, c_next, pf,
+                                  pf_lines);
+            for (std::size_t r = 0; r < mr; ++r) std::copy_n(ct + r * W, nj, c.row(i0 + r) + j0);
+          }
+        }
+      }
+    }
   }
 }
 
@@ -157,66 +503,59 @@ inline void micro_kernel(std::size_t kb, const T* a, const T* b, T* c, std::ptrd
 /// C[i, j] = (accumulate ? C[i, j] : 0) + sum_k A(i, k) B(k, j) for i < m, j < B.cols(), with
 /// A(i, k) = a[i * a_row_stride + k * a_depth_stride] (k < B.depth()) and C(i, j) at
 /// c[i * ldc + j]. `work` holds `gemm_workspace_size<T>()` scalars. Single-threaded: callers
-/// split rows (or independent outputs) across tasks. See the file comment for the summation order.
+/// split rows (or independent outputs) across tasks. See the file comment for the summation order
+/// and gemm_detail::gemm_source for the loops. A with unit depth stride (rows of k, e.g. an
+/// im2col view) is packed as row chunks (plain copies); any other A as k-major tiles.
 /// `Rows` (at most `gemm_tile<T>::rows`) is the height of the micro-tile: a smaller one wastes
 /// less on a few rows (e.g. 8 rows of a recurrent step); every element is computed by the same
 /// instructions whatever `Rows`, so results do not depend on it.
 template <class T, std::size_t Rows = gemm_tile<T>::rows>
 void gemm(std::size_t m, const T* a, std::ptrdiff_t a_row_stride, std::ptrdiff_t a_depth_stride,
           const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate, T* work) {
-  using tile = gemm_tile<T>;
-  static_assert(Rows >= 1 && Rows <= tile::rows, "cpc: gemm tile height above gemm_tile<T>::rows");
-  constexpr std::size_t R = Rows, W = tile::cols;
-  const std::size_t depth = b.depth(), n = b.cols(), panels = b.panels();
-  if (m == 0 || n == 0) return;
-  T* ap = work;                    // [kb, R] packed A panel
-  T* ct = work + R * tile::depth;  // [R, W] tile for partial rows / columns
-  for (std::size_t k0 = 0; k0 < depth; k0 += tile::depth) {
-    const std::size_t kb = std::min(tile::depth, depth - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (std::size_t i0 = 0; i0 < m; i0 += R) {
-      const std::size_t mr = std::min(R, m - i0);
-      // Pack A(i0 .. i0 + R, k0 .. k0 + kb) as [k][r], zero rows past m.
-      const T* a0 = a + static_cast<std::ptrdiff_t>(i0) * a_row_stride +
-                    static_cast<std::ptrdiff_t>(k0) * a_depth_stride;
-      if (a_row_stride == 1) {
-        // The R rows of one k are consecutive scalars (a transposed operand): copy them.
-        for (std::size_t k = 0; k < kb; ++k) {
-          const T* src = a0 + static_cast<std::ptrdiff_t>(k) * a_depth_stride;
-          if (mr == R) {
-            for (std::size_t r = 0; r < R; ++r) ap[k * R + r] = src[r];  // fixed size: no library call
-            continue;
-          }
-          std::copy_n(src, mr, ap + k * R);
-          std::fill(ap + k * R + mr, ap + (k + 1) * R, T(0));
-        }
-      } else {
-        for (std::size_t r = 0; r < mr; ++r) {
-          const T* src = a0 + static_cast<std::ptrdiff_t>(r) * a_row_stride;
-          for (std::size_t k = 0; k < kb; ++k)
-            ap[k * R + r] = src[static_cast<std::ptrdiff_t>(k) * a_depth_stride];
-        }
-        for (std::size_t r = mr; r < R; ++r)
-          for (std::size_t k = 0; k < kb; ++k) ap[k * R + r] = T(0);
-      }
-      for (std::size_t p = 0; p < panels; ++p) {
-        const std::size_t j0 = p * W, nj = std::min(W, n - j0);
-        T* cij = c + static_cast<std::ptrdiff_t>(i0) * ldc + static_cast<std::ptrdiff_t>(j0);
-        if (mr == R && nj == W) {
-          gemm_detail::micro_kernel<T, R>(kb, ap, b.block(k0, p), cij, ldc, acc);
-          continue;
-        }
-        for (std::size_t r = 0; r < R; ++r)
-          for (std::size_t j = 0; j < W; ++j)
-            ct[r * W + j] = acc && r < mr && j < nj
-                                ? cij[static_cast<std::ptrdiff_t>(r) * ldc + static_cast<std::ptrdiff_t>(j)]
-                                : T(0);
-        gemm_detail::micro_kernel<T, R>(kb, ap, b.block(k0, p), ct, static_cast<std::ptrdiff_t>(W), true);
-        for (std::size_t r = 0; r < mr; ++r)
-          std::copy_n(ct + r * W, nj, cij + static_cast<std::ptrdiff_t>(r) * ldc);
-      }
-    }
+  static_assert(Rows >= 1 && Rows <= gemm_tile<T>::rows, "cpc: gemm tile height above gemm_tile<T>::rows");
+  if (a_depth_stride == 1 && a_row_stride != 1) {
+    auto row = [=](std::size_t i) { return a + static_cast<std::ptrdiff_t>(i) * a_row_stride; };
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_rows<T, decltype(row)>{row}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+  } else if (a_row_stride == 1) {
+    auto col = [=](std::size_t k) { return a + static_cast<std::ptrdiff_t>(k) * a_depth_stride; };
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_cols<T, decltype(col)>{col}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+  } else {
+    gemm_detail::gemm_source<T, Rows>(m, gemm_detail::a_strided<T>{a, a_row_stride, a_depth_stride}, b,
+                                      gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
   }
+}
+
+/// `gemm` with A given by rows: A(i, k) = row(i)[k], each row contiguous in k (row(i) returns a
+/// const T*; e.g. an im2col view whose edge rows live in another buffer).
+template <class T, class RowFn>
+void gemm_rows(std::size_t m, RowFn&& row, const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate,
+               T* work) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, std::decay_t<RowFn>>{row}, b,
+                              gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
+}
+
+/// `gemm_rows` with C given by rows as well: C(i, j) = c_row(i)[j] (c_row(i) returns a T*). Tiles
+/// whose rows lie `ldc` apart are computed in place; the others (e.g. rows redirected to a
+/// scratch buffer at the edges of a convolution) through a temporary tile. Only the columns of
+/// B's panels [p_begin, p_end) (`gemm_tile<T>::cols` columns each) are computed, so that a wide
+/// C can be done in column slices whose B stays in cache.
+template <class T, class ARowFn, class CRowFn>
+void gemm_rows_into(std::size_t m, ARowFn&& a_row, const packed_rhs<T>& b, CRowFn&& c_row, std::ptrdiff_t ldc,
+                    bool accumulate, T* work, std::size_t p_begin = 0, std::size_t p_end = std::size_t(-1)) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_rows<T, std::decay_t<ARowFn>>{a_row}, b,
+                              gemm_detail::c_rows<T, std::decay_t<CRowFn>>{c_row, ldc}, accumulate, work,
+                              p_begin, p_end);
+}
+
+/// `gemm` with A given by columns: A(i, k) = col(k)[i], each column contiguous in i (col(k)
+/// returns a const T*; e.g. a transposed im2col view).
+template <class T, class ColFn>
+void gemm_cols(std::size_t m, ColFn&& col, const packed_rhs<T>& b, T* c, std::ptrdiff_t ldc, bool accumulate,
+               T* work) {
+  gemm_detail::gemm_source<T>(m, gemm_detail::a_cols<T, std::decay_t<ColFn>>{col}, b,
+                              gemm_detail::c_strided<T>{c, ldc}, accumulate, work);
 }
 
 }  // namespace cpc::cpu_kernels
