@@ -7,9 +7,9 @@
 //   cpc-speech train    --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe    --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode   --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
-//   cpc-speech abx      --corpus DIR (--checkpoint FILE | --features mfcc | --features random) [--features all]
-//   cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2
-//   mpirun -np N cpc-speech train ...                            the same training on N processes
+//   cpc-speech abx      --corpus DIR (--checkpoint FILE | --features mfcc | --features random) [--features
+//   all] cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2 mpirun -np N
+//   cpc-speech train ...                            the same training on N processes
 //
 // --checkpoint also takes a CPC_audio model converted by scripts/convert_cpc_audio.py (encode, abx).
 //
@@ -78,7 +78,7 @@ struct settings {
   std::optional<fs::path> alignments, train_split, test_split;
   std::size_t num_phones = 0;
   std::size_t abx_group = 20, abx_x = 5;  // abx: items per group, X speakers per cell
-  std::vector<std::string> given;  // the options given on the command line, e.g. "--lr"
+  std::vector<std::string> given;         // the options given on the command line, e.g. "--lr"
   bool is_given(const std::string& option) const {
     return std::find(given.begin(), given.end(), option) != given.end();
   }
@@ -751,7 +751,8 @@ void take_recipe_from(settings& s, const fs::path& ckpt) {
 // For a CPC_audio model converted by scripts/convert_cpc_audio.py: sets the model name and gain
 // from its metadata. Errors: cpc::config_error for a command other than encode and abx, or a
 // --model given; cpc::io_error for metadata that does not describe a converted model.
-void take_cpc_audio_model(settings& s, const fs::path& ckpt, command cmd, const cpc::safetensors_metadata& m) {
+void take_cpc_audio_model(settings& s, const fs::path& ckpt, command cmd,
+                          const cpc::safetensors_metadata& m) {
   if (cmd != command::encode && cmd != command::abx)
     throw cpc::config_error("--checkpoint: '" + ckpt.string() +
                             "' holds a converted CPC_audio model; cpc-speech encodes it (encode) and "
