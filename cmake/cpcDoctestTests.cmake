@@ -1,7 +1,8 @@
 # Writes one ctest per doctest test case of TEST_EXECUTABLE into CTEST_FILE (run after each
 # build). Each test selects its case by position (--first=i --last=i), not by name: doctest's
 # name filters split at commas and would silently run nothing for a name that contains one.
-# Arguments: TEST_EXECUTABLE, TEST_PREFIX, CTEST_FILE, TIMEOUT.
+# Arguments: TEST_EXECUTABLE, TEST_PREFIX, CTEST_FILE, TIMEOUT; optional EXTRA_PROPERTIES (more
+# "NAME value" pairs for set_tests_properties, e.g. "SKIP_RETURN_CODE 77").
 execute_process(COMMAND "${TEST_EXECUTABLE}" --list-test-cases --no-version
                 OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -23,7 +24,7 @@ foreach(line IN LISTS lines)
   math(EXPR index "${index} + 1")
   set(name "${TEST_PREFIX} #${index}: ${line}")
   string(APPEND script "add_test(\"${name}\" \"${TEST_EXECUTABLE}\" --first=${index} --last=${index} --no-version)\n"
-                       "set_tests_properties(\"${name}\" PROPERTIES TIMEOUT ${TIMEOUT})\n")
+                       "set_tests_properties(\"${name}\" PROPERTIES TIMEOUT ${TIMEOUT} ${EXTRA_PROPERTIES})\n")
 endforeach()
 if(index EQUAL 0)
   message(FATAL_ERROR "${TEST_EXECUTABLE} has no test cases")
