@@ -13,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -185,6 +186,18 @@ class device_buffer {
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
+
+/// Grows `b` to at least n scalars (`ensure_size`) for op `op`: a failure (out of device memory)
+/// is a `device_error` that names the op and its `sizes()` before the allocation's own message.
+template <class T, class Sizes>
+void ensure_device_size(device_buffer<T>& b, std::size_t n, std::string_view op, Sizes&& sizes) {
+  if (b.size() >= n) return;
+  try {
+    b.resize(n);
+  } catch (const device_error& e) {
+    cuda_detail::fail(op, sizes(), std::string("workspace: ") + e.what());
+  }
+}
 
 /// Shaped device tensor: a `device_buffer<T>` plus a row-major shape `[N]`. The interface the
 /// layers use of a host tensor that does not touch elements: `shape()`, `size()`, `data()`,
