@@ -78,6 +78,8 @@ class parameter_store<T, cuda> {
   std::vector<T> grads_to_host() const { return grads_.to_host(); }
   /// Replaces the flat value buffer with `size()` scalars of host memory.
   void values_from_host(const T* src) { values_.upload(src, values_.size()); }
+  /// Replaces the flat gradient buffer with `size()` scalars of host memory.
+  void grads_from_host(const T* src) { grads_.upload(src, grads_.size()); }
   /// A host copy of parameter `i`'s value (visiting order), shaped like it.
   array<T> value_to_host(std::size_t i) const { return slot_to_host(values_, i); }
   /// A host copy of parameter `i`'s gradient, shaped like it.
