@@ -656,3 +656,113 @@ TEST_CASE("cuda bodies: Adam, SGD, sum of squares and the finiteness test equal 
     if (cuda_body::nonfinite_at(fn, i)) first = i;
   CHECK(first == 700);
 }
+
+TEST_CASE("cuda bodies: conv2d as im2col + GEMM and col2im equals reference (forward and backward)") {
+  rng gen(10);
+  // (batch, H, W, C_in, C_out, kernel, stride, padding): the image encoder's 3x3 convs, a strided
+  // stem, no padding, a kernel as large as the image.
+  const std::vector<std::array<std::size_t, 8>> shapes{
+      {2, 8, 8, 3, 4, 3, 1, 1}, {1, 7, 9, 2, 3, 3, 2, 1}, {2, 5, 5, 4, 2, 5, 1, 0}, {1, 6, 4, 1, 2, 2, 2, 0}};
+  for (const auto& [batch, h, w, ci, co, k, stride, padding] : shapes) {
+    CAPTURE(h);
+    CAPTURE(k);
+    CAPTURE(stride);
+    const ops::conv2d_shape s{batch, h, w, ci, co, k, stride, padding};
+    const std::size_t ho = cuda_body::conv2d_out_height(s), wo = cuda_body::conv2d_out_width(s);
+    CHECK(ho == s.out_height());
+    CHECK(wo == s.out_width());
+    const std::size_t rows = batch * ho * wo, width = ci * k * k;
+    const auto x = random_vector(batch * h * w * ci, gen), wt = random_vector(co * width, gen),
+               bias = random_vector(co, gen), dy = random_vector(rows * co, gen);
+    std::vector<float> col(rows * width);
+    for (std::size_t i = 0; i < col.size(); ++i) col[i] = cuda_body::conv2d_im2col_element(s, x.data(), i);
+    const auto sw = static_cast<std::ptrdiff_t>(width), so = static_cast<std::ptrdiff_t>(co);
+    ops::gemm_workspace<reference, float> gws;
+    ops::conv2d_workspace<reference, float> cws;
+    std::vector<float> y_body(rows * co), y_ref(rows * co);
+    ops::gemm<reference>(ops::gemm_args<float>{.m = rows,
+                                               .n = co,
+                                               .k = width,
+                                               .a = col.data(),
+                                               .a_row_stride = sw,
+                                               .b = wt.data(),
+                                               .b_row_stride = 1,
+                                               .b_col_stride = sw,
+                                               .c = y_body.data(),
+                                               .ldc = so},
+                         gws);
+    run_elements(ops::add_row_vector_args<float>{rows, co, bias.data(), y_body.data(), so}, rows * co);
+    ops::conv2d_forward<reference>(
+        ops::conv2d_forward_args<float>{s, x.data(), wt.data(), bias.data(), y_ref.data()}, cws);
+    CHECK(scaled_max_error(y_body, y_ref) < 1e-6);
+    auto dw_body = random_vector(co * width, gen), db_body = random_vector(co, gen);
+    auto dw_ref = dw_body, db_ref = db_body;
+    ops::gemm<reference>(ops::gemm_args<float>{.m = co,
+                                               .n = width,
+                                               .k = rows,
+                                               .a = dy.data(),
+                                               .a_row_stride = 1,
+                                               .a_depth_stride = so,
+                                               .b = col.data(),
+                                               .b_row_stride = sw,
+                                               .b_col_stride = 1,
+                                               .c = dw_body.data(),
+                                               .ldc = sw,
+                                               .accumulate = true},
+                         gws);
+    ops::sum_rows<reference>(ops::sum_rows_args<float>{rows, co, dy.data(), so, db_body.data()});
+    std::vector<float> dcol(rows * width), dx_body(x.size(), std::nanf("")), dx_ref = dx_body;
+    ops::gemm<reference>(ops::gemm_args<float>{.m = rows,
+                                               .n = width,
+                                               .k = co,
+                                               .a = dy.data(),
+                                               .a_row_stride = so,
+                                               .b = wt.data(),
+                                               .b_row_stride = sw,
+                                               .c = dcol.data(),
+                                               .ldc = sw},
+                         gws);
+    for (std::size_t i = 0; i < dx_body.size(); ++i)
+      dx_body[i] = cuda_body::conv2d_col2im_element(s, dcol.data(), i);
+    ops::conv2d_backward<reference>(
+        ops::conv2d_backward_args<float>{s, x.data(), wt.data(), dy.data(), dw_ref.data(), db_ref.data(),
+                                         dx_ref.data()},
+        cws);
+    CHECK(scaled_max_error(dw_body, dw_ref) < 1e-6);
+    CHECK(scaled_max_error(db_body, db_ref) < 1e-6);
+    CHECK(scaled_max_error(dx_body, dx_ref) < 1e-6);
+  }
+}
+
+TEST_CASE("cuda bodies: zero_kernel_rows, extract_patches and the patch mean pool equal reference") {
+  rng gen(11);
+  auto w_body = random_vector(6 * 5 * 5, gen), w_ref = w_body;
+  const ops::zero_kernel_rows_args<float> z{6, 5, 3, w_body.data()};
+  run_elements(z, 6 * (5 - 3) * 5);
+  ops::zero_kernel_rows<reference>(ops::zero_kernel_rows_args<float>{6, 5, 3, w_ref.data()});
+  CHECK(w_body == w_ref);
+
+  const std::size_t B = 2, H = 9, W = 7, C = 3, size = 4, stride = 2, pad = 1;
+  const std::size_t rows = (H + 2 * pad - size) / stride + 1, cols = (W + 2 * pad - size) / stride + 1;
+  const auto images = random_vector(B * H * W * C, gen);
+  const std::size_t n = B * rows * cols * size * size * C;
+  std::vector<float> p_body(n, std::nanf("")), p_ref = p_body;
+  ops::extract_patches_args<float> e{B, H, W, C, size, stride, pad, rows, cols, images.data(), p_body.data()};
+  run_elements(e, n);
+  e.patches = p_ref.data();
+  ops::extract_patches<reference>(e);
+  CHECK(p_body == p_ref);
+
+  const std::size_t patches = B * rows * cols, pixels = size * size;
+  std::vector<float> m_body(patches * C), m_ref(patches * C);
+  run_elements(ops::patch_mean_pool_args<float>{patches, pixels, C, p_ref.data(), m_body.data()},
+               patches * C);
+  ops::patch_mean_pool<reference>(
+      ops::patch_mean_pool_args<float>{patches, pixels, C, p_ref.data(), m_ref.data()});
+  CHECK(m_body == m_ref);
+  std::vector<float> d_body(n), d_ref(n);
+  run_elements(ops::patch_mean_pool_backward_args<float>{patches, pixels, C, m_ref.data(), d_body.data()}, n);
+  ops::patch_mean_pool_backward<reference>(
+      ops::patch_mean_pool_backward_args<float>{patches, pixels, C, m_ref.data(), d_ref.data()});
+  CHECK(d_body == d_ref);
+}

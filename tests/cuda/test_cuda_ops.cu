@@ -541,6 +541,80 @@ TEST_CASE("cuda ops: Adam, SGD, sum of squares and the first non-finite index eq
   CHECK(first == 70000);
 }
 
+TEST_CASE("cuda ops: conv2d, zero_kernel_rows and the patch ops equal cpu (the image model's ops)") {
+  rng gen(8);
+  // (batch, H, W, C_in, C_out, kernel, stride, padding): the image encoder's convolutions.
+  const std::vector<std::array<std::size_t, 8>> shapes{{2, 8, 8, 3, 16, 3, 1, 1},
+                                                       {4, 16, 16, 64, 64, 3, 1, 1},
+                                                       {3, 7, 9, 2, 3, 3, 2, 1},
+                                                       {2, 5, 5, 4, 2, 5, 1, 0}};
+  for (const auto& [batch, h, w, ci, co, k, stride, padding] : shapes)
+    for (bool with_dx : {true, false}) {
+      CAPTURE(h);
+      CAPTURE(ci);
+      CAPTURE(k);
+      CAPTURE(with_dx);
+      const ops::conv2d_shape s{batch, h, w, ci, co, k, stride, padding};
+      const std::size_t n_out = batch * s.out_height() * s.out_width() * co;
+      const double scale = 1.0 / std::sqrt(static_cast<double>(ci * k * k));
+      const auto x = random_values(batch * h * w * ci, gen), wt = random_values(co * ci * k * k, gen, scale),
+                 b = random_values(co, gen), dy = random_values(n_out, gen);
+      std::vector<float> y(n_out);
+      auto dx_ = on_device(x), dw_ = on_device(wt), db_ = on_device(b), ddy = on_device(dy),
+           dyo = on_device(y);
+      ops::conv2d_workspace<cpu, float> ws_cpu;
+      ops::conv2d_workspace<cpc::cuda, float> ws_cuda;
+      ops::conv2d_forward<cpu>(ops::conv2d_forward_args<float>{s, x.data(), wt.data(), b.data(), y.data()},
+                               ws_cpu);
+      ops::conv2d_forward<cpc::cuda>(
+          ops::conv2d_forward_args<float>{s, dx_.data(), dw_.data(), db_.data(), dyo.data()}, ws_cuda);
+      CHECK(device_error_vs(dyo, y) < 1e-5);
+      auto gw = random_values(wt.size(), gen), gb = random_values(co, gen);
+      std::vector<float> gx(x.size(), std::nanf(""));
+      auto dgw = on_device(gw), dgb = on_device(gb), dgx = on_device(gx);
+      ops::conv2d_backward<cpu>(ops::conv2d_backward_args<float>{s, x.data(), wt.data(), dy.data(), gw.data(),
+                                                                 gb.data(), with_dx ? gx.data() : nullptr},
+                                ws_cpu);
+      ops::conv2d_backward<cpc::cuda>(
+          ops::conv2d_backward_args<float>{s, dx_.data(), dw_.data(), ddy.data(), dgw.data(), dgb.data(),
+                                           with_dx ? dgx.data() : nullptr},
+          ws_cuda);
+      CHECK(device_error_vs(dgw, gw) < 1e-5);
+      CHECK(device_error_vs(dgb, gb) < 1e-5);
+      if (with_dx) CHECK(device_error_vs(dgx, gx) < 1e-5);
+    }
+  auto wk = random_values(12 * 5 * 5, gen);
+  auto dwk = on_device(wk);
+  ops::zero_kernel_rows<cpu>(ops::zero_kernel_rows_args<float>{12, 5, 3, wk.data()});
+  ops::zero_kernel_rows<cpc::cuda>(ops::zero_kernel_rows_args<float>{12, 5, 3, dwk.data()});
+  CHECK(on_host(dwk) == wk);
+
+  const std::size_t B = 3, H = 28, W = 28, C = 1, size = 8, stride = 4, pad = 2;
+  const std::size_t rows = (H + 2 * pad - size) / stride + 1, cols = (W + 2 * pad - size) / stride + 1;
+  const auto images = random_values(B * H * W * C, gen);
+  const std::size_t n = B * rows * cols * size * size * C;
+  std::vector<float> p(n);
+  auto d_images = on_device(images), d_p = on_device(p);
+  ops::extract_patches<cpu>(
+      ops::extract_patches_args<float>{B, H, W, C, size, stride, pad, rows, cols, images.data(), p.data()});
+  ops::extract_patches<cpc::cuda>(ops::extract_patches_args<float>{B, H, W, C, size, stride, pad, rows, cols,
+                                                                   d_images.data(), d_p.data()});
+  CHECK(on_host(d_p) == p);
+  const std::size_t patches = B * rows * cols, pixels = size * size, ch = 64;
+  const auto maps = random_values(patches * pixels * ch, gen);
+  std::vector<float> m(patches * ch), g(maps.size());
+  auto d_maps = on_device(maps), d_m = on_device(m), d_g = on_device(g);
+  ops::patch_mean_pool<cpu>(ops::patch_mean_pool_args<float>{patches, pixels, ch, maps.data(), m.data()});
+  ops::patch_mean_pool<cpc::cuda>(
+      ops::patch_mean_pool_args<float>{patches, pixels, ch, d_maps.data(), d_m.data()});
+  CHECK(device_error_vs(d_m, m) < 1e-6);
+  ops::patch_mean_pool_backward<cpu>(
+      ops::patch_mean_pool_backward_args<float>{patches, pixels, ch, m.data(), g.data()});
+  ops::patch_mean_pool_backward<cpc::cuda>(
+      ops::patch_mean_pool_backward_args<float>{patches, pixels, ch, d_m.data(), d_g.data()});
+  CHECK(device_error_vs(d_g, g) < 1e-6);
+}
+
 TEST_CASE("cuda ops: a convolution whose im2col does not fit is a device_error naming the op and the sizes") {
   // 2^20 frames x 512 channels x kernel 8 at stride 1: an im2col of 16 TiB.
   const ops::conv1d_shape s{1, std::size_t{1} << 20, 512, 512, 8, 1, 0};

@@ -64,9 +64,9 @@ void device_gemm(const ops::gemm_args<T>& g, std::string_view op) {
   context& c = context::get(op);
   if (g.k == 0) {
     if (g.accumulate) return;
-    check(cudaMemset2DAsync(g.c, static_cast<std::size_t>(g.ldc) * sizeof(T), 0, g.n * sizeof(T), g.m,
-                            c.stream()),
-          op, sizes);
+    const std::size_t pitch =
+        (g.m == 1 ? g.n : static_cast<std::size_t>(g.ldc)) * sizeof(T);  // one row: any ldc
+    check(cudaMemset2DAsync(g.c, pitch, 0, g.n * sizeof(T), g.m, c.stream()), op, sizes);
     after_op(op, sizes);
     return;
   }

@@ -5,6 +5,7 @@
 #include "cpc/backend/cuda/body/activation.hpp"
 #include "cpc/backend/cuda/body/blas.hpp"
 #include "cpc/backend/cuda/body/conv1d.hpp"
+#include "cpc/backend/cuda/body/conv2d.hpp"
 #include "cpc/backend/cuda/body/info_nce.hpp"
 #include "cpc/backend/cuda/body/norm.hpp"
 #include "cpc/backend/cuda/body/optim.hpp"
