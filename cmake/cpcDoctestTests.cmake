@@ -2,8 +2,9 @@
 # build). Each test selects its case by position (--first=i --last=i), not by name: doctest's
 # name filters split at commas and would silently run nothing for a name that contains one.
 # Arguments: TEST_EXECUTABLE, TEST_PREFIX, CTEST_FILE, TIMEOUT; optional TEST_LAUNCHER (a command
-# put before the executable, its words separated by '|', e.g. "mpiexec|-np|2") and
-# TEST_ENVIRONMENT (NAME=VALUE entries separated by '|').
+# put before the executable, its words separated by '|', e.g. "mpiexec|-np|2"),
+# TEST_ENVIRONMENT (NAME=VALUE entries separated by '|') and EXTRA_PROPERTIES (more
+# "NAME value" pairs for set_tests_properties, e.g. "SKIP_RETURN_CODE 77").
 execute_process(COMMAND "${TEST_EXECUTABLE}" --list-test-cases --no-version
                 OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -21,7 +22,7 @@ set(launch "")
 foreach(word IN LISTS launcher)
   string(APPEND launch "\"${word}\" ")
 endforeach()
-set(properties "TIMEOUT ${TIMEOUT}")
+set(properties "TIMEOUT ${TIMEOUT} ${EXTRA_PROPERTIES}")
 if(TEST_ENVIRONMENT)
   string(REPLACE "|" ";" environment "${TEST_ENVIRONMENT}")
   string(APPEND properties " ENVIRONMENT \"${environment}\"")

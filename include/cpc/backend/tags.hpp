@@ -4,10 +4,11 @@
 /// storage lives (`Backend::memory`, backend/storage.hpp). Data moves between backends only
 /// explicitly (`cpc::to<Backend>`).
 ///
-/// A backend is *available* when it has kernels: the host backends always do; `cpc::cuda` would
-/// become available only through a header with its kernels, whatever the build options say. Using an
-/// unavailable backend stops at `CPC_REQUIRE_BACKEND` with one message. Source: DESIGN.md "Core decisions";
-/// tag dispatch as in CUTLASS / dlib's tt:: layer.
+/// A backend is *available* when it has kernels: the host backends always do; `cpc::cuda` becomes
+/// available only in a translation unit compiled by nvcc that includes `<cpc/backend/cuda.cuh>`
+/// (its kernels), whatever the build options say. Using an unavailable backend stops at
+/// `CPC_REQUIRE_BACKEND` with one message; an op without a CUDA kernel stops at `CPC_DISPATCH`. Source:
+/// DESIGN.md "Core decisions"; tag dispatch as in CUTLASS / dlib's tt:: layer.
 #include <string_view>
 #include <type_traits>
 
@@ -29,10 +30,15 @@ struct reference {
   static constexpr std::string_view name = "reference";
 };
 
-/// CUDA backend tag (the extension point for NVIDIA GPUs: kernels in `.cuh` headers under
-/// backend/cuda/, included from the user's `.cu` files). No CUDA kernels exist in this version,
-/// so the tag is never available.
+/// Device memory of the CUDA backend (cudaMalloc'd buffers and tensors that CPU code cannot
+/// dereference); defined in backend/cuda/memory.hpp, which needs the CUDA runtime headers.
+struct cuda_memory;
+
+/// CUDA backend: cuBLAS GEMMs and the kernels of backend/cuda/*.cuh on the current device, one
+/// stream per host thread. Device memory (`cuda_memory`). Available only where
+/// `<cpc/backend/cuda.cuh>` is included from a `.cu` file compiled by nvcc (CUDA 12 or newer).
 struct cuda {
+  using memory = cuda_memory;
   static constexpr std::string_view name = "cuda";
 };
 
@@ -57,9 +63,9 @@ inline constexpr bool backend_available<reference> = true;
 template <class Backend>
 constexpr bool report_unavailable() {
   static_assert(backend_available<Backend>,
-                "cpc: this backend has no kernels in this build (the note names it; cpc::cuda has none in "
-                "this version, whatever CPC_WITH_CUDA says); use cpc::cpu (or cpc::reference, the slow test "
-                "oracle), or include the backend's kernel headers");
+                "cpc: this backend has no kernels in this build (the note names it) - for cpc::cuda include "
+                "<cpc/backend/cuda.cuh> in a .cu file compiled by nvcc (link cpc::cuda); otherwise use "
+                "cpc::cpu (or cpc::reference, the slow test oracle)");
   return true;
 }
 
