@@ -210,3 +210,40 @@ TEST_CASE("ops::layer_norm_backward (cpu): the same bits for 1 and 2 threads acr
   CHECK(one[1] == two[1]);
   CHECK(one[2] == two[2]);
 }
+
+TEST_CASE_TEMPLATE("ops::layer_norm_backward: dx = dy in place gives the same bits as a separate dx", Backend,
+                   cpu, reference) {
+  constexpr std::size_t rows = 700, cols = 37, n = rows * cols;
+  rng gen(22);
+  const auto x = random_vector<float>(n, gen, 3.0), dy = random_vector<float>(n, gen);
+  const auto w = random_vector<float>(cols, gen, 2.0), b = random_vector<float>(cols, gen, 0.5);
+  std::vector<float> y(n);
+  ops::layer_norm_forward<Backend>(ops::layer_norm_forward_args<float>{.rows = rows,
+                                                                       .cols = cols,
+                                                                       .relu = true,
+                                                                       .x = x.data(),
+                                                                       .weight = w.data(),
+                                                                       .bias = b.data(),
+                                                                       .y = y.data()});
+  auto run = [&](bool in_place) {
+    std::vector<float> g = dy, dx(n), dw(cols, 0.5f), db(cols, -0.25f);
+    ops::layer_norm_workspace<Backend, float> ws;
+    ops::layer_norm_backward<Backend>(
+        ops::layer_norm_backward_args<float>{.rows = rows,
+                                             .cols = cols,
+                                             .relu = true,
+                                             .x = x.data(),
+                                             .y = y.data(),
+                                             .dy = g.data(),
+                                             .weight = w.data(),
+                                             .dx = in_place ? g.data() : dx.data(),
+                                             .d_weight = dw.data(),
+                                             .d_bias = db.data()},
+        ws);
+    return std::array<std::vector<float>, 3>{in_place ? g : dx, dw, db};
+  };
+  const auto separate = run(false), in_place = run(true);
+  CHECK(separate[0] == in_place[0]);
+  CHECK(separate[1] == in_place[1]);
+  CHECK(separate[2] == in_place[2]);
+}
