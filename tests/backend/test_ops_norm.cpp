@@ -1,13 +1,17 @@
 // cpu against reference for the normalisation ops (backend/op/norm.hpp) on random shapes: one
-// row, one channel, row counts across the 64-row task blocks, channel counts across the
-// 64-channel blocks of the parameter gradients, with and without affine parameters and fused
-// ReLU, dx present or null. Overwritten outputs start as NaN, accumulated ones as the same junk.
+// row, one channel, row counts across the 64-row forward blocks and the 256-row backward blocks
+// (whose partial parameter gradients are added in block order), channel counts across the
+// 64-channel blocks, with and without affine parameters and fused ReLU, dx present or null.
+// Overwritten outputs start as NaN, accumulated ones as the same junk. The cpu backward gives the
+// same bits for 1 and 2 threads.
 #include <doctest/doctest.h>
 
 #include <cpc/backend/ops.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "support/backend_parity.hpp"
@@ -34,8 +38,8 @@ bool all_finite(const std::vector<T>& v) {
 template <class T>
 void check_layer_norm_ops(double tol) {
   rng gen(9);
-  for (const auto& [rows, cols] :
-       std::vector<std::array<std::size_t, 2>>{{1, 1}, {1, 7}, {3, 5}, {130, 6}, {65, 200}, {200, 513}})
+  for (const auto& [rows, cols] : std::vector<std::array<std::size_t, 2>>{
+           {1, 1}, {1, 7}, {3, 5}, {130, 6}, {65, 200}, {200, 513}, {700, 37}})
     for (bool affine : {true, false})
       for (bool relu : {false, true})
         for (bool with_dx : {true, false}) {
@@ -166,4 +170,80 @@ TEST_CASE("ops::layer_norm_forward: a NaN in a row gives NaN outputs with the fu
       CHECK(std::isnan(y[cols + j]));
     }
   }
+}
+
+TEST_CASE("ops::layer_norm_backward (cpu): the same bits for 1 and 2 threads across 256-row blocks") {
+  // 1100 rows: four full backward blocks and a partial one, each summing its own partial d weight
+  // and d bias; 37 channels: a partial SIMD register.
+  constexpr std::size_t rows = 1100, cols = 37, n = rows * cols;
+  rng gen(21);
+  const auto x = random_vector<float>(n, gen, 3.0), dy = random_vector<float>(n, gen);
+  const auto w = random_vector<float>(cols, gen, 2.0), b = random_vector<float>(cols, gen, 0.5);
+  std::vector<float> y(n);
+  ops::layer_norm_forward<cpu>(ops::layer_norm_forward_args<float>{.rows = rows,
+                                                                   .cols = cols,
+                                                                   .relu = true,
+                                                                   .x = x.data(),
+                                                                   .weight = w.data(),
+                                                                   .bias = b.data(),
+                                                                   .y = y.data()});
+  auto run = [&](std::size_t threads) {
+    set_num_threads(threads);
+    std::vector<float> dx(n), dw(cols, 0.5f), db(cols, -0.25f);
+    ops::layer_norm_workspace<cpu, float> ws;
+    ops::layer_norm_backward<cpu>(ops::layer_norm_backward_args<float>{.rows = rows,
+                                                                       .cols = cols,
+                                                                       .relu = true,
+                                                                       .x = x.data(),
+                                                                       .y = y.data(),
+                                                                       .dy = dy.data(),
+                                                                       .weight = w.data(),
+                                                                       .dx = dx.data(),
+                                                                       .d_weight = dw.data(),
+                                                                       .d_bias = db.data()},
+                                  ws);
+    return std::array<std::vector<float>, 3>{dx, dw, db};
+  };
+  const auto one = run(1), two = run(2);
+  set_num_threads(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(one[0] == two[0]);
+  CHECK(one[1] == two[1]);
+  CHECK(one[2] == two[2]);
+}
+
+TEST_CASE_TEMPLATE("ops::layer_norm_backward: dx = dy in place gives the same bits as a separate dx", Backend,
+                   cpu, reference) {
+  constexpr std::size_t rows = 700, cols = 37, n = rows * cols;
+  rng gen(22);
+  const auto x = random_vector<float>(n, gen, 3.0), dy = random_vector<float>(n, gen);
+  const auto w = random_vector<float>(cols, gen, 2.0), b = random_vector<float>(cols, gen, 0.5);
+  std::vector<float> y(n);
+  ops::layer_norm_forward<Backend>(ops::layer_norm_forward_args<float>{.rows = rows,
+                                                                       .cols = cols,
+                                                                       .relu = true,
+                                                                       .x = x.data(),
+                                                                       .weight = w.data(),
+                                                                       .bias = b.data(),
+                                                                       .y = y.data()});
+  auto run = [&](bool in_place) {
+    std::vector<float> g = dy, dx(n), dw(cols, 0.5f), db(cols, -0.25f);
+    ops::layer_norm_workspace<Backend, float> ws;
+    ops::layer_norm_backward<Backend>(
+        ops::layer_norm_backward_args<float>{.rows = rows,
+                                             .cols = cols,
+                                             .relu = true,
+                                             .x = x.data(),
+                                             .y = y.data(),
+                                             .dy = g.data(),
+                                             .weight = w.data(),
+                                             .dx = in_place ? g.data() : dx.data(),
+                                             .d_weight = dw.data(),
+                                             .d_bias = db.data()},
+        ws);
+    return std::array<std::vector<float>, 3>{in_place ? g : dx, dw, db};
+  };
+  const auto separate = run(false), in_place = run(true);
+  CHECK(separate[0] == in_place[0]);
+  CHECK(separate[1] == in_place[1]);
+  CHECK(separate[2] == in_place[2]);
 }

@@ -157,12 +157,16 @@ class strided_conv_encoder {
                 {static_cast<std::ptrdiff_t>(zs[0]), static_cast<std::ptrdiff_t>(zs[1]),
                  static_cast<std::ptrdiff_t>(zs[2])});
     for (std::size_t i = convs_.size(); i-- > 0;) {
-      const tensor3<T>& dact = i + 1 == convs_.size() ? dz : dact_[i];
+      const bool last = i + 1 == convs_.size();
+      const tensor3<T>& dact = last ? dz : dact_[i];
+      // Channel norm replaces a block's gradient in place (one buffer per block instead of two;
+      // dz itself is the caller's and stays unchanged).
+      tensor3<T>& dpre = normalised() && !last ? dact_[i] : dpre_[i];
       if (normalised())
-        norms_[i].backward_relu(pre_[i], act_[i], dact, &dpre_[i]);
+        norms_[i].backward_relu(pre_[i], act_[i], dact, &dpre);
       else
-        relu_.backward(pre_[i], act_[i], dact, &dpre_[i]);
-      convs_[i].backward(input(i), pre_[i], dpre_[i], i == 0 ? nullptr : &dact_[i - 1]);
+        relu_.backward(pre_[i], act_[i], dact, &dpre);
+      convs_[i].backward(input(i), pre_[i], dpre, i == 0 ? nullptr : &dact_[i - 1]);
     }
   }
 
@@ -206,7 +210,8 @@ class strided_conv_encoder {
   relu<T, Backend> relu_;
   tensor3<T> audio_;                     // the input as `[B, samples, 1]`
   std::vector<tensor3<T>> pre_, act_;    // per block: conv output, block output (after ReLU)
-  std::vector<tensor3<T>> dpre_, dact_;  // their gradients
+  std::vector<tensor3<T>> dpre_, dact_;  // their gradients (with channel norm, dpre_ only for the last
+                                         // block: the others' replace dact_ in place)
   bool forwarded_ = false;
 };
 

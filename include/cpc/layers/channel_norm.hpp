@@ -57,13 +57,14 @@ class channel_norm {
     impl_.forward_relu(x, y);
   }
 
-  /// Accumulates d weight, d bias; writes dx when not null. Shapes: x, dy `[B, T, channels]`.
+  /// Accumulates d weight, d bias; writes dx when not null (dx may be &dy: replaced in place).
+  /// Shapes: x, dy `[B, T, channels]`.
   void backward(const tensor3<T>& x, const tensor3<T>& y, const tensor3<T>& dy, tensor3<T>* dx) {
     check_backward(x, nullptr, dy);
     impl_.backward(x, y, dy, dx);
   }
 
-  /// Backward of `forward_relu`; `y` is its output.
+  /// Backward of `forward_relu`; `y` is its output. dx may be &dy (replaced in place).
   void backward_relu(const tensor3<T>& x, const tensor3<T>& y, const tensor3<T>& dy, tensor3<T>* dx) {
     check_backward(x, &y, dy);
     impl_.backward_relu(x, y, dy, dx);

@@ -63,12 +63,13 @@ class layer_norm {
 
   /// Accumulates d weight and d bias; writes dx when `dx` is not null. The per-frame statistics
   /// are recomputed from x, so backward depends only on its arguments. Shapes: x, dy `[B, T, C]`;
-  /// dx resized to `[B, T, C]`. `y` is unused.
+  /// dx resized to `[B, T, C]`; dx may be &dy (the gradient replaced in place). `y` is unused.
   void backward(const tensor3<T>& x, const tensor3<T>& y, const tensor3<T>& dy, tensor3<T>* dx) {
     backward_rows(false, "layer_norm", x, y, dy, dx);
   }
 
-  /// Backward of `forward_relu`: y is its output (the relu mask is y > 0, as in PyTorch).
+  /// Backward of `forward_relu`: y is its output (the relu mask is y > 0, as in PyTorch); dx may
+  /// be &dy.
   void backward_relu(const tensor3<T>& x, const tensor3<T>& y, const tensor3<T>& dy, tensor3<T>* dx) {
     backward_rows(true, "layer_norm", x, y, dy, dx);
   }

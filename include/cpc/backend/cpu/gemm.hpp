@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -96,7 +97,7 @@ class packed_rhs {
         const T* src = row(k0 + k) + static_cast<std::ptrdiff_t>(j0) * col_stride;
         T* d = dst + k * tile::cols;
         if (col_stride == 1 && nj == tile::cols) {
-          for (std::size_t j = 0; j < tile::cols; ++j) d[j] = src[j];  // fixed size: a few vector moves
+          std::memcpy(d, src, tile::cols * sizeof(T));  // fixed size: a few vector moves
           continue;
         }
         if (col_stride == 1) {
@@ -181,15 +182,46 @@ constexpr std::size_t a_offset(std::size_t r, std::size_t kk) {
   return L == a_layout::k_major ? kk * R + r : r * a_group + kk;
 }
 
+// Cache lines to prefetch into L2 while a micro-kernel runs: a few runs of consecutive lines
+// (the next B panel, the next A block's source), issued a few per group of k-steps so that they
+// do not queue up behind each other.
+template <class T>
+struct prefetch_list {
+  static constexpr std::size_t max_runs = 8, line = 64 / sizeof(T);
+  const T* start[max_runs];
+  std::size_t lines[max_runs];
+  std::size_t runs = 0, total = 0, run = 0, done = 0;
+
+  void clear() { runs = total = run = done = 0; }
+  // Adds n lines from p on (issued at once when the list is full).
+  void add(const T* p, std::size_t n) {
+    if (n == 0) return;
+    if (runs == max_runs) {
+      for (std::size_t l = 0; l < n; ++l) __builtin_prefetch(p + l * line, 0, 2);
+      return;
+    }
+    start[runs] = p;
+    lines[runs++] = n;
+    total += n;
+  }
+  // Issues the next n lines.
+  void issue(std::size_t n) {
+    for (; n > 0 && run < runs; --n) {
+      __builtin_prefetch(start[run] + done * line, 0, 2);
+      if (++done == lines[run]) done = 0, ++run;
+    }
+  }
+};
+
 // c[r, 0..cols) (+)= sum_k A(r, k) b[k, 0..cols) for r < Rows, the whole tile in registers, A
 // packed in layout L. Every element is one chain of fused multiply-adds in ascending k, starting
 // from c or from zero. The lines of `c_next` (the tile the caller runs next, same ldc) are
-// prefetched halfway through.
+// prefetched halfway through; the lines of `pf` (if any) a few per group of 16 k-steps.
 // With `c_rows` non-null, row r of the tile is c_rows[r] instead of c + r * ldc (rows anywhere).
 template <class T, std::size_t Rows, a_layout L>
 inline void micro_kernel(std::size_t kb, const T* __restrict a, const T* __restrict b, T* c,
-                         std::ptrdiff_t ldc, bool accumulate, const T* c_next, const T* pf = nullptr,
-                         std::size_t pf_lines = 0, T* const* c_rows = nullptr) {
+                         std::ptrdiff_t ldc, bool accumulate, const T* c_next, prefetch_list<T>* pf = nullptr,
+                         T* const* c_rows = nullptr) {
   auto c_at = [&](std::size_t r) {
     return c_rows != nullptr ? c_rows[r] : c + static_cast<std::ptrdiff_t>(r) * ldc;
   };
@@ -217,13 +249,11 @@ inline void micro_kernel(std::size_t kb, const T* __restrict a, const T* __restr
     }
   };
   const std::size_t groups = kb / G;
-  constexpr std::size_t line = 64 / sizeof(T);
-  const std::size_t pf_per_group = groups > 0 ? (pf_lines + groups - 1) / groups : 0;
+  const std::size_t pf_per_group = pf != nullptr && groups > 0 ? (pf->total + groups - 1) / groups : 0;
   for (std::size_t g = 0; g < groups; ++g) {
     const T* ag = a + g * G * Rows;
     const T* bg = b + g * G * 2 * w;
-    for (std::size_t l = g * pf_per_group; l < std::min(pf_lines, (g + 1) * pf_per_group); ++l)
-      __builtin_prefetch(pf + l * line, 0, 2);
+    if (pf_per_group > 0) pf->issue(pf_per_group);
     if (g == groups / 2) {
 #pragma GCC unroll 16
       for (std::size_t r = 0; r < Rows; ++r) {
@@ -273,7 +303,7 @@ struct a_rows {
         const T* src = row(i0 + i) + k0;
         for (std::size_t k = 0; k < full; k += G) {
           T* d = apt + k * R + r * G;
-          for (std::size_t j = 0; j < G; ++j) d[j] = src[k + j];  // fixed size: vector moves
+          std::memcpy(d, src + k, G * sizeof(T));  // fixed size: vector moves
         }
         for (std::size_t k = full; k < kb; ++k) apt[full * R + r * G + (k - full)] = src[k];
       }
@@ -304,7 +334,7 @@ struct a_cols {
         T* d = ap + t * a_tile_stride<R>(kb) + k * R;
         const T* s = src + t * R;
         if ((t + 1) * R <= mb) {
-          for (std::size_t r = 0; r < R; ++r) d[r] = s[r];  // fixed size: a few vector moves
+          std::memcpy(d, s, R * sizeof(T));  // fixed size: a few vector moves
           continue;
         }
         for (std::size_t r = 0; r < R; ++r) d[r] = t * R + r < mb ? s[r] : T(0);
@@ -346,8 +376,8 @@ struct a_strided {
   static std::size_t inner(std::size_t, std::size_t) { return 0; }
 };
 
-// Prefetches (into L2) the cache lines of an A block a slice at a time, so that the next block's
-// source arrives while the current block computes.
+// Lists (for prefetching into L2) the cache lines of an A block a slice at a time, so that the
+// next block's source arrives while the current block computes.
 template <class T, class Source>
 class block_prefetcher {
  public:
@@ -363,10 +393,15 @@ class block_prefetcher {
   }
   void stop() { outer_ = 0; }
 
-  void step() {
-    for (std::size_t j = 0; j < step_ && o_ < outer_; ++j) {
-      __builtin_prefetch(a_.line(i0_, k0_, o_, c_), 0, 2);
-      if (++c_ == per_) c_ = 0, ++o_;
+  // Adds the next slice's lines to `list` (runs of consecutive lines).
+  void step(prefetch_list<T>& list) {
+    std::size_t left = step_;
+    while (left > 0 && o_ < outer_) {
+      const std::size_t n = std::min(left, per_ - c_);
+      list.add(a_.line(i0_, k0_, o_, c_), n);
+      left -= n;
+      c_ += n;
+      if (c_ == per_) c_ = 0, ++o_;
     }
   }
 
@@ -424,6 +459,7 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
   T* ap = work;                     // packed A block: tiles of [kb, R]
   T* ct = work + MB * tile::depth;  // [R, W] tile for partial rows / columns
   block_prefetcher<T, Source> prefetch(a);
+  prefetch_list<T> pf;
   constexpr std::size_t line = 64 / sizeof(T);
   const std::ptrdiff_t ldc = c.ldc;
   bool regular[MB / R];  // per tile of the block: its C rows lie ldc apart
@@ -466,10 +502,10 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
           const std::size_t b_next_lines = std::min(KB, depth - k_next) * W * sizeof(T) / 64;
           const std::size_t b_lines_per_tile = (b_next_lines + tiles - 1) / tiles;
           for (std::size_t t = 0; t < tiles; ++t) {
-            prefetch.step();
             const std::size_t l0 = std::min(b_next_lines, t * b_lines_per_tile);
-            const T* pf = b_next + l0 * line;
-            const std::size_t pf_lines = std::min(b_next_lines, (t + 1) * b_lines_per_tile) - l0;
+            pf.clear();
+            pf.add(b_next + l0 * line, std::min(b_next_lines, (t + 1) * b_lines_per_tile) - l0);
+            prefetch.step(pf);
             const std::size_t i0 = ib + t * R, mr = std::min(R, ie - i0);
             T* cij = c.row(i0) + j0;
             // The tile after this one: the next rows in this panel, or the block's first in the next.
@@ -477,19 +513,18 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
             const T* apt = ap + t * a_tile_stride<R>(kb);
             if (mr == R && nj == W) {
               if (regular[t]) {
-                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines);
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, &pf);
               } else {
                 T* rows[R];
                 for (std::size_t r = 0; r < R; ++r) rows[r] = c.row(i0 + r) + j0;
-                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, pf, pf_lines, rows);
+                micro_kernel<T, R, L>(kb, apt, bp, cij, ldc, acc, c_next, &pf, rows);
               }
               continue;
             }
             for (std::size_t r = 0; r < R; ++r)
               for (std::size_t j = 0; j < W; ++j)
                 ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : T(0);
-            micro_kernel<T, R, L>(kb, apt, bp, ct, static_cast<std::ptrdiff_t>(W), true, c_next, pf,
-                                  pf_lines);
+            micro_kernel<T, R, L>(kb, apt, bp, ct, static_cast<std::ptrdiff_t>(W), true, c_next, &pf);
             for (std::size_t r = 0; r < mr; ++r) std::copy_n(ct + r * W, nj, c.row(i0 + r) + j0);
           }
         }

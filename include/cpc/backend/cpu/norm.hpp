@@ -1,8 +1,9 @@
 #pragma once
 /// cpu kernels of the normalisation ops (backend/op/norm.hpp): SIMD row loops (xsimd), blocks of
-/// 64 rows per task for the per-row work, blocks of 64 channels per task for the parameter
-/// gradients (each task sums every row in order, so the result does not depend on the thread
-/// count). A row's result depends only on that row (see layer_norm_kernel).
+/// 64 rows per task for the forward pass; the backward pass computes dx and the parameter
+/// gradients' partial sums in one pass over blocks of 256 rows per task, then adds the partial
+/// sums in block order (fixed blocks, so the result does not depend on the thread count). A row's
+/// result depends only on that row (see layer_norm_kernel).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -18,10 +19,11 @@
 
 namespace cpc::ops {
 
-/// cpu scratch of `layer_norm_backward`: per-row mean and 1/sqrt(var + eps), `[rows]` each.
+/// cpu scratch of `layer_norm_backward`: per-row mean and 1/sqrt(var + eps), `[rows]` each, and
+/// the per-block partial sums of d weight and d bias, `[blocks, 2, C rounded up to SIMD registers]`.
 template <class T>
 struct layer_norm_workspace<cpu, T> {
-  host_buffer<T> mean, rstd;
+  host_buffer<T> mean, rstd, partial;
 };
 
 namespace cpu_detail {
@@ -38,7 +40,8 @@ struct layer_norm_kernel {
   using V = xsimd::batch<T>;
   static constexpr std::size_t lanes = V::size;
   static constexpr std::size_t row_block = 64;      // frames per task
-  static constexpr std::size_t channel_block = 64;  // channels per task in d weight / d bias
+  static constexpr std::size_t channel_block = 64;  // channels per task adding d weight / d bias
+  static constexpr std::size_t grad_block = 256;    // frames per backward task (one partial sum each)
 
   std::ptrdiff_t width;  ///< scalars per row (C)
   double eps;            ///< variance floor
@@ -135,14 +138,19 @@ struct layer_norm_kernel {
 
   /// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy' * weight, xhat the normalised
   /// input and dy' = dy (masked by y > 0 with Relu); d weight += sum dy' * xhat, d bias += sum dy'.
+  /// One pass over the rows: each task takes a block of `grad_block` rows, writes their dx and
+  /// sums dy' * xhat and dy' of its rows in order (one lane per channel) into its own partial sums;
+  /// then each channel adds the blocks' partial sums in block order to d weight and d bias.
   template <bool Relu>
   void backward_rows(const layer_norm_backward_args<T>& a, layer_norm_workspace<cpu, T>& ws) const {
     const std::size_t rows = a.rows;
     const auto c = static_cast<std::size_t>(width);
+    const std::size_t c_pad = (c + lanes - 1) / lanes * lanes, blocks = (rows + grad_block - 1) / grad_block;
     const bool affine = a.weight != nullptr;
     T* const dx = a.dx;
     ws.mean.resize(rows);
     ws.rstd.resize(rows);
+    if (affine) ws.partial.resize(blocks * 2 * c_pad);
     // Masked output gradient of elements [i, i + n) of row r (zero past n).
     auto dy_reg = [&](std::size_t r, std::size_t i, std::size_t n) {
       const V d = load(a.dy + r * c + i, n, T(0));
@@ -151,23 +159,40 @@ struct layer_norm_kernel {
       else
         return d;
     };
-    parallel_for(0, (rows + row_block - 1) / row_block, [&](std::size_t blk) {
-      const std::size_t end = std::min(rows, (blk + 1) * row_block);
-      for (std::size_t r = blk * row_block; r < end; ++r) {
+    parallel_for(0, blocks, [&](std::size_t blk) {
+      // This block's partial sums of d weight (pw) and d bias (pb); lanes past C stay zero.
+      T* const pw = affine ? ws.partial.data() + blk * 2 * c_pad : nullptr;
+      T* const pb = affine ? pw + c_pad : nullptr;
+      if (affine) std::fill(pw, pw + 2 * c_pad, T(0));
+      auto add_partial = [&](std::size_t i, const V& d, const V& xhat) {
+        xsimd::fma(d, xhat, V::load_aligned(pw + i)).store_aligned(pw + i);
+        (V::load_aligned(pb + i) + d).store_aligned(pb + i);
+      };
+      const std::size_t end = std::min(rows, (blk + 1) * grad_block);
+      for (std::size_t r = blk * grad_block; r < end; ++r) {
         const T* xr = a.x + r * c;
         // Not a structured binding: clang < 16 cannot capture one in the lambdas below.
         const std::pair<T, T> st = stats(xr);
         const T mean = st.first, rstd = st.second;
         ws.mean[r] = mean;
         ws.rstd[r] = rstd;
-        if (dx == nullptr) continue;
         const V m(mean), s(rstd);
+        if (dx == nullptr) {
+          if (!affine) continue;
+          for_each_register([&](std::size_t i, std::size_t n) {
+            add_partial(i, dy_reg(r, i, n), (load(xr + i, n, mean) - m) * s);  // padding: xhat = 0
+          });
+          continue;
+        }
         // g is built in dx's row (one pass for both of its sums), then replaced element by element.
         T* gr = dx + r * c;
         const auto sums = row_sums<2>([&](std::array<V, 2>& acc, std::size_t i, std::size_t n) {
           V g = dy_reg(r, i, n);
-          if (affine) g *= load(a.weight + i, n, T(0));
           const V xhat = (load(xr + i, n, mean) - m) * s;  // padding: xhat = 0
+          if (affine) {
+            add_partial(i, g, xhat);
+            g *= load(a.weight + i, n, T(0));
+          }
           acc[0] += g;
           acc[1] = xsimd::fma(g, xhat, acc[1]);
           store(g, gr + i, n);
@@ -182,31 +207,19 @@ struct layer_norm_kernel {
       }
     });
     if (!affine) return;
-    // Each task owns a block of channels and sums over all frames in order (deterministic); every
-    // channel is one lane of the same instructions.
+    // Each task owns a block of channels and adds the row blocks' partial sums in block order.
     static_assert(channel_block % lanes == 0, "channel_block must be a whole number of SIMD registers");
-    constexpr std::size_t nv = channel_block / lanes;
-    const auto channels = static_cast<std::size_t>(width);
-    parallel_for(0, (channels + channel_block - 1) / channel_block, [&](std::size_t blk) {
-      const std::size_t c0 = blk * channel_block, n_c = std::min(channel_block, channels - c0);
-      const std::size_t regs = (n_c + lanes - 1) / lanes;
-      std::array<V, nv> dw, db;
-      dw.fill(V(T(0)));
-      db.fill(V(T(0)));
-      for (std::size_t r = 0; r < rows; ++r) {
-        const V m(ws.mean[r]), s(ws.rstd[r]);
-        for (std::size_t q = 0; q < regs; ++q) {
-          const std::size_t i = c0 + q * lanes, n = std::min(lanes, c0 + n_c - i);
-          const V d = dy_reg(r, i, n);
-          const V xhat = (load(a.x + r * c + i, n, T(0)) - m) * s;
-          dw[q] = xsimd::fma(d, xhat, dw[q]);
-          db[q] += d;
+    parallel_for(0, (c + channel_block - 1) / channel_block, [&](std::size_t cb) {
+      const std::size_t c0 = cb * channel_block, c1 = std::min(c, c0 + channel_block);
+      for (std::size_t i = c0; i < c1; i += lanes) {
+        const std::size_t n = std::min(lanes, c1 - i);
+        V dw(T(0)), db(T(0));
+        for (std::size_t blk = 0; blk < blocks; ++blk) {
+          dw += V::load_aligned(ws.partial.data() + blk * 2 * c_pad + i);
+          db += V::load_aligned(ws.partial.data() + blk * 2 * c_pad + c_pad + i);
         }
-      }
-      for (std::size_t q = 0; q < regs; ++q) {
-        const std::size_t i = c0 + q * lanes, n = std::min(lanes, c0 + n_c - i);
-        store(load(a.d_weight + i, n, T(0)) + dw[q], a.d_weight + i, n);
-        store(load(a.d_bias + i, n, T(0)) + db[q], a.d_bias + i, n);
+        store(load(a.d_weight + i, n, T(0)) + dw, a.d_weight + i, n);
+        store(load(a.d_bias + i, n, T(0)) + db, a.d_bias + i, n);
       }
     });
   }
@@ -224,8 +237,8 @@ void run(cpu, const layer_norm_forward_args<T>& a) {
     k.template forward_rows<false>(a);
 }
 
-/// cpu layer_norm_backward: per-row statistics and dx in blocks of 64 rows; d weight and d bias
-/// in blocks of 64 channels, each summing every row in order.
+/// cpu layer_norm_backward: per-row statistics, dx and partial sums of d weight and d bias in
+/// blocks of 256 rows, then the partial sums added in block order (blocks of 64 channels).
 template <class T>
 void run(cpu, const layer_norm_backward_args<T>& a, layer_norm_workspace<cpu, T>& ws) {
   const cpu_detail::layer_norm_kernel<T> k{static_cast<std::ptrdiff_t>(a.cols), a.eps};

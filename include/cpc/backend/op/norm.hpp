@@ -32,6 +32,8 @@ struct layer_norm_forward_args {
 ///   d_weight += sum_r dy' * xhat,  d_bias += sum_r dy'             (accumulated)
 /// with xhat = (x - mean_r) * rstd_r. All row tensors `[rows, cols]`; weight, d_weight, d_bias
 /// `[cols]`. Without affine transform weight, d_weight and d_bias are all null; with it, all set.
+/// dx may be dy itself (the gradient replaced in place, as the audio encoder does to save a buffer
+/// per block); it may not alias x or y, nor overlap dy otherwise.
 /// Deterministic: the sums over rows run in a fixed order per backend, independent of threads.
 template <class T>
 struct layer_norm_backward_args {

@@ -50,6 +50,23 @@ void run(reference, const layer_norm_backward_args<T>& a, layer_norm_workspace<r
     const std::size_t i = r * n + j;
     return a.relu && !(a.y[i] > T(0)) ? 0.0 : static_cast<double>(a.dy[i]);
   };
+  // Parameter gradients first: dx may be dy itself.
+  if (a.d_weight != nullptr) {
+    std::vector<double> dw(n, 0.0), db(n, 0.0);
+    for (std::size_t r = 0; r < a.rows; ++r) {
+      double mean = 0, rstd = 0;
+      reference_detail::row_stats(a.x + r * n, n, a.eps, mean, rstd);
+      for (std::size_t j = 0; j < n; ++j) {
+        const double xhat = (static_cast<double>(a.x[r * n + j]) - mean) * rstd;
+        dw[j] += masked(r, j) * xhat;
+        db[j] += masked(r, j);
+      }
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      a.d_weight[j] = static_cast<T>(static_cast<double>(a.d_weight[j]) + dw[j]);
+      a.d_bias[j] = static_cast<T>(static_cast<double>(a.d_bias[j]) + db[j]);
+    }
+  }
   if (a.dx != nullptr) {
     std::vector<double> g(n), xhat(n);  // one row
     for (std::size_t r = 0; r < a.rows; ++r) {
@@ -68,21 +85,6 @@ void run(reference, const layer_norm_backward_args<T>& a, layer_norm_workspace<r
       for (std::size_t j = 0; j < n; ++j)
         a.dx[r * n + j] = static_cast<T>(rstd * (g[j] - g_mean - xhat[j] * gx_mean));
     }
-  }
-  if (a.d_weight == nullptr) return;
-  std::vector<double> dw(n, 0.0), db(n, 0.0);
-  for (std::size_t r = 0; r < a.rows; ++r) {
-    double mean = 0, rstd = 0;
-    reference_detail::row_stats(a.x + r * n, n, a.eps, mean, rstd);
-    for (std::size_t j = 0; j < n; ++j) {
-      const double xhat = (static_cast<double>(a.x[r * n + j]) - mean) * rstd;
-      dw[j] += masked(r, j) * xhat;
-      db[j] += masked(r, j);
-    }
-  }
-  for (std::size_t j = 0; j < n; ++j) {
-    a.d_weight[j] = static_cast<T>(static_cast<double>(a.d_weight[j]) + dw[j]);
-    a.d_bias[j] = static_cast<T>(static_cast<double>(a.d_bias[j]) + db[j]);
   }
 }
 
