@@ -33,7 +33,7 @@ endif()
 
 run("configuring the consumer" ${CMAKE_COMMAND} -S ${CPC_SOURCE}/tests/consumer -B ${WORK}/build
     -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release ${compiler})
-run("building the consumer" ${CMAKE_COMMAND} --build ${WORK}/build)
+run("building the consumer" ${CMAKE_COMMAND} --build ${WORK}/build --parallel 2)
 
 # cpc::native: built for this machine, nothing unused, no warning.
 run("the cpc::native consumer" ${WORK}/build/cpc_consumer_native)
