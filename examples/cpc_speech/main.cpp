@@ -7,9 +7,9 @@
 //   cpc-speech train    --corpus DIR --out DIR [--minutes M | --steps N] [--resume]
 //   cpc-speech probe    --corpus DIR (--checkpoint FILE | --features mfcc | --features random)
 //   cpc-speech encode   --corpus DIR --checkpoint FILE --out FILE.safetensors [--split test]
-//   cpc-speech abx      --corpus DIR (--checkpoint FILE | --features mfcc | --features random) [--features
-//   all] cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2 mpirun -np N
-//   cpc-speech train ...                            the same training on N processes
+//   cpc-speech abx      --corpus DIR (--checkpoint FILE | --features mfcc|random|all)
+//   cpc-speech ablation --corpus DIR --out DIR --steps N          the paper's Table 2
+//   mpirun -np N cpc-speech train ...                            the same training on N processes
 //
 // --checkpoint also takes a CPC_audio model converted by scripts/convert_cpc_audio.py (encode, abx).
 //
@@ -205,14 +205,6 @@ void stage(const std::string& what) {
   std::cerr << "\n== " << what << '\n';
 }
 
-// Whether any frame of the corpus has a phone label (an alignment file with at least one label >= 0).
-bool has_phone_labels(const cpc::speech_corpus& corpus) {
-  return corpus.has_alignments() && corpus.num_phones() > 0 &&
-         std::any_of(corpus.utterances().begin(), corpus.utterances().end(), [](const cpc::utterance& u) {
-           return std::any_of(u.labels.begin(), u.labels.end(), [](std::int32_t l) { return l >= 0; });
-         });
-}
-
 // Loads the corpus; `for_probes`: warn once when it has no phone labels (the phone column is n/a).
 cpc::speech_corpus load_corpus(const settings& s, bool for_probes) {
   stage("loading corpus " + s.corpus.string());
@@ -228,7 +220,7 @@ cpc::speech_corpus load_corpus(const settings& s, bool for_probes) {
             << " s)\n";
   if (corpus.indices(cpc::corpus_split::train).empty())
     throw cpc::config_error("the corpus has no train split (train.txt) - see README 'Speech data'");
-  if (for_probes && !has_phone_labels(corpus))
+  if (for_probes && !corpus.has_phone_labels())
     std::cerr
         << "cpc-speech: warning: the corpus has no phone labels (no alignments.txt and no --alignments): "
            "the phone probe reads n/a; the speaker probes run\n";
@@ -290,6 +282,12 @@ training_run train_model(model_t<Config>& model, const cpc::speech_corpus& corpu
   if (resume)
     std::cerr << "resumed from " << run.train.checkpoint_path << " at step "
               << summary.steps - summary.steps_run << '\n';
+  if (summary.steps_run == 0) {
+    std::cerr << "nothing left to train: the checkpoint " << run.train.checkpoint_path << " is at step "
+              << summary.steps << " and --steps is " << s.steps
+              << "; it stays there (give a larger --steps to continue)\n";
+    return {summary.steps, summary.seconds};
+  }
   const double per_step = summary.seconds / std::max<double>(1, static_cast<double>(summary.steps_run));
   const double wait = summary.data_seconds / std::max<double>(1, static_cast<double>(summary.steps_run));
   std::cerr << "trained " << summary.steps_run << " steps in " << std::fixed << std::setprecision(0)
@@ -460,8 +458,8 @@ int run_demo(settings& s) {
   std::ostringstream table;
   table << "Linear probes on frozen features, test split of " << s.corpus.string() << " ("
         << corpus.speakers().size() << " speakers, "
-        << (has_phone_labels(corpus) ? std::to_string(corpus.num_phones()) + " phone classes"
-                                     : "no phone labels")
+        << (corpus.has_phone_labels() ? std::to_string(corpus.num_phones()) + " phone classes"
+                                      : "no phone labels")
         << "); accuracy in %. Paper columns: LibriSpeech, van den Oord et al. 2018, Table 1.\nCPC: "
         << describe_model<Config>(s.recipe) << ".\n";
   print_table(rows, table);
@@ -603,7 +601,7 @@ template <class Config>
 int run_ablation(settings& s) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto corpus = load_corpus(s, true);
-  if (!has_phone_labels(corpus))
+  if (!corpus.has_phone_labels())
     throw cpc::config_error("ablation: the corpus has no phone labels; Table 2 is phone accuracy");
   s.recipe.prepare(corpus);
   const auto sets = probe_utterances(corpus, s);
@@ -856,10 +854,11 @@ int main(int argc, char** argv) {
                     "phone classes when there is no phones.txt (CPC LibriSpeech: 41)")
           ->check(whole_number);
     }
-    c->add_option("--train-split", s.train_split,
-                  "train utterance ids (default CORPUS/train.txt; relative: as --alignments)");
+    c->add_option(
+        "--train-split", s.train_split,
+        "train utterance ids (default CORPUS/train.txt; relative: to the current folder or CORPUS)");
     c->add_option("--test-split", s.test_split,
-                  "test utterance ids (default CORPUS/test.txt; relative: as --alignments)");
+                  "test utterance ids (default CORPUS/test.txt; relative: to the current folder or CORPUS)");
   };
   const auto model_opts = [&](CLI::App* c, const std::string& note) {
     c->add_option("--model", r.model, "model size: paper (512 channels) or small (256 channels)" + note)

@@ -87,6 +87,7 @@ TEST_CASE("speech_corpus: loads a LibriSpeech-layout folder with labels, splits 
   CHECK(corpus.phones() == std::vector<std::string>{"sil", "aa", "b", "k", "s"});
   CHECK(corpus.num_phones() == 5);
   CHECK(corpus.has_alignments());
+  CHECK(corpus.has_phone_labels());
 
   const std::vector<std::size_t> speaker_of = {0, 0, 1, 2, 2, 3};
   for (std::size_t k = 0; k < good.size(); ++k) {
@@ -208,6 +209,7 @@ TEST_CASE("speech_corpus: CPC-style file names (converted_aligned_phones.txt, *_
     // Without names: no labels, every utterance in train.
     speech_corpus plain(c.dir.path(), {.log = nullptr});
     CHECK_FALSE(plain.has_alignments());
+    CHECK_FALSE(plain.has_phone_labels());
     CHECK(plain.num_phones() == 0);
     CHECK(plain.indices(corpus_split::train).size() == plain.size());
     CHECK(plain.indices(corpus_split::test).empty());

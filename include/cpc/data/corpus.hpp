@@ -137,6 +137,14 @@ class speech_corpus {
   std::size_t num_phones() const { return num_phones_; }
   /// Whether an alignment file was read.
   bool has_alignments() const { return has_alignments_; }
+  /// Whether any frame of any utterance has a phone label (an alignment file with at least one
+  /// label >= 0): what a phone probe needs.
+  bool has_phone_labels() const {
+    return has_alignments_ && num_phones_ > 0 &&
+           std::any_of(utterances_.begin(), utterances_.end(), [](const utterance& u) {
+             return std::any_of(u.labels.begin(), u.labels.end(), [](std::int32_t l) { return l >= 0; });
+           });
+  }
   /// Utterance indices of a split, ascending.
   const std::vector<std::size_t>& indices(corpus_split s) const {
     return s == corpus_split::train ? train_ : s == corpus_split::test ? test_ : all_;

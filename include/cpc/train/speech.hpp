@@ -242,14 +242,6 @@ inline speech_recipe read_speech_recipe(const std::filesystem::path& checkpoint)
   return speech_recipe::from_metadata(load_safetensors(checkpoint).metadata, checkpoint.string());
 }
 
-/// Loads a checkpoint's weights into `m` (its optimiser state and generators are read and
-/// dropped). Errors: `load_checkpoint`'s `cpc::io_error`.
-template <class Model>
-void load_weights(const std::filesystem::path& checkpoint, Model& m) {
-  adam<typename Model::value_type, typename Model::backend_type> unused(m.parameters(), {});
-  load_checkpoint(checkpoint, m, unused);
-}
-
 /// How `train_speech` runs: the trainer's options (limits, CSV, checkpoint path and interval,
 /// progress; the generators, metadata and clip are set from the recipe), whether to resume from
 /// `train.checkpoint_path`, and whether batches are prepared ahead on a oneTBB task (the default).
