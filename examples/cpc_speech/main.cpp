@@ -536,7 +536,7 @@ int run_encode(settings& s) {
 int run_encode_cpc_audio(const settings& s) {
   const auto corpus = load_corpus(s, false);
   auto model = cpc_speech::load_cpc_audio(s.checkpoint, true);
-  const auto f = cpc_speech::streamed_features(*model, corpus, split_utterances(corpus, s), s.recipe.gain);
+  const auto f = cpc::streamed_features(*model, corpus, split_utterances(corpus, s), s.recipe.gain);
   cpc::safetensors_writer w;
   for (std::size_t i = 0; i < f.rows.size(); ++i) w.add("context." + corpus[f.utterances[i]].id, f.rows[i]);
   w.set_metadata("layout",
@@ -565,7 +565,7 @@ int run_abx(const settings& s) {
   if (all || s.features == "random") {
     if (converted) {
       auto m = cpc_speech::load_cpc_audio(s.checkpoint, false, s.recipe.seed);
-      row("random init (CPC_audio architecture)", cpc_speech::streamed_features(*m, corpus, utts, 1.0f));
+      row("random init (CPC_audio architecture)", cpc::streamed_features(*m, corpus, utts, 1.0f));
     } else {
       cpc::speech_recipe r = s.recipe;  // the checkpoint's gain stays for its own row
       r.prepare(corpus);
@@ -578,7 +578,7 @@ int run_abx(const settings& s) {
     const std::string name = (converted ? "CPC_audio (" : "CPC (") + s.checkpoint.string() + ")";
     if (converted) {
       auto m = cpc_speech::load_cpc_audio(s.checkpoint, true);
-      row(name, cpc_speech::streamed_features(*m, corpus, utts, s.recipe.gain));
+      row(name, cpc::streamed_features(*m, corpus, utts, s.recipe.gain));
     } else {
       model_t<Config> model(model_options<Config>(s.recipe));
       cpc::load_weights(s.checkpoint, model);

@@ -154,3 +154,46 @@ TEST_CASE("pooled_windows: non-overlapping windows from frame 0, mean or last fr
   CHECK(last.x(0, 0) == 1.0f);
   CHECK(last.x(0, 1) == 0.0f);
 }
+
+TEST_CASE("speech_abx: phone one-hot features give 0 error, constant features 0.5; no labels is refused") {
+  // Two speakers, 2 s each; 10-frame phones a b a c a b a c ...: b and c share the context a_a.
+  temp_dir dir;
+  std::ostringstream al;
+  const auto phone = [](std::size_t f) {
+    return static_cast<std::int32_t>((f / 10) % 2 == 0 ? 0 : (f / 20) % 2 + 1);
+  };
+  for (const char* spk : {"1", "2"}) {
+    const std::string id = std::string(spk) + "-0-0";
+    write_fake_utterance(dir.path(), {spk, "0", id, frames * 160, 16000, ".wav"});
+    al << id;
+    for (std::size_t f = 0; f < frames; ++f) al << ' ' << phone(f);
+    al << '\n';
+  }
+  write_bytes(dir / "alignments.txt", al.str());
+  write_bytes(dir / "phones.txt", "sil\nb\nc\n");
+  speech_corpus c(dir.path(), {.log = nullptr});
+  const auto utts = c.indices(corpus_split::all);
+  REQUIRE(utts.size() == 2);
+  utterance_features one_hot, constant;
+  one_hot.dims = constant.dims = 3;
+  for (std::size_t u : utts) {
+    tensor2<float> x = xt::zeros<float>({frames, std::size_t{3}});
+    for (std::size_t t = 0; t < frames; ++t) x(t, static_cast<std::size_t>(phone(t))) = 1;
+    one_hot.utterances.push_back(u);
+    one_hot.rows.push_back(std::move(x));
+    constant.utterances.push_back(u);
+    constant.rows.push_back(xt::ones<float>({frames, std::size_t{3}}));
+  }
+  const auto r = speech_abx(c, one_hot, {});
+  CHECK(r.items > 0);
+  CHECK(r.within == doctest::Approx(0.0));
+  CHECK(r.across == doctest::Approx(0.0));
+  const auto flat = speech_abx(c, constant, {});
+  CHECK(flat.within == doctest::Approx(0.5));
+  CHECK(flat.across == doctest::Approx(0.5));
+
+  probe_corpus unlabelled("none");
+  speech_corpus u(unlabelled.dir.path(), {.log = nullptr});
+  CHECK_THROWS_WITH_AS(speech_abx(u, one_hot_features(u, u.indices(corpus_split::all)), {}),
+                       doctest::Contains("no labelled triphones"), config_error);
+}

@@ -7,6 +7,8 @@
 #include <cpc/model/model.hpp>
 #include <cpc/train/speech.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <string>
 
@@ -243,4 +245,31 @@ TEST_CASE("train_speech: a model whose frames are not the corpus's frames is ref
       "train_speech: the model makes 16 frames of a 512-sample window, expected one per corpus "
       "frame of 160 samples (3)",
       config_error);
+}
+
+TEST_CASE(
+    "streamed_features: each utterance's contexts equal one encode of the whole utterance (gain applied)") {
+  training_corpus c;
+  test_model m;
+  const std::vector<std::size_t> utts{1, 5, 10};
+  const float gain = 3.0f;
+  const auto f = streamed_features(m, *c.corpus, utts, gain);
+  REQUIRE(f.rows.size() == utts.size());
+  CHECK(f.utterances == utts);
+  CHECK(f.dims == test_preset::context_channels);
+  for (std::size_t i = 0; i < utts.size(); ++i) {
+    CAPTURE(i);
+    const auto& s = (*c.corpus)[utts[i]].samples;
+    tensor2<float> audio = tensor2<float>::from_shape({1, s.size()});
+    for (std::size_t k = 0; k < s.size(); ++k) audio(0, k) = gain * s[k];
+    tensor3<float> z, ctx;
+    m.encode(audio, z, ctx);
+    REQUIRE(f.rows[i].shape()[0] == ctx.shape()[1]);
+    REQUIRE(f.rows[i].shape()[0] == s.size() / 160);
+    double worst = 0;
+    for (std::size_t t = 0; t < ctx.shape()[1]; ++t)
+      for (std::size_t d = 0; d < f.dims; ++d)
+        worst = std::max(worst, static_cast<double>(std::abs(f.rows[i](t, d) - ctx(0, t, d))));
+    CHECK(worst <= 1e-5);
+  }
 }

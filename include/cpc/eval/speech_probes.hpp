@@ -6,12 +6,14 @@
 /// [160 f, 160 f + 160) at 16 kHz, the same frames as the corpus labels. Needs `cpc::audio`.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cpc/core/error.hpp"
 #include "cpc/core/tensor.hpp"
 #include "cpc/data/corpus.hpp"
+#include "cpc/eval/abx.hpp"
 #include "cpc/eval/features.hpp"
 #include "cpc/eval/linear_probe.hpp"
 
@@ -313,6 +315,25 @@ inline probe_report run_speech_probes(const speech_corpus& corpus, const utteran
       detail::fit_and_score(pooled_windows(corpus, train, s.window_frames, true),
                             pooled_windows(corpus, test, s.window_frames, true), speakers, s.probe);
   return r;
+}
+
+/// The ABX error (`abx_error`) of frame features `f` over the triphones of their utterances:
+/// labels from the corpus alignments, speakers from the corpus (`abx_items`). Shapes: `f.rows[i]`
+/// `[frames, dims]` on the corpus's 10 ms frames. Errors: `cpc::config_error` when the utterances
+/// have no labelled triphone (the corpus needs phone alignments); `abx_error`'s.
+/// Source: the ZeroSpeech / Libri-light ABX (see cpc/eval/abx.hpp).
+inline abx_result speech_abx(const speech_corpus& corpus, const utterance_features& f,
+                             const abx_options& opt) {
+  std::vector<std::vector<std::int32_t>> labels;
+  std::vector<std::int64_t> speakers;
+  for (std::size_t u : f.utterances) {
+    labels.push_back(corpus[u].labels);
+    speakers.push_back(static_cast<std::int64_t>(corpus[u].speaker));
+  }
+  const auto items = abx_items(labels, speakers);
+  if (items.empty())
+    throw config_error("abx: the utterances have no labelled triphones (the corpus needs phone alignments)");
+  return abx_error(f.rows, items, opt);
 }
 
 }  // namespace cpc

@@ -21,7 +21,9 @@
 #include "cpc/data/negative_sampler.hpp"
 #include "cpc/data/normalization.hpp"
 #include "cpc/data/window_sampler.hpp"
+#include "cpc/eval/speech_probes.hpp"
 #include "cpc/io/safetensors.hpp"
+#include "cpc/model/context_stream.hpp"
 #include "cpc/model/presets.hpp"
 #include "cpc/optim/adam.hpp"
 #include "cpc/optim/schedule.hpp"
@@ -294,6 +296,34 @@ train_summary train_speech(Model& m, const speech_corpus& corpus, const speech_r
   run.train.clip_norm = recipe.clip;
   const linear_warmup schedule{recipe.learning_rate, recipe.warmup};
   return ahead ? train(m, opt, schedule, *ahead, run.train) : train(m, opt, schedule, sampler, run.train);
+}
+
+/// Contexts c_t of `m` for each utterance, each whole utterance streamed at once through
+/// `context_stream` from a zero state (CPC_audio's feature extraction runs its LSTM over whole
+/// files the same way). Samples are multiplied by `gain` first. Shapes: rows `[frames, context]`,
+/// frames = the encoder's frames for the utterance (frame f = samples [160 f, 160 f + 160)).
+/// `Model` is a float cpc::model. Errors: `context_stream`'s.
+template <class Model>
+utterance_features streamed_features(Model& m, const speech_corpus& corpus,
+                                     const std::vector<std::size_t>& utterances, float gain = 1.0f) {
+  utterance_features f;
+  f.utterances = utterances;
+  f.dims = m.config().loss.context_dim;
+  f.rows.resize(utterances.size());
+  for (std::size_t i = 0; i < utterances.size(); ++i) {
+    const auto& s = corpus[utterances[i]].samples;
+    tensor2<float> audio = tensor2<float>::from_shape({1, s.size()});
+    for (std::size_t k = 0; k < s.size(); ++k) audio(0, k) = gain * s[k];
+    context_stream<Model> stream(m);
+    tensor3<float> head, tail;
+    stream.push(audio, head);
+    stream.finish(tail);
+    const std::size_t nh = head.shape()[1], n = nh + tail.shape()[1];
+    f.rows[i] = tensor2<float>::from_shape({n, f.dims});
+    for (std::size_t t = 0; t < n; ++t)
+      for (std::size_t d = 0; d < f.dims; ++d) f.rows[i](t, d) = t < nh ? head(0, t, d) : tail(0, t - nh, d);
+  }
+  return f;
 }
 
 }  // namespace cpc
