@@ -222,7 +222,8 @@ def numpy_load(path):
             def persistent_load(self, pid):
                 if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
                         and isinstance(pid[1], _StorageType)):
-                    raise Refused("%s: an unknown persistent id %r" % (path, pid[:2] if isinstance(pid, tuple) else pid))
+                    raise Refused("%s: an unknown persistent id %r"
+                                  % (path, pid[:2] if isinstance(pid, tuple) else pid))
                 _, kind, key, _location, numel = pid
                 if key not in storages:
                     dtype = STORAGE_DTYPES[kind.name]

@@ -33,7 +33,11 @@ notorch -c 'import torch' 2>/dev/null && { echo "FAIL: torch still importable"; 
 for spec in "cpc_audio_tiny.safetensors:" "cpc_audio_tiny_layer1.safetensors:--layers 1"; do
   name=${spec%%:*}
   # shellcheck disable=SC2086 # the options are words
-  notorch "$conv" "$golden/cpc_audio_checkpoint/checkpoint_3.pt" "$work/$name" ${spec#*:} || { echo "FAIL: converting to $name"; fail=1; continue; }
+  if ! notorch "$conv" "$golden/cpc_audio_checkpoint/checkpoint_3.pt" "$work/$name" ${spec#*:}; then
+    echo "FAIL: converting to $name"
+    fail=1
+    continue
+  fi
   "$py" - "$golden/$name" "$work/$name" <<'EOF' || fail=1
 import json, struct, sys
 import numpy as np
@@ -52,11 +56,12 @@ bad = []
 if want_meta != got_meta:
     bad.append("metadata %r != %r" % (got_meta, want_meta))
 if sorted(want) != sorted(got):
-    bad.append("tensors %s != %s" % (sorted(set(got) ^ set(want)), []))
+    bad.append("tensors differ: %s" % sorted(set(got) ^ set(want)))
 for k in sorted(set(want) & set(got)):
     if want[k][:2] != got[k][:2] or want[k][2].tobytes() != got[k][2].tobytes():
-        bad.append("%s: %s %s differs (max |diff| %g)" % (k, got[k][0], got[k][1],
-                   np.max(np.abs(want[k][2].astype(float) - got[k][2].astype(float))) if want[k][1] == got[k][1] else -1))
+        same_shape = want[k][1] == got[k][1]
+        diff = np.max(np.abs(want[k][2].astype(float) - got[k][2].astype(float))) if same_shape else -1
+        bad.append("%s: %s %s differs (max |diff| %g)" % (k, got[k][0], got[k][1], diff))
 if bad:
     print("FAIL: %s: %s" % (sys.argv[2], "; ".join(bad[:5])))
     sys.exit(1)
@@ -92,9 +97,11 @@ n = same(cc.tensors_to_numpy(torch.load(sys.argv[2], map_location="cpu")), cc.lo
          "checkpoint")
 print("torch.load and the numpy reader: %d identical arrays" % n)
 EOF
-  "$py" "$conv" "$golden/cpc_audio_checkpoint/checkpoint_3.pt" "$work/auto.safetensors" >/dev/null \
-    && cmp -s "$work/auto.safetensors" "$golden/cpc_audio_tiny.safetensors" \
-    || { echo "FAIL: the default reader with PyTorch visible gives another file"; fail=1; }
+  if ! "$py" "$conv" "$golden/cpc_audio_checkpoint/checkpoint_3.pt" "$work/auto.safetensors" >/dev/null ||
+    ! cmp -s "$work/auto.safetensors" "$golden/cpc_audio_tiny.safetensors"; then
+    echo "FAIL: the default reader with PyTorch visible gives another file"
+    fail=1
+  fi
 else
   echo "PyTorch not importable: the torch.load / numpy reader comparison is not run"
 fi
