@@ -3,9 +3,9 @@
 
 A CPC_audio training folder holds checkpoint_<epoch>.pt (torch.save of {"gEncoder": the model's
 state dict, "cpcCriterion": the criterion's, "optimizer": ..., "best": ...}) next to
-checkpoint_args.json (the training arguments). This script reads both (Debian's python3-torch),
-checks that the architecture is one cpc implements, maps every tensor onto cpc's parameter names
-and writes one safetensors file that `cpc::load_weights` / `cpc-speech encode|abx` read:
+checkpoint_args.json (the training arguments). This script reads both, checks that the architecture
+is one cpc implements, maps every tensor onto cpc's parameter names and writes one safetensors file
+that `cpc::load_weights` / `cpc-speech encode|abx` read:
 
   gEncoder.conv{i}.weight / .bias          -> model.encoder.conv{i}.weight / .bias
   gEncoder.batchNorm{i}.weight / .bias     -> model.encoder.norm{i}.weight / .bias   ([1, C, 1] -> [C])
@@ -23,7 +23,15 @@ rnnMode transformer (abspos off, no multihead_rnn), no speaker embedding, cpc_mo
 else is refused with a message naming the setting. `--layers N` keeps the first N LSTM layers (the
 ZeroSpeech 2021 ABX features of CPC-big are its 2nd layer's: --layers 2).
 
+Reading the .pt file needs no PyTorch: with `--reader auto` (the default) it is read by torch.load
+when PyTorch is importable (Debian's python3-torch) and otherwise by this script's own reader
+(zipfile + pickle + numpy) of torch.save's zip format (PyTorch >= 1.6; float32, float64 and int64
+tensors; the legacy format and any other class or dtype are refused). `--reader numpy` forces that
+reader, `--reader torch` requires PyTorch; both give identical arrays
+(tests/tools/convert_cpc_audio_fixture.sh).
+
 Usage: convert_cpc_audio.py CHECKPOINT.pt OUT.safetensors [--args checkpoint_args.json] [--layers N]
+                            [--reader auto|torch|numpy]
 Exit status 0 on success, 1 with one line "convert_cpc_audio: error: ..." on a refused input.
 """
 import argparse
@@ -55,6 +63,10 @@ LAYER_NAMES = ["multihead.Wo.weight", "multihead.Wk.weight", "multihead.Wq.weigh
 
 
 class Refused(Exception):
+    pass
+
+
+class WeightsOnlyRefused(Refused):
     pass
 
 
@@ -103,19 +115,153 @@ def check_args(args):
 
 
 def torch_load(path):
-    if not os.path.isfile(path):
-        raise Refused("no checkpoint file at %s" % path)
+    """Reads a .pt file with torch.load(weights_only=True); returns its object with every tensor as a
+    numpy array. Raises WeightsOnlyRefused when torch's weights-only unpickler refuses the file (torch
+    1.13's refuses the floats of every optimizer state: "Unsupported operand 71")."""
     try:
         import torch
     except ImportError:
-        raise Refused("reading a .pt checkpoint needs PyTorch (Debian: apt install python3-torch)")
+        raise Refused("--reader torch: PyTorch is not importable (Debian: apt install python3-torch)")
+    import pickle
     try:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
         except TypeError:  # torch < 1.13 has no weights_only
-            return torch.load(path, map_location="cpu")
+            obj = torch.load(path, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        why = str(e).splitlines()[0].split("WeightsUnpickler error: ")[-1] if str(e) else type(e).__name__
+        raise WeightsOnlyRefused("%s: torch.load(weights_only=True) refuses it (%s; --reader numpy reads the "
+                                 "floats of an optimizer state)" % (path, why))
     except Exception as e:  # noqa: BLE001 - any unreadable file is one refusal
         raise Refused("%s: cannot be read by torch.load (%s)" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+
+    return tensors_to_numpy(obj)
+
+
+def tensors_to_numpy(obj):
+    """The object torch.load returned, every torch.Tensor (in dicts, lists, tuples) made a numpy array."""
+    import torch
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy().copy()
+    if isinstance(obj, dict):
+        return {k: tensors_to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tensors_to_numpy(v) for v in obj)
+    return obj
+
+
+# The numpy reader: torch.save's format since PyTorch 1.6 is a zip archive <name>/data.pkl (a pickle whose
+# tensors are torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...) calls and whose storages
+# are persistent ids ("storage", torch.<Type>Storage, key, location, numel)) plus one raw little-endian
+# file <name>/data/<key> per storage. Only the classes a checkpoint of tensors needs are known; anything
+# else (another class, another dtype, the legacy non-zip format) is refused.
+KNOWN_CLASSES = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
+STORAGE_DTYPES = {"FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"), "LongStorage": np.dtype("<i8")}
+OTHER_STORAGES = ("HalfStorage", "BFloat16Storage", "IntStorage", "ShortStorage", "CharStorage", "ByteStorage",
+                  "BoolStorage", "ComplexFloatStorage", "ComplexDoubleStorage", "UntypedStorage", "QInt8Storage",
+                  "QUInt8Storage", "QInt32Storage")
+
+
+class _StorageType:
+    def __init__(self, name):
+        self.name = name
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride) or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        raise Refused("a tensor of size %s and stride %s" % (list(size), list(stride)))
+    if any(n == 0 for n in size):
+        return np.zeros(size, dtype=storage.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if offset < 0 or last >= storage.size:
+        raise Refused("a tensor reaches element %d of a storage of %d" % (last, storage.size))
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
+                                           strides=[s * storage.itemsize for s in stride], writeable=False)
+    return np.array(view)
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None):
+    return data
+
+
+def numpy_load(path):
+    """Reads a zip-format torch.save file with zipfile + pickle + numpy (no PyTorch); returns its object
+    with every tensor as a numpy array (float32, float64 or int64, as stored)."""
+    import pickle
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        raise Refused("%s: not a zip-format torch.save file (the legacy format of PyTorch < 1.6 needs PyTorch: "
+                      "apt install python3-torch)" % path)
+    try:
+        archive = zipfile.ZipFile(path)
+        names = archive.namelist()
+        pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
+        if len(pkl) != 1:
+            raise Refused("%s: expected one data.pkl in the torch.save archive, found %d" % (path, len(pkl)))
+        prefix = pkl[0][:-len("data.pkl")]
+        if prefix + "byteorder" in names and archive.read(prefix + "byteorder").strip() != b"little":
+            raise Refused("%s: its storages are %s-endian (expected little)"
+                          % (path, archive.read(prefix + "byteorder").strip().decode("ascii", "replace")))
+        storages = {}
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module + "." + name in KNOWN_CLASSES:
+                    import collections
+                    return {"OrderedDict": collections.OrderedDict, "_rebuild_tensor_v2": _rebuild_tensor_v2,
+                            "_rebuild_parameter": _rebuild_parameter}[name]
+                if module == "torch" and name in STORAGE_DTYPES:
+                    return _StorageType(name)
+                if module == "torch" and name in OTHER_STORAGES:
+                    raise Refused("%s: holds a torch.%s tensor (the reader without PyTorch reads float32, "
+                                  "float64 and int64)" % (path, name))
+                raise Refused("%s: holds a %s.%s object, which the converter does not know"
+                              % (path, module, name))
+
+            def persistent_load(self, pid):
+                if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                        and isinstance(pid[1], _StorageType)):
+                    raise Refused("%s: an unknown persistent id %r"
+                                  % (path, pid[:2] if isinstance(pid, tuple) else pid))
+                _, kind, key, _location, numel = pid
+                if key not in storages:
+                    dtype = STORAGE_DTYPES[kind.name]
+                    raw = archive.read(prefix + "data/" + str(key))
+                    if len(raw) != numel * dtype.itemsize:
+                        raise Refused("%s: storage %s holds %d bytes, expected %d %s elements"
+                                      % (path, key, len(raw), numel, dtype.name))
+                    storages[key] = np.frombuffer(raw, dtype=dtype)
+                return storages[key]
+
+        with archive.open(pkl[0]) as f:
+            return Unpickler(f).load()
+    except Refused:
+        raise
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one refusal
+        raise Refused("%s: cannot be read as a torch.save archive (%s: %s)"
+                      % (path, type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+
+
+def load_checkpoint(path, reader):
+    """Reads a .pt file with PyTorch (reader 'torch', or 'auto' when torch is importable) or with the numpy
+    reader ('numpy', or 'auto' without torch); both give the same object, tensors as numpy arrays. 'auto'
+    also falls back to the numpy reader when torch's weights-only unpickler refuses the file (the safe
+    alternative to torch.load(weights_only=False), which would run any code the pickle names)."""
+    if not os.path.isfile(path):
+        raise Refused("no checkpoint file at %s" % path)
+    if reader == "numpy":
+        return numpy_load(path)
+    if reader == "auto":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return numpy_load(path)
+        try:
+            return torch_load(path)
+        except WeightsOnlyRefused:
+            return numpy_load(path)
+    return torch_load(path)
 
 
 def strip_module(state):
@@ -135,8 +281,11 @@ def convert(ckpt, args, layers):
     if keep < 1 or keep > L:
         raise Refused("--layers %d: expected 1 to nLevelsGRU = %d" % (keep, L))
     S = args["sizeWindow"] // DOWNSAMPLING - K
-    model = {k: v.detach().cpu().double().numpy() for k, v in strip_module(ckpt["gEncoder"]).items()}
-    crit = {k: v.detach().cpu().double().numpy() for k, v in strip_module(ckpt["cpcCriterion"]).items()}
+    for what in ("gEncoder", "cpcCriterion"):
+        if not isinstance(ckpt[what], dict) or not all(isinstance(v, np.ndarray) for v in ckpt[what].values()):
+            raise Refused("'%s' is not a state dict of tensors" % what)
+    model = {k: v.astype(np.float64) for k, v in strip_module(ckpt["gEncoder"]).items()}
+    crit = {k: v.astype(np.float64) for k, v in strip_module(ckpt["cpcCriterion"]).items()}
     head0 = "wPrediction.predictors.0.0."
     if head0 + "multihead.Att.Krelpos" not in crit or head0 + "ffnetwork.lin1.weight" not in crit:
         raise Refused("'cpcCriterion' holds no transformer prediction head 0 (%smultihead.Att.Krelpos, "
@@ -241,11 +390,14 @@ def main(argv):
     p.add_argument("out", help="output .safetensors file")
     p.add_argument("--args", help="training arguments (default: checkpoint_args.json next to the checkpoint)")
     p.add_argument("--layers", type=int, help="keep the first N LSTM layers (default: all)")
+    p.add_argument("--reader", choices=("auto", "torch", "numpy"), default="auto",
+                   help="how to read the .pt file: torch.load, the numpy reader (no PyTorch needed), or auto: "
+                        "torch when importable, else numpy (default)")
     a = p.parse_args(argv)
     try:
         args = load_args(a.args or os.path.join(os.path.dirname(os.path.abspath(a.checkpoint)), "checkpoint_args.json"))
         check_args(args)
-        tensors, arch = convert(torch_load(a.checkpoint), args, a.layers)
+        tensors, arch = convert(load_checkpoint(a.checkpoint, a.reader), args, a.layers)
         tensors["optimizer.steps"] = np.zeros(1, dtype=np.uint64)
         tensors["rng.model"] = np.array([0x9E3779B97F4A7C15, 1, 2, 3], dtype=np.uint64)
         epoch = re.search(r"(\d+)\.pt$", a.checkpoint)

@@ -184,12 +184,13 @@ class CPCCriterion(nn.Module):
         return losses
 
 
-def save_checkpoint(folder, epoch, model, criterion, args):
-    """Writes checkpoint_<epoch>.pt and checkpoint_args.json as CPC_audio's train.py does."""
+def save_checkpoint(folder, epoch, model, criterion, args, optimizer=None):
+    """Writes checkpoint_<epoch>.pt and checkpoint_args.json as CPC_audio's train.py does (the
+    optimizer's state dict, when given: its param_groups hold floats, tuples and booleans)."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "checkpoint_%d.pt" % epoch)
     torch.save({"gEncoder": model.state_dict(), "cpcCriterion": criterion.state_dict(),
-                "optimizer": {}, "best": None}, path)
+                "optimizer": optimizer.state_dict() if optimizer is not None else {}, "best": None}, path)
     with open(os.path.join(folder, "checkpoint_args.json"), "w") as f:
         json.dump(args, f, indent=2)
     return path

@@ -18,25 +18,15 @@
 #include "cpc/data/negative_sampler.hpp"
 #include "cpc/layers/init.hpp"
 #include "cpc/layers/linear.hpp"
+#include "cpc/loss/info_nce_detail.hpp"
 
 namespace cpc {
-
-/// Multiplier s applied to every score s * (W_k c_t) . z:
-/// `dot` s = 1 (the paper's f_k, eq. 3), `inv_sqrt_dim` s = 1/sqrt(latent_dim),
-/// `inv_dim` s = 1/latent_dim, `temperature` s = 1/options::temperature.
-enum class score_scale { dot, inv_sqrt_dim, inv_dim, temperature };
 
 /// Initial prediction-head weights. `pytorch_default`: torch.nn.Linear's U(+-1/sqrt(context_dim))
 /// for weight (and bias). `normal`: W ~ N(0, 1) * init_scale, bias 0. REFERENCE.md measured that
 /// the default init keeps a 256-channel model at chance for 1,000+ steps, while unit-normal heads
 /// leave chance after ~250 steps.
 enum class predictor_init { pytorch_default, normal };
-
-/// How the K per-step losses combine into `loss`: `mean` (default) = mean over the steps that have
-/// terms of the per-step means, so a chance-level model scores log(N + 1) whatever K is; `sum` =
-/// their sum, as the paper sums the K losses (K * log(N + 1) at chance, e.g. 58.3 for K = 12,
-/// N = 128). Gradients follow the choice.
-enum class step_reduction { mean, sum };
 
 /// Sizes and choices of `cpc::info_nce` and `cpc::grid_info_nce` (the same type for every element
 /// type and backend). Defaults follow the paper's audio model (256 -> 512, K = 12, N = 128).
@@ -112,17 +102,7 @@ class info_nce {
 
   /// The score multiplier s (see `score_scale`).
   double score_multiplier() const {
-    switch (opt_.scale) {
-      case score_scale::dot:
-        return 1.0;
-      case score_scale::inv_sqrt_dim:
-        return 1.0 / std::sqrt(static_cast<double>(opt_.latent_dim));
-      case score_scale::inv_dim:
-        return 1.0 / static_cast<double>(opt_.latent_dim);
-      case score_scale::temperature:
-        return 1.0 / opt_.temperature;
-    }
-    return 1.0;
+    return detail::info_nce_score_multiplier(opt_.scale, opt_.latent_dim, opt_.temperature);
   }
 
   /// Draws negatives with the configured policy from `gen` (readable afterwards through
@@ -147,14 +127,9 @@ class info_nce {
                 {static_cast<std::ptrdiff_t>(K), static_cast<std::ptrdiff_t>(B),
                  static_cast<std::ptrdiff_t>(Tn), static_cast<std::ptrdiff_t>(N)});
     const auto len = resolve_lengths("info_nce", info, B, Tn);
-    check_negatives(negatives, len, B, Tn);
+    detail::check_info_nce_negatives("info_nce", negatives, len, B, Tn, N, K, false);
 
-    info_nce_result res;
-    res.loss_per_step.assign(K, 0.0);
-    res.accuracy.assign(K, 0.0);
-    res.terms.assign(K, 0);
-    res.chance = 1.0 / static_cast<double>(N1);
-    res.log_candidates = std::log(static_cast<double>(N1));
+    info_nce_result res = detail::start_info_nce_result(K, N);
     std::size_t used_steps = 0;
     for (std::size_t k = 1; k <= K; ++k) {
       for (std::size_t b = 0; b < B; ++b) res.terms[k - 1] += len[b] > k ? len[b] - k : 0;
@@ -165,22 +140,12 @@ class info_nce {
           "info_nce: no (b, t, k) term with t + k < length; items need at least 2 valid frames");
 
     const bool grad = dz != nullptr || dc != nullptr;
-    if (dz != nullptr) {
-      ensure_shape(*dz, z.shape());
-      ops::fill<Backend>(ops::fill_args<T>{.n = dz->size(), .value = T(0), .y = dz->data()});
-    }
-    if (dc != nullptr) {
-      ensure_shape(*dc, c.shape());
-      ops::fill<Backend>(ops::fill_args<T>{.n = dc->size(), .value = T(0), .y = dc->data()});
-    }
+    detail::zero_info_nce_gradients<T, Backend>(z, c, dz, dc);
     const auto s = static_cast<T>(score_multiplier());
     const auto b_shape = std::array<std::size_t, 3>{B, Tn, D};
     if (grad) ensure_shape(dp_, b_shape);
-    lengths_.assign(len.begin(), len.end());
-    ensure_size(cand_, BT * N1);
-    ensure_size(logits_, BT * N1);
-    ensure_size(anchor_loss_, BT);
-    ensure_size(anchor_hit_, BT);
+    steps_.set_lengths(len);
+    steps_.reserve(BT, N1);
 
     for (std::size_t k = 1; k <= K; ++k) {
       const std::size_t terms = res.terms[k - 1];
@@ -190,50 +155,27 @@ class info_nce {
       const double w = opt_.reduction == step_reduction::mean
                            ? 1.0 / (static_cast<double>(terms) * static_cast<double>(used_steps))
                            : 1.0 / static_cast<double>(terms);
-      double total = 0;
-      std::size_t hits = 0;
-      ops::info_nce_anchor_terms<Backend>(
-          ops::info_nce_anchor_args<T>{.batch = B,
+      const auto totals = steps_.step({.batch = B,
                                        .time = Tn,
                                        .dim = D,
                                        .negatives = N,
                                        .step = k,
-                                       .lengths = lengths_.data(),
                                        .p = p_.data(),
                                        .z = z.data(),
                                        .negative_index = negatives.data() + (k - 1) * BT * N,
                                        .scale = s,
                                        .weight = w,
-                                       .candidates = cand_.data(),
-                                       .logits = logits_.data(),
-                                       .anchor_loss = anchor_loss_.data(),
-                                       .anchor_hit = anchor_hit_.data(),
                                        .dp = grad ? dp_.data() : nullptr,
-                                       .loss_sum = &total,
-                                       .hits = &hits});
-      res.loss_per_step[k - 1] = total / static_cast<double>(terms);
-      res.accuracy[k - 1] = static_cast<double>(hits) / static_cast<double>(terms);
+                                       .dz = dz != nullptr ? dz->data() : nullptr});
+      res.loss_per_step[k - 1] = totals.loss_sum / static_cast<double>(terms);
+      res.accuracy[k - 1] = static_cast<double>(totals.hits) / static_cast<double>(terms);
       if (!grad) continue;
-      if (dz != nullptr)
-        ops::info_nce_scatter_dz<Backend>(ops::info_nce_scatter_args<T>{.batch = B,
-                                                                        .time = Tn,
-                                                                        .dim = D,
-                                                                        .negatives = N,
-                                                                        .step = k,
-                                                                        .lengths = lengths_.data(),
-                                                                        .candidates = cand_.data(),
-                                                                        .coeff = logits_.data(),
-                                                                        .p = p_.data(),
-                                                                        .dz = dz->data()},
-                                          scatter_ws_);
       head.backward(c, p_, dp_, dc != nullptr ? &dc_step_ : nullptr);
       if (dc != nullptr)
         ops::axpby<Backend>(ops::axpby_args<T>{
             .n = BT * opt_.context_dim, .alpha = T(1), .x = dc_step_.data(), .beta = T(1), .y = dc->data()});
     }
-    double combined = 0;
-    for (std::size_t k = 0; k < K; ++k) combined += res.loss_per_step[k];
-    res.loss = opt_.reduction == step_reduction::mean ? combined / static_cast<double>(used_steps) : combined;
+    res.loss = detail::combine_info_nce_steps(res.loss_per_step, opt_.reduction, used_steps);
     return res;
   }
 
@@ -253,42 +195,15 @@ class info_nce {
 
  private:
   void check_inputs(const tensor3<T>& z, const tensor3<T>& c) const {
-    check_shape("info_nce z", z, {any, any, static_cast<std::ptrdiff_t>(opt_.latent_dim)});
-    check_shape("info_nce c", c,
-                {static_cast<std::ptrdiff_t>(z.shape()[0]), static_cast<std::ptrdiff_t>(z.shape()[1]),
-                 static_cast<std::ptrdiff_t>(opt_.context_dim)});
-  }
-
-  // Every negative of an anchor with a term must be a valid frame of the batch.
-  void check_negatives(const tensor<std::int32_t, 4>& neg, const std::vector<std::size_t>& len, std::size_t B,
-                       std::size_t Tn) const {
-    const std::size_t N = opt_.negatives;
-    for (std::size_t k = 1; k <= opt_.steps; ++k)
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t t = 0; t + k < len[b]; ++t) {
-          const std::int32_t* n = neg.data() + (((k - 1) * B + b) * Tn + t) * N;
-          for (std::size_t i = 0; i < N; ++i) {
-            const std::int64_t v = n[i];
-            if (v < 0 || static_cast<std::size_t>(v) >= B * Tn ||
-                static_cast<std::size_t>(v) % Tn >= len[static_cast<std::size_t>(v) / Tn])
-              throw config_error("info_nce: negative " + std::to_string(i) + " of anchor (b=" +
-                                 std::to_string(b) + ", t=" + std::to_string(t) + ", k=" + std::to_string(k) +
-                                 ") is frame " + std::to_string(v) + ", not a valid frame of the batch");
-          }
-        }
+    detail::check_info_nce_inputs("info_nce", z, c, opt_.latent_dim, opt_.context_dim);
   }
 
   options opt_;
   negative_sampler sampler_;
   std::vector<linear<T, Backend>> heads_;
   // Workspaces, reused across calls (memory of the backend).
-  tensor3<T> p_, dp_, dc_step_;                    // [B, T, latent], [B, T, latent], [B, T, context]
-  buffer_for<std::size_t, Backend> lengths_;       // [B] valid frames
-  buffer_for<std::int32_t, Backend> cand_;         // [B*T, N+1] candidates per anchor, positive first
-  buffer_for<T, Backend> logits_;                  // [B*T, N+1] logits, then their gradients times s
-  buffer_for<double, Backend> anchor_loss_;        // [B*T]
-  buffer_for<unsigned char, Backend> anchor_hit_;  // [B*T]
-  ops::info_nce_scatter_workspace<Backend, T> scatter_ws_;
+  tensor3<T> p_, dp_, dc_step_;               // [B, T, latent], [B, T, latent], [B, T, context]
+  detail::info_nce_steps<T, Backend> steps_;  // lengths = valid frames; candidates, logits, ...
 };
 
 }  // namespace cpc

@@ -20,6 +20,7 @@
 #include "cpc/data/negative_sampler.hpp"
 #include "cpc/layers/transformer_layer.hpp"
 #include "cpc/loss/info_nce.hpp"
+#include "cpc/loss/info_nce_detail.hpp"
 
 namespace cpc {
 
@@ -88,17 +89,7 @@ class transformer_info_nce {
 
   /// The score multiplier s (see `score_scale`).
   double score_multiplier() const {
-    switch (opt_.scale) {
-      case score_scale::dot:
-        return 1.0;
-      case score_scale::inv_sqrt_dim:
-        return 1.0 / std::sqrt(static_cast<double>(opt_.latent_dim));
-      case score_scale::inv_dim:
-        return 1.0 / static_cast<double>(opt_.latent_dim);
-      case score_scale::temperature:
-        return 1.0 / opt_.temperature;
-    }
-    return 1.0;
+    return detail::info_nce_score_multiplier(opt_.scale, opt_.latent_dim, opt_.temperature);
   }
 
   /// Draws negatives with the configured policy from `gen`, then evaluates the loss as below.
@@ -120,15 +111,10 @@ class transformer_info_nce {
                 {static_cast<std::ptrdiff_t>(K), static_cast<std::ptrdiff_t>(B),
                  static_cast<std::ptrdiff_t>(Tn), static_cast<std::ptrdiff_t>(N)});
     const auto len = resolve_lengths("transformer_info_nce", info, B, Tn);
-    check_negatives(negatives, len, B, Tn);
+    detail::check_info_nce_negatives("transformer_info_nce", negatives, len, B, Tn, N, K, true);
     const std::size_t W = Tn > K ? Tn - K : 0;  // frames the heads see: the anchors' window
 
-    info_nce_result res;
-    res.loss_per_step.assign(K, 0.0);
-    res.accuracy.assign(K, 0.0);
-    res.terms.assign(K, 0);
-    res.chance = 1.0 / static_cast<double>(N1);
-    res.log_candidates = std::log(static_cast<double>(N1));
+    info_nce_result res = detail::start_info_nce_result(K, N);
     std::size_t anchors = 0;
     for (std::size_t b = 0; b < B; ++b) anchors += len[b] > K ? len[b] - K : 0;
     if (anchors == 0)
@@ -137,14 +123,7 @@ class transformer_info_nce {
     res.terms.assign(K, anchors);
 
     const bool grad = dz != nullptr || dc != nullptr;
-    if (dz != nullptr) {
-      ensure_shape(*dz, z.shape());
-      ops::fill<Backend>(ops::fill_args<T>{.n = dz->size(), .value = T(0), .y = dz->data()});
-    }
-    if (dc != nullptr) {
-      ensure_shape(*dc, c.shape());
-      ops::fill<Backend>(ops::fill_args<T>{.n = dc->size(), .value = T(0), .y = dc->data()});
-    }
+    detail::zero_info_nce_gradients<T, Backend>(z, c, dz, dc);
     // The heads' input: the first W contexts of every item.
     const std::array<std::size_t, 3> window{B, W, D};
     ensure_shape(c_in_, window);
@@ -155,10 +134,7 @@ class transformer_info_nce {
       ensure_shape(dp_, z.shape());
       ensure_shape(dp_head_, window);
     }
-    ensure_size(cand_, BT * N1);
-    ensure_size(logits_, BT * N1);
-    ensure_size(anchor_loss_, BT);
-    ensure_size(anchor_hit_, BT);
+    steps_.reserve(BT, N1);
     const auto s = static_cast<T>(score_multiplier());
     const double w = opt_.reduction == step_reduction::mean
                          ? 1.0 / (static_cast<double>(anchors) * static_cast<double>(K))
@@ -167,46 +143,25 @@ class transformer_info_nce {
       // Anchor t of item b has a term when t + k < lengths[b], i.e. t < len_b - K.
       step_len_.resize(B);
       for (std::size_t b = 0; b < B; ++b) step_len_[b] = len[b] > K ? len[b] - K + k : 0;
-      lengths_.assign(step_len_.begin(), step_len_.end());
+      steps_.set_lengths(step_len_);
       auto& head = heads_[k - 1];
       head.forward(c_in_, p_head_);
       copy_rows(p_head_.data(), W, p_.data(), Tn, W);
-      double total = 0;
-      std::size_t hits = 0;
-      ops::info_nce_anchor_terms<Backend>(
-          ops::info_nce_anchor_args<T>{.batch = B,
+      const auto totals = steps_.step({.batch = B,
                                        .time = Tn,
                                        .dim = D,
                                        .negatives = N,
                                        .step = k,
-                                       .lengths = lengths_.data(),
                                        .p = p_.data(),
                                        .z = z.data(),
                                        .negative_index = negatives.data() + (k - 1) * BT * N,
                                        .scale = s,
                                        .weight = w,
-                                       .candidates = cand_.data(),
-                                       .logits = logits_.data(),
-                                       .anchor_loss = anchor_loss_.data(),
-                                       .anchor_hit = anchor_hit_.data(),
                                        .dp = grad ? dp_.data() : nullptr,
-                                       .loss_sum = &total,
-                                       .hits = &hits});
-      res.loss_per_step[k - 1] = total / static_cast<double>(anchors);
-      res.accuracy[k - 1] = static_cast<double>(hits) / static_cast<double>(anchors);
+                                       .dz = dz != nullptr ? dz->data() : nullptr});
+      res.loss_per_step[k - 1] = totals.loss_sum / static_cast<double>(anchors);
+      res.accuracy[k - 1] = static_cast<double>(totals.hits) / static_cast<double>(anchors);
       if (!grad) continue;
-      if (dz != nullptr)
-        ops::info_nce_scatter_dz<Backend>(ops::info_nce_scatter_args<T>{.batch = B,
-                                                                        .time = Tn,
-                                                                        .dim = D,
-                                                                        .negatives = N,
-                                                                        .step = k,
-                                                                        .lengths = lengths_.data(),
-                                                                        .candidates = cand_.data(),
-                                                                        .coeff = logits_.data(),
-                                                                        .p = p_.data(),
-                                                                        .dz = dz->data()},
-                                          scatter_ws_);
       copy_rows(dp_.data(), Tn, dp_head_.data(), W, W);
       head.backward(c_in_, p_head_, dp_head_, dc != nullptr ? &dc_step_ : nullptr);
       if (dc != nullptr)
@@ -217,9 +172,7 @@ class transformer_info_nce {
                                                  .beta = T(1),
                                                  .y = dc->data() + b * Tn * D});
     }
-    double combined = 0;
-    for (std::size_t k = 0; k < K; ++k) combined += res.loss_per_step[k];
-    res.loss = opt_.reduction == step_reduction::mean ? combined / static_cast<double>(K) : combined;
+    res.loss = detail::combine_info_nce_steps(res.loss_per_step, opt_.reduction, K);
     return res;
   }
 
@@ -253,10 +206,7 @@ class transformer_info_nce {
   }
 
   void check_inputs(const tensor3<T>& z, const tensor3<T>& c) const {
-    check_shape("transformer_info_nce z", z, {any, any, static_cast<std::ptrdiff_t>(opt_.latent_dim)});
-    check_shape("transformer_info_nce c", c,
-                {static_cast<std::ptrdiff_t>(z.shape()[0]), static_cast<std::ptrdiff_t>(z.shape()[1]),
-                 static_cast<std::ptrdiff_t>(opt_.context_dim)});
+    detail::check_info_nce_inputs("transformer_info_nce", z, c, opt_.latent_dim, opt_.context_dim);
     if (z.shape()[1] > opt_.max_time + opt_.steps)
       throw shape_error("transformer_info_nce z: expected at most max_time + K = " +
                         std::to_string(opt_.max_time + opt_.steps) + " frames, got " +
@@ -271,37 +221,13 @@ class transformer_info_nce {
           ops::copy_args<T>{.n = rows * D, .x = src + b * src_time * D, .y = dst + b * dst_time * D});
   }
 
-  // Every negative of an anchor with a term must be a valid frame of the batch.
-  void check_negatives(const tensor<std::int32_t, 4>& neg, const std::vector<std::size_t>& len, std::size_t B,
-                       std::size_t Tn) const {
-    const std::size_t N = opt_.negatives, K = opt_.steps;
-    for (std::size_t k = 1; k <= K; ++k)
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t t = 0; t + K < len[b]; ++t) {
-          const std::int32_t* n = neg.data() + (((k - 1) * B + b) * Tn + t) * N;
-          for (std::size_t i = 0; i < N; ++i) {
-            const std::int64_t v = n[i];
-            if (v < 0 || static_cast<std::size_t>(v) >= B * Tn ||
-                static_cast<std::size_t>(v) % Tn >= len[static_cast<std::size_t>(v) / Tn])
-              throw config_error("transformer_info_nce: negative " + std::to_string(i) + " of anchor (b=" +
-                                 std::to_string(b) + ", t=" + std::to_string(t) + ", k=" + std::to_string(k) +
-                                 ") is frame " + std::to_string(v) + ", not a valid frame of the batch");
-          }
-        }
-  }
-
   options opt_;
   negative_sampler sampler_;
   std::vector<transformer_layer<T, Backend>> heads_;
   // Workspaces, reused across calls (memory of the backend).
   tensor3<T> c_in_, p_head_, p_, dp_, dp_head_, dc_step_;  // [B, W, D] or [B, T, D]
-  std::vector<std::size_t> step_len_;                      // host copy of one step's lengths
-  buffer_for<std::size_t, Backend> lengths_;               // [B] per-step anchor limits
-  buffer_for<std::int32_t, Backend> cand_;                 // [B*T, N+1]
-  buffer_for<T, Backend> logits_;                          // [B*T, N+1]
-  buffer_for<double, Backend> anchor_loss_;                // [B*T]
-  buffer_for<unsigned char, Backend> anchor_hit_;          // [B*T]
-  ops::info_nce_scatter_workspace<Backend, T> scatter_ws_;
+  std::vector<std::size_t> step_len_;                      // host copy of one step's anchor limits
+  detail::info_nce_steps<T, Backend> steps_;               // lengths = per-step anchor limits; ...
 };
 
 }  // namespace cpc
