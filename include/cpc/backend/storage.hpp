@@ -11,13 +11,19 @@
 
 namespace cpc {
 
+/// Whether `Backend`'s memory space exists in this translation unit: true where it has kernels
+/// (`backend_available`), and for `cuda` also where only its runtime (backend/cuda/memory.hpp,
+/// host compiler) is included, so that host code can move data to and from the device.
+template <class Backend>
+inline constexpr bool memory_available = backend_available<Backend>;
+
 namespace detail {
 /// Memory of an unavailable backend: host types stand in so that a class templated on it reports
 /// only `report_unavailable`'s error, never a cascade; nothing can move data into it (`to`).
 struct unavailable_memory : host_memory {
   static constexpr bool host_accessible = false;
 };
-template <class Backend, bool = backend_available<Backend>>
+template <class Backend, bool = memory_available<Backend>>
 struct memory_of {
   using type = typename Backend::memory;
 };
@@ -44,7 +50,7 @@ inline constexpr bool host_accessible = detail::memory_of<Backend>::type::host_a
 /// `cpc::error` subclasses on failed transfers); an unavailable backend stops compilation with
 /// `report_unavailable`'s message.
 template <class Dst, class Tensor>
-requires(host_accessible<Dst> || !backend_available<Dst>) auto to(const Tensor& t) {
+requires(host_accessible<Dst> || !memory_available<Dst>) auto to(const Tensor& t) {
   static_assert(report_unavailable<Dst>());
   using T = std::remove_cv_t<std::remove_reference_t<decltype(*t.data())>>;
   constexpr std::size_t N = std::tuple_size_v<std::remove_cvref_t<decltype(t.shape())>>;

@@ -25,6 +25,10 @@
 
 namespace cpc {
 
+/// Device memory exists wherever this header is included, kernels or not (see storage.hpp).
+template <>
+inline constexpr bool memory_available<cuda> = true;
+
 /// Flat device storage of `size()` scalars of a trivially copyable `T`, in the current CUDA device's
 /// global memory (cudaMalloc, so 256-byte aligned). Value semantics: copies are deep (device to
 /// device), moves steal. `resize` keeps the contents and zero-fills the new tail, like a vector.
