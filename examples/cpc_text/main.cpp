@@ -154,9 +154,8 @@ std::string pct(double v) {
 }
 
 void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_corpus& bible,
-           const settings& s, const std::string& trained) {
+           const cpc::text_corpus& glosses, const settings& s, const std::string& trained) {
   const auto t0 = clock_type::now();
-  const cpc::text_corpus glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
   const auto bible_tokens = tok.encode_all(bible.sentences), gloss_tokens = tok.encode_all(glosses.sentences);
   // Bible: verses of the train chapters (thinned) vs the test chapters (every tenth chapter).
   const auto btrain = thin(cpc::split_sentences(bible, false), s.probe_train), btest = cpc::split_sentences(bible, true);
@@ -202,7 +201,7 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   std::string table =
       "| method | Bible: testament | Bible: book | WordNet: part of speech | WordNet: lexicographer file "
       "| MR | CR | Subj | MPQA | TREC |\n|---|---|---|---|---|---|---|---|---|---|\n";
-  const char* names[] = {"CPC (this run: ", "random-init encoder", "bag of words (TF-IDF)",
+  const char* names[] = {"CPC (", "random-init encoder", "bag of words (TF-IDF)",
                          "majority class"};
   for (std::size_t r = 0; r < 4; ++r) {
     std::string name = names[r];
@@ -293,6 +292,11 @@ int main(int argc, char** argv) {
     check_settings(s, training);
     if (training) fs::create_directories(s.out);
     const cpc::text_corpus bible = load_bible(s);
+    cpc::text_corpus glosses;  // read before training: a missing WordNet fails now, not after it
+    if (*probe_cmd || *demo_cmd) {
+      glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
+      std::printf("wordnet: %s: %zu glosses\n", s.wordnet.c_str(), glosses.sentences.size());
+    }
     const fs::path spm_prefix = ckpt.parent_path() / "tokenizer";
     if (training) {
       const auto t0 = clock_type::now();
@@ -305,7 +309,7 @@ int main(int argc, char** argv) {
     }
     const cpc::sentencepiece_tokenizer tok(spm_prefix.string() + ".model");
     model_t m(model_options(s));
-    std::string trained = "checkpoint";
+    std::string trained = "checkpoint " + ckpt.filename().string();
     if (training) {
       const auto tokens = tok.encode_all(bible.sentences);
       cpc::text_sampler batches(bible, tokens, cpc::split_sentences(bible, false),
@@ -341,7 +345,7 @@ int main(int argc, char** argv) {
     } else {
       cpc::load_weights(ckpt, m);
     }
-    if (*probe_cmd || *demo_cmd) probe(m, tok, bible, s, trained);
+    if (*probe_cmd || *demo_cmd) probe(m, tok, bible, glosses, s, trained);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cpc-text: %s\n", e.what());
     return 1;

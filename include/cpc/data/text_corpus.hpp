@@ -64,7 +64,7 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 inline bool all_digits(std::string_view s) {
-  return !s.empty() && s.size() <= 6 &&
+  return !s.empty() && s.size() <= 9 &&
          std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
 }
 }  // namespace detail
