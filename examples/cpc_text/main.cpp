@@ -83,13 +83,16 @@ void check_settings(const settings& s, bool training) {
   const auto need = [](bool ok, const std::string& what) {
     if (!ok) throw cpc::config_error(what);
   };
-  need(s.probe_train >= 10, "--probe-train: expected at least 10 sentences, got " + std::to_string(s.probe_train));
+  need(s.probe_train >= 10,
+       "--probe-train: expected at least 10 sentences, got " + std::to_string(s.probe_train));
   need(s.max_tokens >= 1, "--max-tokens: expected at least 1");
   if (!training) return;
-  need(s.vocabulary >= 100, "--vocabulary: expected at least 100 pieces, got " + std::to_string(s.vocabulary));
+  need(s.vocabulary >= 100,
+       "--vocabulary: expected at least 100 pieces, got " + std::to_string(s.vocabulary));
   need(s.batch >= 2, "--batch: expected at least 2 rows, got " + std::to_string(s.batch));
   need(s.sentences > s.steps_ahead, "--sentences: expected more than --steps-ahead (" +
-                                        std::to_string(s.steps_ahead) + "), got " + std::to_string(s.sentences));
+                                        std::to_string(s.steps_ahead) + "), got " +
+                                        std::to_string(s.sentences));
   need(s.kernel % 2 == 1, "--kernel: expected an odd width, got " + std::to_string(s.kernel));
   need(std::isfinite(s.minutes) && s.minutes > 0, "--minutes: expected a time budget > 0");
 }
@@ -100,8 +103,8 @@ cpc::text_corpus load_bible(settings& s) {
     s.bible = (fs::path(s.out) / "kjv.txt").string();
     if (!fs::exists(s.bible)) {
       fs::create_directories(s.out);
-      const std::string cmd = "bible -f gen1:1-rev22:21 > '" + s.bible + ".part' && mv '" + s.bible + ".part' '" +
-                              s.bible + "'";
+      const std::string cmd =
+          "bible -f gen1:1-rev22:21 > '" + s.bible + ".part' && mv '" + s.bible + ".part' '" + s.bible + "'";
       std::printf("corpus: %s\n", cmd.c_str());
       std::fflush(stdout);
       if (std::system(cmd.c_str()) != 0)
@@ -120,7 +123,8 @@ std::vector<std::size_t> thin(const std::vector<std::size_t>& v, std::size_t n) 
   if (v.size() <= n) return v;
   std::vector<std::size_t> out;
   const double stride = static_cast<double>(v.size()) / static_cast<double>(n);
-  for (std::size_t i = 0; i < n; ++i) out.push_back(v[static_cast<std::size_t>(static_cast<double>(i) * stride)]);
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back(v[static_cast<std::size_t>(static_cast<double>(i) * stride)]);
   return out;
 }
 
@@ -158,7 +162,8 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   const auto t0 = clock_type::now();
   const auto bible_tokens = tok.encode_all(bible.sentences), gloss_tokens = tok.encode_all(glosses.sentences);
   // Bible: verses of the train chapters (thinned) vs the test chapters (every tenth chapter).
-  const auto btrain = thin(cpc::split_sentences(bible, false), s.probe_train), btest = cpc::split_sentences(bible, true);
+  const auto btrain = thin(cpc::split_sentences(bible, false), s.probe_train),
+             btest = cpc::split_sentences(bible, true);
   // WordNet: glosses thinned to probe_train * 5 / 4, every fifth of those in the test split.
   std::vector<std::size_t> all(glosses.sentences.size()), gtrain, gtest;
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
@@ -168,10 +173,12 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
       {"Bible: testament", &bible_tokens, &bible.label_set("testament"), btrain, btest},
       {"Bible: book", &bible_tokens, &bible.label_set("book"), btrain, btest},
       {"WordNet gloss: part of speech", &gloss_tokens, &glosses.label_set("part of speech"), gtrain, gtest},
-      {"WordNet gloss: lexicographer file", &gloss_tokens, &glosses.label_set("lexicographer file"), gtrain, gtest}};
-  std::printf("linear probes on frozen sentence features (%zu / %zu Bible verses, %zu / %zu WordNet glosses; "
-              "train / test)\n",
-              btrain.size(), btest.size(), gtrain.size(), gtest.size());
+      {"WordNet gloss: lexicographer file", &gloss_tokens, &glosses.label_set("lexicographer file"), gtrain,
+       gtest}};
+  std::printf(
+      "linear probes on frozen sentence features (%zu / %zu Bible verses, %zu / %zu WordNet glosses; "
+      "train / test)\n",
+      btrain.size(), btest.size(), gtrain.size(), gtest.size());
   model_t random_model(model_options(s));
   const auto probe_options = [&] {
     auto o = cpc::text_probe_options();
@@ -201,8 +208,7 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   std::string table =
       "| method | Bible: testament | Bible: book | WordNet: part of speech | WordNet: lexicographer file "
       "| MR | CR | Subj | MPQA | TREC |\n|---|---|---|---|---|---|---|---|---|---|\n";
-  const char* names[] = {"CPC (", "random-init encoder", "bag of words (TF-IDF)",
-                         "majority class"};
+  const char* names[] = {"CPC (", "random-init encoder", "bag of words (TF-IDF)", "majority class"};
   for (std::size_t r = 0; r < 4; ++r) {
     std::string name = names[r];
     if (r == 0) name += trained + ")";
@@ -223,8 +229,8 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   std::ofstream csv(fs::path(s.out) / "probes.csv");
   csv << "task,classes,cpc,random_init,tfidf,majority\n";
   for (std::size_t t = 0; t < tasks.size(); ++t)
-    csv << '"' << tasks[t].name << "\"," << tasks[t].labels->classes.size() << ',' << acc[0][t] << ',' << acc[1][t]
-        << ',' << acc[2][t] << ',' << acc[3][t] << '\n';
+    csv << '"' << tasks[t].name << "\"," << tasks[t].labels->classes.size() << ',' << acc[0][t] << ','
+        << acc[1][t] << ',' << acc[2][t] << ',' << acc[3][t] << '\n';
   std::printf("table: %s\n", results.string().c_str());
 }
 
@@ -246,15 +252,18 @@ void read_architecture(const fs::path& ckpt, settings& s) {
 int main(int argc, char** argv) {
   cpc::configure_allocator();
   settings s;
-  CLI::App app{"CPC on text (paper section 3.3): King James Bible + WordNet glosses from Debian; train, probe, demo"};
+  CLI::App app{
+      "CPC on text (paper section 3.3): King James Bible + WordNet glosses from Debian; train, probe, demo"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
-  auto* train_cmd = app.add_subcommand("train", "learn the vocabulary, train CPC, save <out>/model.safetensors");
+  auto* train_cmd =
+      app.add_subcommand("train", "learn the vocabulary, train CPC, save <out>/model.safetensors");
   auto* probe_cmd = app.add_subcommand("probe", "linear probes of a checkpoint vs random init and TF-IDF");
   auto* demo_cmd = app.add_subcommand("demo", "train (10 minutes by default), then probe, print the table");
   for (auto* c : {train_cmd, probe_cmd, demo_cmd}) {
-    c->add_option("--bible", s.bible, "the Bible as `bible -f gen1:1-rev22:21` prints it (default: <out>/kjv.txt, "
-                                      "written with the bible program when missing)");
+    c->add_option("--bible", s.bible,
+                  "the Bible as `bible -f gen1:1-rev22:21` prints it (default: <out>/kjv.txt, "
+                  "written with the bible program when missing)");
     c->add_option("--wordnet", s.wordnet, "WordNet's dict folder (data.noun, ...)");
     c->add_option("--out", s.out, "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md)");
     c->add_option("--threads", s.threads, "threads (0: all cores)");
@@ -287,7 +296,8 @@ int main(int argc, char** argv) {
   const bool training = *train_cmd || *demo_cmd;
   try {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
-    const fs::path ckpt = s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
+    const fs::path ckpt =
+        s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
     if (*probe_cmd) read_architecture(ckpt, s);
     check_settings(s, training);
     if (training) fs::create_directories(s.out);
@@ -303,9 +313,11 @@ int main(int argc, char** argv) {
       std::vector<std::string> train_text;
       for (std::size_t i : cpc::split_sentences(bible, false)) train_text.push_back(bible.sentences[i]);
       cpc::sentencepiece_tokenizer::train(train_text, s.vocabulary, spm_prefix, 2);
-      std::printf("tokenizer: SentencePiece unigram, %zu pieces learned on %zu train-chapter verses in %.1f s: %s.model\n",
-                  s.vocabulary, train_text.size(), std::chrono::duration<double>(clock_type::now() - t0).count(),
-                  spm_prefix.string().c_str());
+      std::printf(
+          "tokenizer: SentencePiece unigram, %zu pieces learned on %zu train-chapter verses in %.1f s: "
+          "%s.model\n",
+          s.vocabulary, train_text.size(), std::chrono::duration<double>(clock_type::now() - t0).count(),
+          spm_prefix.string().c_str());
     }
     const cpc::sentencepiece_tokenizer tok(spm_prefix.string() + ".model");
     model_t m(model_options(s));
@@ -313,7 +325,9 @@ int main(int argc, char** argv) {
     if (training) {
       const auto tokens = tok.encode_all(bible.sentences);
       cpc::text_sampler batches(bible, tokens, cpc::split_sentences(bible, false),
-                                {.batch_size = s.batch, .sentences = s.sentences, .max_tokens = s.max_tokens,
+                                {.batch_size = s.batch,
+                                 .sentences = s.sentences,
+                                 .max_tokens = s.max_tokens,
                                  .seed = s.seed + 100});
       cpc::adam<float> opt(m.parameters(), {.learning_rate = s.learning_rate});
       cpc::train_options o;
@@ -326,8 +340,8 @@ int main(int argc, char** argv) {
       o.generators = {{"data", &batches.generator()}};
       o.metadata = {{"model", "cpc-text"}, {"bible", s.bible}};
       for (const auto& [key, field] : architecture(s)) o.metadata[key] = std::to_string(*field);
-      std::printf("training: %zu parameters, batch %zu x %zu sentences, K = %zu, N = %zu, %.1f min", m.parameter_count(),
-                  s.batch, s.sentences, s.steps_ahead, s.negatives, s.minutes);
+      std::printf("training: %zu parameters, batch %zu x %zu sentences, K = %zu, N = %zu, %.1f min",
+                  m.parameter_count(), s.batch, s.sentences, s.steps_ahead, s.negatives, s.minutes);
       if (s.steps > 0) std::printf(" or %zu steps", s.steps);
       std::printf(" (progress on stderr)\n");
       std::fflush(stdout);

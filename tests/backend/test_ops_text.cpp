@@ -38,11 +38,20 @@ TEST_CASE("ops::embedding_*: cpu equals reference; padding rows zero and without
       CHECK(padding_zero);
 
       std::vector<float> g_cpu(V * dim, 0.5f), g_ref(V * dim, 0.5f);  // accumulated onto 0.5
-      ops::embedding_backward<cpu>(ops::embedding_backward_args<float>{.n = n, .dim = dim, .vocabulary = V,
-                                                                        .padding = 0, .ids = ids.data(),
-                                                                        .dy = dy.data(), .d_table = g_cpu.data()});
-      ops::embedding_backward<reference>(ops::embedding_backward_args<float>{
-          .n = n, .dim = dim, .vocabulary = V, .padding = 0, .ids = ids.data(), .dy = dy.data(), .d_table = g_ref.data()});
+      ops::embedding_backward<cpu>(ops::embedding_backward_args<float>{.n = n,
+                                                                       .dim = dim,
+                                                                       .vocabulary = V,
+                                                                       .padding = 0,
+                                                                       .ids = ids.data(),
+                                                                       .dy = dy.data(),
+                                                                       .d_table = g_cpu.data()});
+      ops::embedding_backward<reference>(ops::embedding_backward_args<float>{.n = n,
+                                                                             .dim = dim,
+                                                                             .vocabulary = V,
+                                                                             .padding = 0,
+                                                                             .ids = ids.data(),
+                                                                             .dy = dy.data(),
+                                                                             .d_table = g_ref.data()});
       CHECK(scaled_max_error(g_cpu, g_ref) < 1e-5);
       for (std::size_t c = 0; c < dim; ++c) CHECK(g_cpu[c] == 0.5f);  // the padding row untouched
     }
@@ -52,10 +61,20 @@ TEST_CASE("ops::embedding_*: cpu equals reference; padding rows zero and without
 TEST_CASE("ops::embedding_backward: without a padding id every token adds, in token order") {
   std::vector<std::int32_t> ids{2, 0, 2};
   std::vector<double> dy{1, 2, 3, 4, 5, 6}, g(6, 0.0), gr(6, 0.0);
-  ops::embedding_backward<cpu>(ops::embedding_backward_args<double>{
-      .n = 3, .dim = 2, .vocabulary = 3, .padding = -1, .ids = ids.data(), .dy = dy.data(), .d_table = g.data()});
-  ops::embedding_backward<reference>(ops::embedding_backward_args<double>{
-      .n = 3, .dim = 2, .vocabulary = 3, .padding = -1, .ids = ids.data(), .dy = dy.data(), .d_table = gr.data()});
+  ops::embedding_backward<cpu>(ops::embedding_backward_args<double>{.n = 3,
+                                                                    .dim = 2,
+                                                                    .vocabulary = 3,
+                                                                    .padding = -1,
+                                                                    .ids = ids.data(),
+                                                                    .dy = dy.data(),
+                                                                    .d_table = g.data()});
+  ops::embedding_backward<reference>(ops::embedding_backward_args<double>{.n = 3,
+                                                                          .dim = 2,
+                                                                          .vocabulary = 3,
+                                                                          .padding = -1,
+                                                                          .ids = ids.data(),
+                                                                          .dy = dy.data(),
+                                                                          .d_table = gr.data()});
   CHECK(g == std::vector<double>{3, 4, 0, 0, 6, 8});
   CHECK(gr == g);
 }
@@ -77,15 +96,25 @@ TEST_CASE("ops::masked_mean_pool*: cpu equals reference; padding steps get zero 
         .rows = rows, .time = Tn, .channels = C, .lengths = len.data(), .x = x.data(), .y = y_ref.data()});
     CHECK(scaled_max_error(y_cpu, y_ref) < 1e-6);
     std::vector<float> dx_cpu(rows * Tn * C, NAN), dx_ref(rows * Tn * C, NAN);
-    ops::masked_mean_pool_backward<cpu>(ops::masked_mean_pool_backward_args<float>{
-        .rows = rows, .time = Tn, .channels = C, .lengths = len.data(), .dy = dy.data(), .dx = dx_cpu.data()});
-    ops::masked_mean_pool_backward<reference>(ops::masked_mean_pool_backward_args<float>{
-        .rows = rows, .time = Tn, .channels = C, .lengths = len.data(), .dy = dy.data(), .dx = dx_ref.data()});
+    ops::masked_mean_pool_backward<cpu>(ops::masked_mean_pool_backward_args<float>{.rows = rows,
+                                                                                   .time = Tn,
+                                                                                   .channels = C,
+                                                                                   .lengths = len.data(),
+                                                                                   .dy = dy.data(),
+                                                                                   .dx = dx_cpu.data()});
+    ops::masked_mean_pool_backward<reference>(
+        ops::masked_mean_pool_backward_args<float>{.rows = rows,
+                                                   .time = Tn,
+                                                   .channels = C,
+                                                   .lengths = len.data(),
+                                                   .dy = dy.data(),
+                                                   .dx = dx_ref.data()});
     CHECK(scaled_max_error(dx_cpu, dx_ref) < 1e-6);
     bool zero_on_padding = true;
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t t = len[r]; t < Tn; ++t)
-        for (std::size_t c = 0; c < C; ++c) zero_on_padding = zero_on_padding && dx_cpu[(r * Tn + t) * C + c] == 0.0f;
+        for (std::size_t c = 0; c < C; ++c)
+          zero_on_padding = zero_on_padding && dx_cpu[(r * Tn + t) * C + c] == 0.0f;
     CHECK(zero_on_padding);
     if (rows >= 1) CHECK(y_cpu[0] == 0.0f);  // row 0 has length 0
   }

@@ -16,7 +16,8 @@ namespace {
 
 void check_invariants(const cpc::text_corpus& c) {
   const std::size_t n = c.sentences.size();
-  if (c.document_begin.size() != c.documents() + 1 || c.document_begin.front() != 0 || c.document_begin.back() != n)
+  if (c.document_begin.size() != c.documents() + 1 || c.document_begin.front() != 0 ||
+      c.document_begin.back() != n)
     __builtin_trap();
   for (std::size_t d = 0; d < c.documents(); ++d)
     if (c.document_begin[d + 1] <= c.document_begin[d]) __builtin_trap();  // no empty document
@@ -47,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i].assign(1 + c.sentences[i].size() % 7, 1);
       std::vector<std::size_t> all(c.sentences.size());
       for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-      cpc::text_sampler sampler(c, tokens, all, {.batch_size = 3, .sentences = 3, .max_tokens = 4, .seed = 1});
+      cpc::text_sampler sampler(c, tokens, all,
+                                {.batch_size = 3, .sentences = 3, .max_tokens = 4, .seed = 1});
       cpc::text_batch b;
       sampler.next(b);
       for (std::size_t r = 0; r < 3; ++r)

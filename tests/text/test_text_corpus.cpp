@@ -40,20 +40,24 @@ TEST_CASE("read_kjv: chapters as documents, verses as sentences, book and testam
   CHECK(c.label_set("book").classes == std::vector<std::string>{"Ge", "1Sm", "Mat"});
   CHECK(c.label_set("book").of_sentence == std::vector<int>{0, 0, 0, 1, 2, 2});
   CHECK(c.label_set("testament").of_sentence == std::vector<int>{0, 0, 0, 0, 1, 1});
-  CHECK_THROWS_WITH_AS(c.label_set("genre"), "text_corpus: no label set 'genre' (have: book, testament)", config_error);
+  CHECK_THROWS_WITH_AS(c.label_set("genre"), "text_corpus: no label set 'genre' (have: book, testament)",
+                       config_error);
 }
 
 TEST_CASE("read_kjv: typed errors name the line and what was expected") {
-  CHECK_THROWS_WITH_AS(kjv("Ge1:1 ok\nGe1 no colon\n"),
-                       "kjv:2: expected '<book><chapter>:<verse> <text>' with a numeric chapter and verse in 'Ge1 no "
-                       "colon'",
-                       io_error);
-  CHECK_THROWS_WITH_AS(kjv("1:1 text\n"),
-                       "kjv:1: expected '<book><chapter>:<verse> <text>' (a book code such as Ge or 1Sm) in '1:1 text'",
-                       io_error);
+  CHECK_THROWS_WITH_AS(
+      kjv("Ge1:1 ok\nGe1 no colon\n"),
+      "kjv:2: expected '<book><chapter>:<verse> <text>' with a numeric chapter and verse in 'Ge1 no "
+      "colon'",
+      io_error);
+  CHECK_THROWS_WITH_AS(
+      kjv("1:1 text\n"),
+      "kjv:1: expected '<book><chapter>:<verse> <text>' (a book code such as Ge or 1Sm) in '1:1 text'",
+      io_error);
   CHECK_THROWS_AS(kjv("Ge1:x text\n"), io_error);
-  CHECK_THROWS_WITH_AS(kjv("Ge1:1   \n"), "kjv:1: expected '<book><chapter>:<verse> <text>' with a numeric chapter and "
-                                         "verse in 'Ge1:1   '",
+  CHECK_THROWS_WITH_AS(kjv("Ge1:1   \n"),
+                       "kjv:1: expected '<book><chapter>:<verse> <text>' with a numeric chapter and "
+                       "verse in 'Ge1:1   '",
                        io_error);
   CHECK_THROWS_AS(kjv("Ge1:1 \tx\nGe1:2\t\n"), io_error);
   CHECK_THROWS_WITH_AS(kjv("\n\n"),
@@ -63,11 +67,13 @@ TEST_CASE("read_kjv: typed errors name the line and what was expected") {
   CHECK_THROWS_AS(read_kjv_file("/nonexistent/kjv.txt"), io_error);
 }
 
-TEST_CASE("read_wordnet_glosses: definitions, part of speech (satellites as adjectives), lexicographer file") {
+TEST_CASE(
+    "read_wordnet_glosses: definitions, part of speech (satellites as adjectives), lexicographer file") {
   std::istringstream in(
       "  1 This software and database is being provided\n"
       "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived; \"an entity\"\n"
-      "00002098 00 s 01 able 0 000 | (usually followed by `to') having the necessary means; \"able to swim\"\n"
+      "00002098 00 s 01 able 0 000 | (usually followed by `to') having the necessary means; \"able to "
+      "swim\"\n"
       "00002099 44 v 01 run 0 000 | \"only an example\"\n");
   text_corpus c;
   read_wordnet_glosses(in, "data", c);
@@ -84,13 +90,15 @@ TEST_CASE("read_wordnet_glosses: definitions, part of speech (satellites as adje
     text_corpus t;
     read_wordnet_glosses(s, "data", t);
   };
-  CHECK_THROWS_WITH_AS(bad("00001740 03 n 01 entity 0 000 no bar\n"),
-                       "data:1: expected '<offset> <lex_filenum> <ss_type> ... | <gloss>' in '00001740 03 n 01 entity "
-                       "0 000 no bar'",
-                       io_error);
-  CHECK_THROWS_WITH_AS(bad("00001740 45 n 01 x 0 000 | g\n"),
-                       "data:1: expected a lexicographer file number 00..44, got '45' in '00001740 45 n 01 x 0 000 | g'",
-                       io_error);
+  CHECK_THROWS_WITH_AS(
+      bad("00001740 03 n 01 entity 0 000 no bar\n"),
+      "data:1: expected '<offset> <lex_filenum> <ss_type> ... | <gloss>' in '00001740 03 n 01 entity "
+      "0 000 no bar'",
+      io_error);
+  CHECK_THROWS_WITH_AS(
+      bad("00001740 45 n 01 x 0 000 | g\n"),
+      "data:1: expected a lexicographer file number 00..44, got '45' in '00001740 45 n 01 x 0 000 | g'",
+      io_error);
   CHECK_THROWS_AS(bad("00001740 03 q 01 x 0 000 | g\n"), io_error);
   CHECK_THROWS_AS(bad("00001740 03 n 01 x 0 000 |   \n"), io_error);
   CHECK_THROWS_AS(read_wordnet_glosses_dir("/nonexistent"), io_error);
@@ -99,18 +107,20 @@ TEST_CASE("read_wordnet_glosses: definitions, part of speech (satellites as adje
 TEST_CASE("split_sentences and text_sampler: rows of consecutive sentences inside one document and split") {
   std::string text;
   for (int ch = 1; ch <= 20; ++ch)
-    for (int v = 1; v <= 3 + ch % 4; ++v) text += "Ge" + std::to_string(ch) + ":" + std::to_string(v) + " verse\n";
+    for (int v = 1; v <= 3 + ch % 4; ++v)
+      text += "Ge" + std::to_string(ch) + ":" + std::to_string(v) + " verse\n";
   const auto c = kjv(text);
   const auto train = split_sentences(c, false), test = split_sentences(c, true);
   CHECK(train.size() + test.size() == c.sentences.size());
   for (std::size_t s : test) {
-    const auto d = static_cast<std::size_t>(std::upper_bound(c.document_begin.begin(), c.document_begin.end(), s) -
-                                            c.document_begin.begin() - 1);
+    const auto d = static_cast<std::size_t>(
+        std::upper_bound(c.document_begin.begin(), c.document_begin.end(), s) - c.document_begin.begin() - 1);
     CHECK(d % 10 == 9);
   }
   CHECK_THROWS_AS(split_sentences(c, true, 3, 3), config_error);
   std::vector<std::vector<std::int32_t>> tokens(c.sentences.size());
-  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i].assign(1 + i % 5, static_cast<std::int32_t>(i + 1));
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    tokens[i].assign(1 + i % 5, static_cast<std::int32_t>(i + 1));
   text_sampler a(c, tokens, train, {.batch_size = 16, .sentences = 4, .max_tokens = 3, .seed = 2});
   text_sampler b(c, tokens, train, {.batch_size = 16, .sentences = 4, .max_tokens = 3, .seed = 2});
   text_batch x, y;
@@ -125,7 +135,7 @@ TEST_CASE("split_sentences and text_sampler: rows of consecutive sentences insid
       const std::size_t s0 = x.starts[r], len = x.info.lengths[r];
       CHECK(len >= 2);
       const auto d = std::upper_bound(c.document_begin.begin(), c.document_begin.end(), s0) - 1;
-      CHECK(s0 + len <= *(d + 1));  // inside the document
+      CHECK(s0 + len <= *(d + 1));                                              // inside the document
       CHECK(static_cast<std::size_t>(d - c.document_begin.begin()) % 10 != 9);  // train chapters only
       for (std::size_t j = 0; j < 4; ++j) {
         const std::int32_t first = x.ids(r, j, 0);
@@ -136,8 +146,8 @@ TEST_CASE("split_sentences and text_sampler: rows of consecutive sentences insid
   tokens[0].clear();
   CHECK_THROWS_AS(text_sampler(c, tokens, train, {}), config_error);
   tokens[0] = {0};
-  CHECK_THROWS_WITH_AS(text_sampler(c, tokens, train, {}), "text_sampler: sentence 0 contains the padding id 0",
-                       config_error);
+  CHECK_THROWS_WITH_AS(text_sampler(c, tokens, train, {}),
+                       "text_sampler: sentence 0 contains the padding id 0", config_error);
   CHECK_THROWS_AS(text_sampler(c, tokens, {}, {}), config_error);
 }
 
@@ -163,7 +173,8 @@ TEST_CASE("sentencepiece_tokenizer: learns a vocabulary, id 0 stays padding, enc
   std::filesystem::create_directories(dir);
   std::vector<std::string> text;
   for (int i = 0; i < 400; ++i)
-    text.push_back("and the lord spake unto moses saying number " + std::to_string(i % 37) + " of the children");
+    text.push_back("and the lord spake unto moses saying number " + std::to_string(i % 37) +
+                   " of the children");
   const auto model = sentencepiece_tokenizer::train(text, 36, dir / "spm");
   const sentencepiece_tokenizer tok(model);
   CHECK(tok.vocabulary() == 36);

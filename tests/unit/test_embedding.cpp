@@ -9,7 +9,8 @@
 using namespace cpc;
 using namespace cpc::testing;
 
-TEST_CASE_TEMPLATE("embedding: finite differences in double for the table's gradient", Backend, CPC_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("embedding: finite differences in double for the table's gradient", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(3);
   embedding<double, Backend> layer({.vocabulary = 6, .dim = 4, .padding = 0}, gen);
   tensor2<std::int32_t> ids = {{1, 5, 1, 0}, {3, 0, 0, 2}};
@@ -30,7 +31,8 @@ TEST_CASE_TEMPLATE("embedding: finite differences in double for the table's grad
   CHECK(w.grad(4, 0) == 0.0);  // id 4 never occurs
 }
 
-TEST_CASE_TEMPLATE("embedding: matches torch.nn.Embedding(padding_idx=0) golden values", Backend, CPC_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("embedding: matches torch.nn.Embedding(padding_idx=0) golden values", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("text.txt");
   rng gen(0);
   embedding<float, Backend> layer({.vocabulary = 7, .dim = 3, .padding = 0}, gen);
@@ -60,8 +62,8 @@ TEST_CASE("embedding: init N(0, 1) with a zero padding row; typed errors") {
   for (std::size_t c = 0; c < 50; ++c) CHECK(layer.weight().value(3, c) == 0.0f);
   tensor2<std::int32_t> bad = {{1, 200}};
   tensor3<float> y;
-  CHECK_THROWS_WITH_AS(layer.forward(bad, y), "embedding forward: expected token ids in [0, 200), got 200 at [0, 1]",
-                       shape_error);
+  CHECK_THROWS_WITH_AS(layer.forward(bad, y),
+                       "embedding forward: expected token ids in [0, 200), got 200 at [0, 1]", shape_error);
   tensor2<std::int32_t> neg = {{-1}};
   CHECK_THROWS_AS(layer.forward(neg, y), shape_error);
   CHECK_THROWS_AS(embedding<float>({.vocabulary = 0, .dim = 2}, gen), config_error);

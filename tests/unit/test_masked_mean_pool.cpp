@@ -28,12 +28,13 @@ TEST_CASE_TEMPLATE("masked_mean_pool: finite differences in double for the input
     return project(yy, r);
   };
   CHECK(gradient_error(loss, x.data(), x.size(), dx.data()) < 1e-8);
-  for (std::size_t c = 0; c < 3; ++c) CHECK(y(2, c) == 0.0);          // length 0: zero output
-  for (std::size_t t = 3; t < 6; ++t) CHECK(dx(1, t, 0) == 0.0);      // padding: zero gradient
-  CHECK(y(3, 1) == x(3, 0, 1));                                        // length 1: the first step
+  for (std::size_t c = 0; c < 3; ++c) CHECK(y(2, c) == 0.0);      // length 0: zero output
+  for (std::size_t t = 3; t < 6; ++t) CHECK(dx(1, t, 0) == 0.0);  // padding: zero gradient
+  CHECK(y(3, 1) == x(3, 0, 1));                                   // length 1: the first step
 }
 
-TEST_CASE_TEMPLATE("masked_mean_pool: matches PyTorch's masked mean golden values", Backend, CPC_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("masked_mean_pool: matches PyTorch's masked mean golden values", Backend,
+                   CPC_TEST_BACKENDS) {
   auto g = read_golden("text.txt");
   masked_mean_pool<float, Backend> pool;
   tensor3<float> x, dx;
@@ -59,7 +60,8 @@ TEST_CASE("masked_mean_pool: the output does not depend on what the padding hold
   pool.forward(b, len, yb);
   CHECK(ya == yb);
   const std::vector<std::size_t> three{1, 1, 1}, too_long{5, 1};
-  CHECK_THROWS_WITH_AS(pool.forward(a, three, ya), "masked_mean_pool forward: expected 2 lengths, got 3", shape_error);
+  CHECK_THROWS_WITH_AS(pool.forward(a, three, ya), "masked_mean_pool forward: expected 2 lengths, got 3",
+                       shape_error);
   CHECK_THROWS_WITH_AS(pool.forward(a, too_long, ya),
                        "masked_mean_pool forward: length of row 0 is 5, expected <= 4", shape_error);
 }

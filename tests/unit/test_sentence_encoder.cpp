@@ -16,9 +16,11 @@ tensor3<std::int32_t> sample_ids() {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("sentence_encoder: finite differences in double for every parameter", Backend, CPC_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("sentence_encoder: finite differences in double for every parameter", Backend,
+                   CPC_TEST_BACKENDS) {
   rng gen(5);
-  sentence_encoder<double, Backend> enc({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 3}, gen);
+  sentence_encoder<double, Backend> enc({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 3},
+                                        gen);
   const auto ids = sample_ids();
   tensor3<double> z, r = xt::zeros<double>({2, 2, 6});
   fill_uniform(r, gen);
@@ -38,11 +40,12 @@ TEST_CASE_TEMPLATE("sentence_encoder: finite differences in double for every par
   CHECK(enc.lengths() == std::vector<std::size_t>{5, 2, 1, 3});
 }
 
-TEST_CASE_TEMPLATE("sentence_encoder: matches PyTorch (Embedding, Conv1d, ReLU, masked mean) golden values", Backend,
-                   CPC_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("sentence_encoder: matches PyTorch (Embedding, Conv1d, ReLU, masked mean) golden values",
+                   Backend, CPC_TEST_BACKENDS) {
   auto g = read_golden("text.txt");
   rng gen(0);
-  sentence_encoder<float, Backend> enc({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 3}, gen);
+  sentence_encoder<float, Backend> enc({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 3},
+                                       gen);
   assign(enc.embedding_layer().weight().value, g["enc_embedding"]);
   assign(enc.conv().weight().value, g["enc_conv_weight"]);
   assign(enc.conv().bias().value, g["enc_conv_bias"]);
@@ -61,7 +64,8 @@ TEST_CASE_TEMPLATE("sentence_encoder: matches PyTorch (Embedding, Conv1d, ReLU, 
 TEST_CASE("sentence_encoder: a sentence's latent does not depend on its batch's padding; empty slots are 0") {
   rng gen(7);
   sentence_encoder<float> enc({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 5}, gen);
-  tensor3<std::int32_t> short_ids = {{{4, 9, 2}}}, long_ids = {{{4, 9, 2, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0}}};
+  tensor3<std::int32_t> short_ids = {{{4, 9, 2}}},
+                        long_ids = {{{4, 9, 2, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0}}};
   tensor3<float> za, zb;
   enc.forward(short_ids, za);
   enc.forward(long_ids, zb);
@@ -69,8 +73,9 @@ TEST_CASE("sentence_encoder: a sentence's latent does not depend on its batch's 
     CHECK(za(0, 0, c) == doctest::Approx(zb(0, 0, c)).epsilon(1e-6));
     CHECK(zb(0, 1, c) == 0.0f);
   }
-  CHECK_THROWS_AS(sentence_encoder<float>({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 4}, gen),
-                  config_error);
+  CHECK_THROWS_AS(
+      sentence_encoder<float>({.vocabulary = 11, .embedding_dim = 4, .channels = 6, .kernel = 4}, gen),
+      config_error);
   tensor3<std::int32_t> bad = {{{4, 11}}};
   CHECK_THROWS_AS(enc.forward(bad, za), shape_error);
   tensor3<float> wrong = xt::zeros<float>({1, 1, 5});

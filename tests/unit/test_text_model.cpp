@@ -25,7 +25,8 @@ text_batch synthetic_batch(rng& gen, std::size_t rows = 8) {
   for (std::size_t r = 0; r < rows; ++r) {
     const std::size_t a = gen.uniform_int(45);
     for (std::size_t s = 0; s < b.info.lengths[r]; ++s)
-      for (std::size_t t = 0; t < 3; ++t) b.ids(r, s, t) = static_cast<std::int32_t>((a + s + 10 * t) % 45 + 1);
+      for (std::size_t t = 0; t < 3; ++t)
+        b.ids(r, s, t) = static_cast<std::int32_t>((a + s + 10 * t) % 45 + 1);
   }
   return b;
 }
@@ -84,7 +85,8 @@ TEST_CASE("text_model: reference backend gives the cpu backend's loss and gradie
     CAPTURE(pa[i].first);
     double num = 0, den = 1e-12;
     for (std::size_t j = 0; j < pa[i].second->size(); ++j) {
-      num = std::max(num, std::abs(double(pa[i].second->grad.data()[j]) - double(pb[i].second->grad.data()[j])));
+      num = std::max(num,
+                     std::abs(double(pa[i].second->grad.data()[j]) - double(pb[i].second->grad.data()[j])));
       den = std::max(den, std::abs(double(pb[i].second->grad.data()[j])));
     }
     CHECK(num / den < 1e-3);

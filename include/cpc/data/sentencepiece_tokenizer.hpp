@@ -41,12 +41,13 @@ class sentencepiece_tokenizer {
       for (const auto& s : sentences) out << s << '\n';
       if (!out) throw io_error(text + ": cannot write the tokeniser's training text");
     }
-    const std::string args = "--input=" + text + " --model_prefix=" + prefix.string() +
-                             " --vocab_size=" + std::to_string(vocabulary) +
-                             " --model_type=unigram --character_coverage=1.0 --pad_id=0 --unk_id=1"
-                             " --bos_id=-1 --eos_id=-1 --input_sentence_size=1000000 --shuffle_input_sentence=false"
-                             " --num_threads=" +
-                             std::to_string(threads) + " --minloglevel=2";
+    const std::string args =
+        "--input=" + text + " --model_prefix=" + prefix.string() +
+        " --vocab_size=" + std::to_string(vocabulary) +
+        " --model_type=unigram --character_coverage=1.0 --pad_id=0 --unk_id=1"
+        " --bos_id=-1 --eos_id=-1 --input_sentence_size=1000000 --shuffle_input_sentence=false"
+        " --num_threads=" +
+        std::to_string(threads) + " --minloglevel=2";
     const auto st = sentencepiece::SentencePieceTrainer::Train(args);
     if (!st.ok()) throw io_error(prefix.string() + ": SentencePiece training failed: " + st.ToString());
     return prefix.string() + ".model";

@@ -64,15 +64,16 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 inline bool all_digits(std::string_view s) {
-  return !s.empty() && s.size() <= 9 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
 }
 }  // namespace detail
 
 /// The 27 book codes of the New Testament as the `bible` program (bible-kjv 4.38) prints them.
 inline constexpr std::array<std::string_view, 27> kjv_new_testament_books{
-    "Mat", "Mark", "Luke", "John", "Acts", "Rom", "1Cor", "2Cor", "Gal", "Eph", "Phi", "Col", "1Th", "2Th",
-    "1Tim", "2Tim", "Titus", "Phmn", "Heb", "Jas", "1Pet", "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev"};
+    "Mat",  "Mark", "Luke",  "John", "Acts", "Rom", "1Cor", "2Cor", "Gal", "Eph", "Phi", "Col",  "1Th", "2Th",
+    "1Tim", "2Tim", "Titus", "Phmn", "Heb",  "Jas", "1Pet", "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev"};
 
 /// Reads the King James Bible as printed by `bible -f gen1:1-rev22:21` (Debian bible-kjv): one verse
 /// per line, "<book><chapter>:<verse> <text>", e.g. "Ge1:1 In the beginning God created ...";
@@ -105,7 +106,8 @@ inline text_corpus read_kjv(std::istream& in, std::string_view source) {
     const std::string code(l.substr(0, i));
     const std::size_t colon = l.find(':', i), space = l.find(' ', i);
     if (colon == std::string_view::npos || space == std::string_view::npos || colon > space ||
-        !detail::all_digits(l.substr(i, colon - i)) || !detail::all_digits(l.substr(colon + 1, space - colon - 1)))
+        !detail::all_digits(l.substr(i, colon - i)) ||
+        !detail::all_digits(l.substr(colon + 1, space - colon - 1)))
       throw fail("expected '<book><chapter>:<verse> <text>' with a numeric chapter and verse");
     const std::string_view text = detail::trim(l.substr(space + 1));
     if (text.empty()) throw fail("expected verse text after the reference");
@@ -124,7 +126,8 @@ inline text_corpus read_kjv(std::istream& in, std::string_view source) {
     testament.of_sentence.push_back(is_new ? 1 : 0);
   }
   if (c.sentences.empty())
-    throw io_error(std::string(source) + ": expected verses '<book><chapter>:<verse> <text>' (the output of "
+    throw io_error(std::string(source) +
+                   ": expected verses '<book><chapter>:<verse> <text>' (the output of "
                    "`bible -f gen1:1-rev22:21`, Debian bible-kjv), found none");
   c.document_begin.push_back(c.sentences.size());
   c.labels = {std::move(book), std::move(testament)};
@@ -143,15 +146,21 @@ inline text_corpus read_kjv_file(const std::string& path) {
 
 /// WordNet 3.0's 45 lexicographer files (lexnames(5)), by number.
 inline constexpr std::array<std::string_view, 45> wordnet_lexicographer_files{
-    "adj.all",        "adj.pert",         "adv.all",           "noun.Tops",        "noun.act",
-    "noun.animal",    "noun.artifact",    "noun.attribute",    "noun.body",        "noun.cognition",
-    "noun.communication", "noun.event",   "noun.feeling",      "noun.food",        "noun.group",
-    "noun.location",  "noun.motive",      "noun.object",       "noun.person",      "noun.phenomenon",
-    "noun.plant",     "noun.possession",  "noun.process",      "noun.quantity",    "noun.relation",
-    "noun.shape",     "noun.state",       "noun.substance",    "noun.time",        "verb.body",
-    "verb.change",    "verb.cognition",   "verb.communication", "verb.competition", "verb.consumption",
-    "verb.contact",   "verb.creation",    "verb.emotion",      "verb.motion",      "verb.perception",
-    "verb.possession", "verb.social",     "verb.stative",      "verb.weather",     "adj.ppl"};
+    "adj.all",          "adj.pert",           "adv.all",
+    "noun.Tops",        "noun.act",           "noun.animal",
+    "noun.artifact",    "noun.attribute",     "noun.body",
+    "noun.cognition",   "noun.communication", "noun.event",
+    "noun.feeling",     "noun.food",          "noun.group",
+    "noun.location",    "noun.motive",        "noun.object",
+    "noun.person",      "noun.phenomenon",    "noun.plant",
+    "noun.possession",  "noun.process",       "noun.quantity",
+    "noun.relation",    "noun.shape",         "noun.state",
+    "noun.substance",   "noun.time",          "verb.body",
+    "verb.change",      "verb.cognition",     "verb.communication",
+    "verb.competition", "verb.consumption",   "verb.contact",
+    "verb.creation",    "verb.emotion",       "verb.motion",
+    "verb.perception",  "verb.possession",    "verb.social",
+    "verb.stative",     "verb.weather",       "adj.ppl"};
 
 /// Appends the glosses of one WordNet data file (wndb(5): "<offset> <lex_filenum> <ss_type> ... |
 /// <gloss>") to `c`, one document of one sentence per synset: the gloss's definition, the text
@@ -164,11 +173,13 @@ inline constexpr std::array<std::string_view, 45> wordnet_lexicographer_files{
 inline void read_wordnet_glosses(std::istream& in, std::string_view source, text_corpus& c) {
   if (c.labels.empty()) {
     c.labels.push_back({"part of speech", {"noun", "verb", "adjective", "adverb"}, {}});
-    c.labels.push_back({"lexicographer file",
-                        std::vector<std::string>(wordnet_lexicographer_files.begin(), wordnet_lexicographer_files.end()),
-                        {}});
+    c.labels.push_back(
+        {"lexicographer file",
+         std::vector<std::string>(wordnet_lexicographer_files.begin(), wordnet_lexicographer_files.end()),
+         {}});
   }
-  if (c.labels.size() != 2 || c.labels[0].name != "part of speech" || c.labels[1].name != "lexicographer file")
+  if (c.labels.size() != 2 || c.labels[0].name != "part of speech" ||
+      c.labels[1].name != "lexicographer file")
     throw config_error("read_wordnet_glosses: expected an empty corpus or one of WordNet glosses");
   if (c.document_begin.empty()) c.document_begin.push_back(0);
   std::string line;
@@ -199,7 +210,8 @@ inline void read_wordnet_glosses(std::istream& in, std::string_view source, text
     std::string_view gloss = detail::trim(std::string_view(line).substr(bar + 3));
     const std::size_t quote = gloss.find('"');
     std::string_view definition = detail::trim(gloss.substr(0, quote));
-    while (!definition.empty() && definition.back() == ';') definition = detail::trim(definition.substr(0, definition.size() - 1));
+    while (!definition.empty() && definition.back() == ';')
+      definition = detail::trim(definition.substr(0, definition.size() - 1));
     if (!definition.empty()) gloss = definition;
     if (gloss.empty()) throw fail("expected a gloss after '|'");
     c.sentences.emplace_back(gloss);
@@ -280,7 +292,8 @@ class text_sampler {
           end = s;
           continue;
         }
-        if (tokens_[s].empty()) throw config_error("text_sampler: sentence " + std::to_string(s) + " has no tokens");
+        if (tokens_[s].empty())
+          throw config_error("text_sampler: sentence " + std::to_string(s) + " has no tokens");
         if (std::find(tokens_[s].begin(), tokens_[s].end(), 0) != tokens_[s].end())
           throw config_error("text_sampler: sentence " + std::to_string(s) + " contains the padding id 0");
         run_end_[s] = end;
@@ -288,7 +301,8 @@ class text_sampler {
       }
     }
     std::reverse(starts_.begin(), starts_.end());
-    if (starts_.empty()) throw config_error("text_sampler: no two consecutive allowed sentences in one document");
+    if (starts_.empty())
+      throw config_error("text_sampler: no two consecutive allowed sentences in one document");
   }
 
   /// Fills `b` with the next batch (buffers reused).
@@ -303,7 +317,8 @@ class text_sampler {
       const std::size_t s0 = starts_[gen_.uniform_int(starts_.size())];
       b.starts[r] = s0;
       b.info.lengths[r] = std::min(S, run_end_[s0] - s0);
-      for (std::size_t j = 0; j < b.info.lengths[r]; ++j) L = std::max(L, std::min(opt_.max_tokens, tokens_[s0 + j].size()));
+      for (std::size_t j = 0; j < b.info.lengths[r]; ++j)
+        L = std::max(L, std::min(opt_.max_tokens, tokens_[s0 + j].size()));
     }
     ensure_shape(b.ids, std::array<std::size_t, 3>{B, S, L});
     b.ids.fill(0);

@@ -26,9 +26,9 @@ namespace cpc {
 struct sentence_encoder_options {
   std::size_t vocabulary = 4000;  ///< token ids [0, vocabulary)
   std::size_t embedding_dim = 128;
-  std::size_t channels = 512;     ///< latent width D (convolution output channels)
-  std::size_t kernel = 3;         ///< odd: the convolution keeps the length (padding (kernel - 1) / 2)
-  std::int32_t padding_id = 0;    ///< the token id that pads sentences (zero embedding)
+  std::size_t channels = 512;   ///< latent width D (convolution output channels)
+  std::size_t kernel = 3;       ///< odd: the convolution keeps the length (padding (kernel - 1) / 2)
+  std::int32_t padding_id = 0;  ///< the token id that pads sentences (zero embedding)
 };
 
 /// z[b, s, :] = mean_{t < len} relu(conv1d(embedding(ids[b, s, :])))[t, :], len = the number of
@@ -65,8 +65,9 @@ class sentence_encoder {
   /// Latents of every sentence. Shapes: ids `[B, S, L]`, z resized to `[B, S, channels]`.
   void forward(const tensor3<std::int32_t>& ids, tensor3<T>& z) {
     const std::size_t B = ids.shape()[0], S = ids.shape()[1], L = ids.shape()[2];
-    if (L == 0) throw shape_error("sentence_encoder forward input: expected [*, *, >= 1] token ids, got " +
-                                  shape_string(ids.shape()));
+    if (L == 0)
+      throw shape_error("sentence_encoder forward input: expected [*, *, >= 1] token ids, got " +
+                        shape_string(ids.shape()));
     ensure_shape(rows_, std::array<std::size_t, 2>{B * S, L});
     std::copy(ids.data(), ids.data() + ids.size(), rows_.data());
     lengths_.assign(B * S, 0);

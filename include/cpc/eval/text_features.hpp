@@ -81,13 +81,15 @@ class tfidf {
 /// chunks of `chunk` sentences. Latents do not depend on the chunk (padding is masked).
 template <class Model>
 tensor2<float> encode_sentences(Model& model, const std::vector<std::vector<std::int32_t>>& tokens,
-                                std::span<const std::size_t> rows, std::size_t max_tokens, std::size_t chunk = 512) {
+                                std::span<const std::size_t> rows, std::size_t max_tokens,
+                                std::size_t chunk = 512) {
   tensor2<float> out;
   tensor3<float> z;
   for (std::size_t begin = 0; begin < rows.size(); begin += chunk) {
     const std::size_t n = std::min(chunk, rows.size() - begin);
     std::size_t L = 1;
-    for (std::size_t i = 0; i < n; ++i) L = std::max(L, std::min(max_tokens, tokens.at(rows[begin + i]).size()));
+    for (std::size_t i = 0; i < n; ++i)
+      L = std::max(L, std::min(max_tokens, tokens.at(rows[begin + i]).size()));
     tensor3<std::int32_t> ids = xt::zeros<std::int32_t>({n, std::size_t{1}, L});
     for (std::size_t i = 0; i < n; ++i) {
       const auto& t = tokens[rows[begin + i]];
@@ -106,7 +108,12 @@ tensor2<float> encode_sentences(Model& model, const std::vector<std::vector<std:
 /// on the train split, scored on the fixed test split (the paper: logistic regression on frozen
 /// sentence embeddings).
 inline linear_probe<float>::options text_probe_options() {
-  return {.epochs = 20, .min_updates = 4000, .learning_rate = 1e-2, .batch_size = 256, .inverse_c = 1.0, .seed = 7};
+  return {.epochs = 20,
+          .min_updates = 4000,
+          .learning_rate = 1e-2,
+          .batch_size = 256,
+          .inverse_c = 1.0,
+          .seed = 7};
 }
 
 /// Test accuracy of a probe fitted on (xtr, ytr) and scored on (xte, yte) with `classes` classes.

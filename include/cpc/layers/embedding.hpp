@@ -42,15 +42,16 @@ class embedding {
   /// Builds the table and draws N(0, 1) weights from `gen`; the padding row is zero.
   embedding(options opt, rng& gen) : opt_(opt) {
     if (opt.vocabulary == 0 || opt.dim == 0)
-      throw config_error("embedding: expected vocabulary > 0 and dim > 0, got " + std::to_string(opt.vocabulary) +
-                         " and " + std::to_string(opt.dim));
+      throw config_error("embedding: expected vocabulary > 0 and dim > 0, got " +
+                         std::to_string(opt.vocabulary) + " and " + std::to_string(opt.dim));
     if (opt.padding < -1 || opt.padding >= static_cast<std::int64_t>(opt.vocabulary))
-      throw config_error("embedding: expected a padding id in [-1, " + std::to_string(opt.vocabulary) + "), got " +
-                         std::to_string(opt.padding));
+      throw config_error("embedding: expected a padding id in [-1, " + std::to_string(opt.vocabulary) +
+                         "), got " + std::to_string(opt.padding));
     weight_ = parameter<T>({opt.vocabulary, opt.dim});
     init_normal(weight_, 1.0, gen);
     if (opt.padding >= 0)
-      for (std::size_t c = 0; c < opt.dim; ++c) weight_.value(static_cast<std::size_t>(opt.padding), c) = T(0);
+      for (std::size_t c = 0; c < opt.dim; ++c)
+        weight_.value(static_cast<std::size_t>(opt.padding), c) = T(0);
   }
 
   /// The options the layer was built with.
@@ -62,11 +63,11 @@ class embedding {
     check_ids("embedding forward", ids);
     ensure_shape(y, std::array<std::size_t, 3>{ids.shape()[0], ids.shape()[1], opt_.dim});
     ops::embedding_forward<Backend>(ops::embedding_forward_args<T>{.n = ids.size(),
-                                                                  .dim = opt_.dim,
-                                                                  .padding = opt_.padding,
-                                                                  .ids = ids.data(),
-                                                                  .table = weight_.value.data(),
-                                                                  .y = y.data()});
+                                                                   .dim = opt_.dim,
+                                                                   .padding = opt_.padding,
+                                                                   .ids = ids.data(),
+                                                                   .table = weight_.value.data(),
+                                                                   .y = y.data()});
   }
 
   /// Accumulates d weight from dy `[N, L, dim]` (the ids are the forward's; the padding row gets
@@ -78,12 +79,12 @@ class embedding {
                 {static_cast<std::ptrdiff_t>(ids.shape()[0]), static_cast<std::ptrdiff_t>(ids.shape()[1]),
                  static_cast<std::ptrdiff_t>(opt_.dim)});
     ops::embedding_backward<Backend>(ops::embedding_backward_args<T>{.n = ids.size(),
-                                                                    .dim = opt_.dim,
-                                                                    .vocabulary = opt_.vocabulary,
-                                                                    .padding = opt_.padding,
-                                                                    .ids = ids.data(),
-                                                                    .dy = dy.data(),
-                                                                    .d_table = weight_.grad.data()});
+                                                                     .dim = opt_.dim,
+                                                                     .vocabulary = opt_.vocabulary,
+                                                                     .padding = opt_.padding,
+                                                                     .ids = ids.data(),
+                                                                     .dy = dy.data(),
+                                                                     .d_table = weight_.grad.data()});
   }
 
   /// Visits "weight" `[vocabulary, dim]`.
@@ -100,9 +101,10 @@ class embedding {
     const std::int32_t* p = ids.data();
     for (std::size_t i = 0; i < ids.size(); ++i)
       if (p[i] < 0 || static_cast<std::size_t>(p[i]) >= opt_.vocabulary)
-        throw shape_error(std::string(where) + ": expected token ids in [0, " + std::to_string(opt_.vocabulary) +
-                          "), got " + std::to_string(p[i]) + " at [" + std::to_string(i / ids.shape()[1]) + ", " +
-                          std::to_string(i % ids.shape()[1]) + "]");
+        throw shape_error(std::string(where) + ": expected token ids in [0, " +
+                          std::to_string(opt_.vocabulary) + "), got " + std::to_string(p[i]) + " at [" +
+                          std::to_string(i / ids.shape()[1]) + ", " + std::to_string(i % ids.shape()[1]) +
+                          "]");
   }
 
   options opt_;

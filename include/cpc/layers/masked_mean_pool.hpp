@@ -41,26 +41,27 @@ class masked_mean_pool {
     check_lengths("masked_mean_pool forward", x, lengths);
     ensure_shape(y, std::array<std::size_t, 2>{x.shape()[0], x.shape()[2]});
     ops::masked_mean_pool<Backend>(ops::masked_mean_pool_args<T>{.rows = x.shape()[0],
-                                                                  .time = x.shape()[1],
-                                                                  .channels = x.shape()[2],
-                                                                  .lengths = lengths.data(),
-                                                                  .x = x.data(),
-                                                                  .y = y.data()});
+                                                                 .time = x.shape()[1],
+                                                                 .channels = x.shape()[2],
+                                                                 .lengths = lengths.data(),
+                                                                 .x = x.data(),
+                                                                 .y = y.data()});
   }
 
   /// dx `[rows, time, channels]` (resized, overwritten) from dy `[rows, channels]`: dy / len_r on
   /// the valid steps, 0 on padding.
-  void backward(const tensor3<T>& x, std::span<const std::size_t> lengths, const tensor2<T>& dy, tensor3<T>& dx) {
+  void backward(const tensor3<T>& x, std::span<const std::size_t> lengths, const tensor2<T>& dy,
+                tensor3<T>& dx) {
     check_lengths("masked_mean_pool backward", x, lengths);
     check_shape("masked_mean_pool backward output gradient", dy,
                 {static_cast<std::ptrdiff_t>(x.shape()[0]), static_cast<std::ptrdiff_t>(x.shape()[2])});
     ensure_shape(dx, x.shape());
     ops::masked_mean_pool_backward<Backend>(ops::masked_mean_pool_backward_args<T>{.rows = x.shape()[0],
-                                                                                    .time = x.shape()[1],
-                                                                                    .channels = x.shape()[2],
-                                                                                    .lengths = lengths.data(),
-                                                                                    .dy = dy.data(),
-                                                                                    .dx = dx.data()});
+                                                                                   .time = x.shape()[1],
+                                                                                   .channels = x.shape()[2],
+                                                                                   .lengths = lengths.data(),
+                                                                                   .dy = dy.data(),
+                                                                                   .dx = dx.data()});
   }
 
   /// No parameters: visits nothing.
@@ -68,7 +69,8 @@ class masked_mean_pool {
   void for_each_parameter(F&& /*f*/, std::string_view /*prefix*/ = "") {}
 
  private:
-  static void check_lengths(std::string_view where, const tensor3<T>& x, std::span<const std::size_t> lengths) {
+  static void check_lengths(std::string_view where, const tensor3<T>& x,
+                            std::span<const std::size_t> lengths) {
     if (lengths.size() != x.shape()[0])
       throw shape_error(std::string(where) + ": expected " + std::to_string(x.shape()[0]) + " lengths, got " +
                         std::to_string(lengths.size()));

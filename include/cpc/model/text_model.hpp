@@ -89,14 +89,16 @@ class text_model : public detail::model_core<Config, Encoder<T, Backend>, Autore
   /// `cpc::text_sampler` yields).
   using batch_type = text_batch;
 
-  static_assert(text_encoder<Encoder<T, Backend>, T>,
-                "cpc::text_model: Encoder must map token ids [batch, sentences, tokens] to latents - it needs "
-                "forward(const tensor3<int32_t>&, tensor3<T>&) and backward(const tensor3<T>&), like "
-                "sentence_encoder");
+  static_assert(
+      text_encoder<Encoder<T, Backend>, T>,
+      "cpc::text_model: Encoder must map token ids [batch, sentences, tokens] to latents - it needs "
+      "forward(const tensor3<int32_t>&, tensor3<T>&) and backward(const tensor3<T>&), like "
+      "sentence_encoder");
   static_assert(autoregressor<Autoregressor<T, Backend>, T>,
                 "cpc::text_model: Autoregressor must be a causal sequence layer, like cpc::gru");
-  static_assert(contrastive_loss<Loss<T, Backend>, T>,
-                "cpc::text_model: Loss must provide compute(z, c, batch_info, rng&, dz*, dc*), like cpc::info_nce");
+  static_assert(
+      contrastive_loss<Loss<T, Backend>, T>,
+      "cpc::text_model: Loss must provide compute(z, c, batch_info, rng&, dz*, dc*), like cpc::info_nce");
 
   /// Builds encoder, autoregressor and loss in that order from one generator seeded with `opt.seed`.
   explicit text_model(options opt = {}) : core(opt, "cpc::text_model", "sentences, tokens") {}
@@ -113,7 +115,9 @@ class text_model : public detail::model_core<Config, Encoder<T, Backend>, Autore
     return this->gradients(ids, info);
   }
   /// `compute_gradients(batch.ids, batch.info)`.
-  info_nce_result compute_gradients(const batch_type& batch) { return compute_gradients(batch.ids, batch.info); }
+  info_nce_result compute_gradients(const batch_type& batch) {
+    return compute_gradients(batch.ids, batch.info);
+  }
 
   /// Loss and accuracies without gradients.
   info_nce_result evaluate(const tensor3<std::int32_t>& ids, const batch_info& info = {}) {

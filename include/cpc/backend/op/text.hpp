@@ -16,12 +16,12 @@ namespace cpc::ops {
 /// ids[i] == padding (padding < 0: no padding id).
 template <class T>
 struct embedding_forward_args {
-  std::size_t n = 0;                     ///< tokens
-  std::size_t dim = 0;                   ///< embedding width D
-  std::int64_t padding = -1;             ///< the padding id, or -1
-  const std::int32_t* ids = nullptr;     ///< `[n]` in [0, vocabulary) (checked by the layer)
-  const T* table = nullptr;              ///< `[vocabulary, D]`
-  T* y = nullptr;                        ///< `[n, D]`, overwritten
+  std::size_t n = 0;                  ///< tokens
+  std::size_t dim = 0;                ///< embedding width D
+  std::int64_t padding = -1;          ///< the padding id, or -1
+  const std::int32_t* ids = nullptr;  ///< `[n]` in [0, vocabulary) (checked by the layer)
+  const T* table = nullptr;           ///< `[vocabulary, D]`
+  T* y = nullptr;                     ///< `[n, D]`, overwritten
 };
 
 /// y = table[ids] row by row (see `embedding_forward_args`). Contract: every id is in
