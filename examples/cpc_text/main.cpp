@@ -44,7 +44,8 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 struct settings {
-  std::string bible, wordnet = "/usr/share/wordnet", out = "cpc-text-out", checkpoint;
+  std::string bible, wordnet = "/usr/share/wordnet", fortunes = "/usr/share/games/fortunes",
+                     out = "cpc-text-out", checkpoint, negative_source = "batch", train_text = "bible";
   // Architecture (defaults: cpc::presets::text_small); saved in and restored from checkpoints.
   std::size_t vocabulary = preset::vocabulary, embedding = preset::embedding_dim,
               channels = preset::latent_channels, kernel = preset::kernel, context = preset::context_channels,
@@ -74,6 +75,7 @@ model_t::options model_options(const settings& s) {
   o.loss.steps = s.steps_ahead;
   o.loss.negatives = s.negatives;
   o.loss.init_scale = 1.0 / static_cast<double>(s.context);
+  o.loss.policy = cpc::parse_negative_policy(s.negative_source, "--negative-source");
   o.seed = s.seed;
   return o;
 }
@@ -94,7 +96,15 @@ void check_settings(const settings& s, bool training) {
                                         std::to_string(s.steps_ahead) + "), got " +
                                         std::to_string(s.sentences));
   need(s.kernel % 2 == 1, "--kernel: expected an odd width, got " + std::to_string(s.kernel));
+  const auto policy = cpc::parse_negative_policy(s.negative_source, "--negative-source");
+  need(policy == cpc::negative_policy::batch || policy == cpc::negative_policy::same_sequence ||
+           policy == cpc::negative_policy::other_sequences,
+       "--negative-source: expected batch, same-sequence or other-sequences (text rows have no speakers), "
+       "got " +
+           s.negative_source);
   need(std::isfinite(s.minutes) && s.minutes > 0, "--minutes: expected a time budget > 0");
+  need(s.train_text == "bible" || s.train_text == "bible+fortunes",
+       "--train-text: expected bible or bible+fortunes, got '" + s.train_text + "'");
 }
 
 // The Bible's text: --bible, or <out>/kjv.txt written by the `bible` program when missing.
@@ -157,10 +167,16 @@ std::string pct(double v) {
   return b;
 }
 
-void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_corpus& bible,
-           const cpc::text_corpus& glosses, const settings& s, const std::string& trained) {
+struct text_data {
+  cpc::text_corpus bible, glosses, fortune_sentences, fortune_quotes;
+};
+
+void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const text_data& data, const settings& s,
+           const std::string& trained) {
   const auto t0 = clock_type::now();
-  const auto bible_tokens = tok.encode_all(bible.sentences), gloss_tokens = tok.encode_all(glosses.sentences);
+  const cpc::text_corpus &bible = data.bible, &glosses = data.glosses, &quotes = data.fortune_quotes;
+  const auto bible_tokens = tok.encode_all(bible.sentences), gloss_tokens = tok.encode_all(glosses.sentences),
+             quote_tokens = tok.encode_all(quotes.sentences);
   // Bible: verses of the train chapters (thinned) vs the test chapters (every tenth chapter).
   const auto btrain = thin(cpc::split_sentences(bible, false), s.probe_train),
              btest = cpc::split_sentences(bible, true);
@@ -169,16 +185,21 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   const auto picked = thin(all, s.probe_train * 5 / 4);
   for (std::size_t i = 0; i < picked.size(); ++i) (i % 5 == 4 ? gtest : gtrain).push_back(picked[i]);
+  // Fortunes: whole quotations, every tenth in the test split (the quotations training never sees).
+  const auto qtrain = thin(cpc::split_sentences(quotes, false), s.probe_train),
+             qtest = cpc::split_sentences(quotes, true);
   std::vector<probe_task> tasks{
       {"Bible: testament", &bible_tokens, &bible.label_set("testament"), btrain, btest},
       {"Bible: book", &bible_tokens, &bible.label_set("book"), btrain, btest},
       {"WordNet gloss: part of speech", &gloss_tokens, &glosses.label_set("part of speech"), gtrain, gtest},
       {"WordNet gloss: lexicographer file", &gloss_tokens, &glosses.label_set("lexicographer file"), gtrain,
-       gtest}};
+       gtest},
+      {"fortune: category", &quote_tokens, &quotes.label_set("category"), qtrain, qtest}};
   std::printf(
-      "linear probes on frozen sentence features (%zu / %zu Bible verses, %zu / %zu WordNet glosses; "
-      "train / test)\n",
-      btrain.size(), btest.size(), gtrain.size(), gtest.size());
+      "linear probes on frozen sentence features (%zu / %zu Bible verses, %zu / %zu WordNet glosses, %zu / "
+      "%zu "
+      "fortune quotations; train / test)\n",
+      btrain.size(), btest.size(), gtrain.size(), gtest.size(), qtrain.size(), qtest.size());
   model_t random_model(model_options(s));
   const auto probe_options = [&] {
     auto o = cpc::text_probe_options();
@@ -207,7 +228,7 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
   }
   std::string table =
       "| method | Bible: testament | Bible: book | WordNet: part of speech | WordNet: lexicographer file "
-      "| MR | CR | Subj | MPQA | TREC |\n|---|---|---|---|---|---|---|---|---|---|\n";
+      "| fortune: category | MR | CR | Subj | MPQA | TREC |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
   const char* names[] = {"CPC (", "random-init encoder", "bag of words (TF-IDF)", "majority class"};
   for (std::size_t r = 0; r < 4; ++r) {
     std::string name = names[r];
@@ -217,10 +238,10 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const cpc::text_
     table += " | | | | | |\n";
   }
   // van den Oord et al. 2018, Table 3 (accuracy %, 10-fold cross-validation; TREC: train/test split).
-  table += "| paper: Paragraph-vector | | | | | 74.8 | 78.1 | 90.5 | 74.2 | 91.8 |\n";
-  table += "| paper: Skip-thought vector | | | | | 75.5 | 79.3 | 92.1 | 86.9 | 91.4 |\n";
-  table += "| paper: Skip-thought + LN | | | | | 79.5 | 82.6 | 93.4 | 89.0 | - |\n";
-  table += "| paper: CPC | | | | | 76.9 | 80.1 | 91.2 | 87.7 | 96.8 |\n";
+  table += "| paper: Paragraph-vector | | | | | | 74.8 | 78.1 | 90.5 | 74.2 | 91.8 |\n";
+  table += "| paper: Skip-thought vector | | | | | | 75.5 | 79.3 | 92.1 | 86.9 | 91.4 |\n";
+  table += "| paper: Skip-thought + LN | | | | | | 79.5 | 82.6 | 93.4 | 89.0 | - |\n";
+  table += "| paper: CPC | | | | | | 76.9 | 80.1 | 91.2 | 87.7 | 96.8 |\n";
   std::printf("\n%s\n(probes took %.0f s)\n", table.c_str(),
               std::chrono::duration<double>(clock_type::now() - t0).count());
   fs::create_directories(s.out);
@@ -265,6 +286,7 @@ int main(int argc, char** argv) {
                   "the Bible as `bible -f gen1:1-rev22:21` prints it (default: <out>/kjv.txt, "
                   "written with the bible program when missing)");
     c->add_option("--wordnet", s.wordnet, "WordNet's dict folder (data.noun, ...)");
+    c->add_option("--fortunes", s.fortunes, "fortune-mod's quotation files, one per category");
     c->add_option("--out", s.out, "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md)");
     c->add_option("--threads", s.threads, "threads (0: all cores)");
   }
@@ -275,7 +297,14 @@ int main(int argc, char** argv) {
     c->add_option("--kernel", s.kernel, "convolution width in tokens (odd)");
     c->add_option("--context", s.context, "GRU width");
     c->add_option("--steps-ahead", s.steps_ahead, "sentences predicted ahead (K)");
-    c->add_option("--negatives", s.negatives, "negatives per prediction, from the batch (N)");
+    c->add_option("--negatives", s.negatives, "negatives per prediction (N)");
+    c->add_option("--train-text", s.train_text,
+                  "running text CPC trains on: bible (train chapters) or bible+fortunes (and the train "
+                  "quotations)");
+    c->add_option(
+        "--negative-source", s.negative_source,
+        "where negatives come from: batch (the paper's), same-sequence (the row's own sentences) or "
+        "other-sequences");
     c->add_option("--batch", s.batch, "rows of consecutive sentences per step");
     c->add_option("--sentences", s.sentences, "sentences per row");
     c->add_option("--max-tokens", s.max_tokens, "tokens kept per sentence");
@@ -301,20 +330,36 @@ int main(int argc, char** argv) {
     if (*probe_cmd) read_architecture(ckpt, s);
     check_settings(s, training);
     if (training) fs::create_directories(s.out);
-    const cpc::text_corpus bible = load_bible(s);
-    cpc::text_corpus glosses;  // read before training: a missing WordNet fails now, not after it
+    text_data data;
+    data.bible = load_bible(s);
+    // Read before training: a missing package fails now, not after it.
+    data.fortune_sentences = cpc::read_fortunes_dir(s.fortunes, true);
+    data.fortune_quotes = cpc::read_fortunes_dir(s.fortunes, false);
+    std::printf("fortunes: %s: %zu quotations in %zu categories (%zu sentences)\n", s.fortunes.c_str(),
+                data.fortune_quotes.sentences.size(), data.fortune_quotes.labels[0].classes.size(),
+                data.fortune_sentences.sentences.size());
     if (*probe_cmd || *demo_cmd) {
-      glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
-      std::printf("wordnet: %s: %zu glosses\n", s.wordnet.c_str(), glosses.sentences.size());
+      data.glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
+      std::printf("wordnet: %s: %zu glosses\n", s.wordnet.c_str(), data.glosses.sentences.size());
     }
+    // The running text CPC trains on: the Bible's train chapters, and with bible+fortunes also the
+    // train quotations (cut into sentences); the test chapters and quotations are never seen.
+    const bool with_fortunes = s.train_text == "bible+fortunes";
+    const cpc::text_corpus corpus = with_fortunes
+                                        ? cpc::concatenate_documents({&data.bible, &data.fortune_sentences})
+                                        : cpc::concatenate_documents({&data.bible});
+    std::vector<std::size_t> train_sentences = cpc::split_sentences(data.bible, false);
+    if (with_fortunes)
+      for (std::size_t i : cpc::split_sentences(data.fortune_sentences, false))
+        train_sentences.push_back(data.bible.sentences.size() + i);
     const fs::path spm_prefix = ckpt.parent_path() / "tokenizer";
     if (training) {
       const auto t0 = clock_type::now();
       std::vector<std::string> train_text;
-      for (std::size_t i : cpc::split_sentences(bible, false)) train_text.push_back(bible.sentences[i]);
+      for (std::size_t i : train_sentences) train_text.push_back(corpus.sentences[i]);
       cpc::sentencepiece_tokenizer::train(train_text, s.vocabulary, spm_prefix, 2);
       std::printf(
-          "tokenizer: SentencePiece unigram, %zu pieces learned on %zu train-chapter verses in %.1f s: "
+          "tokenizer: SentencePiece unigram, %zu pieces learned on %zu training sentences in %.1f s: "
           "%s.model\n",
           s.vocabulary, train_text.size(), std::chrono::duration<double>(clock_type::now() - t0).count(),
           spm_prefix.string().c_str());
@@ -323,8 +368,7 @@ int main(int argc, char** argv) {
     model_t m(model_options(s));
     std::string trained = "checkpoint " + ckpt.filename().string();
     if (training) {
-      const auto tokens = tok.encode_all(bible.sentences);
-      cpc::text_sampler batches(bible, tokens, cpc::split_sentences(bible, false),
+      cpc::text_sampler batches(corpus, tok.encode_all(corpus.sentences), train_sentences,
                                 {.batch_size = s.batch,
                                  .sentences = s.sentences,
                                  .max_tokens = s.max_tokens,
@@ -338,10 +382,15 @@ int main(int argc, char** argv) {
       o.csv_path = fs::path(s.out) / "training.csv";
       o.progress_every = 100;
       o.generators = {{"data", &batches.generator()}};
-      o.metadata = {{"model", "cpc-text"}, {"bible", s.bible}};
+      o.metadata = {{"model", "cpc-text"},
+                    {"bible", s.bible},
+                    {"negative_source", s.negative_source},
+                    {"train_text", s.train_text}};
       for (const auto& [key, field] : architecture(s)) o.metadata[key] = std::to_string(*field);
-      std::printf("training: %zu parameters, batch %zu x %zu sentences, K = %zu, N = %zu, %.1f min",
-                  m.parameter_count(), s.batch, s.sentences, s.steps_ahead, s.negatives, s.minutes);
+      std::printf(
+          "training on %s: %zu parameters, batch %zu x %zu sentences, K = %zu, N = %zu from %s, %.1f min",
+          s.train_text.c_str(), m.parameter_count(), s.batch, s.sentences, s.steps_ahead, s.negatives,
+          s.negative_source.c_str(), s.minutes);
       if (s.steps > 0) std::printf(" or %zu steps", s.steps);
       std::printf(" (progress on stderr)\n");
       std::fflush(stdout);
@@ -359,7 +408,7 @@ int main(int argc, char** argv) {
     } else {
       cpc::load_weights(ckpt, m);
     }
-    if (*probe_cmd || *demo_cmd) probe(m, tok, bible, glosses, s, trained);
+    if (*probe_cmd || *demo_cmd) probe(m, tok, data, s, trained);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cpc-text: %s\n", e.what());
     return 1;

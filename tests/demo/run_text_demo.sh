@@ -2,12 +2,12 @@
 # cpc-text end to end with a tiny budget (issue 16): demo (Bible text written by the `bible`
 # program, SentencePiece vocabulary, training, checkpoint, probes, table), then probe again from
 # the checkpoint alone - the same figures must come out. Not a test of accuracy. Exits 77 (ctest:
-# skipped) when bible-kjv or wordnet-base is not installed (scripts/install-deps.sh text).
+# skipped) when bible-kjv, wordnet-base or fortunes is not installed (scripts/install-deps.sh text).
 # Usage: run_text_demo.sh CPC_TEXT_BINARY WORK_DIR
 set -euo pipefail
 bin=$1 work=$2
-if ! command -v bible >/dev/null || [ ! -e /usr/share/wordnet/data.noun ]; then
-  echo "text demo: bible-kjv or wordnet-base missing (bash scripts/install-deps.sh text): skipped"
+if ! command -v bible >/dev/null || [ ! -e /usr/share/wordnet/data.noun ] || [ ! -e /usr/share/games/fortunes/wisdom ]; then
+  echo "text demo: bible-kjv, wordnet-base or fortunes missing (bash scripts/install-deps.sh text): skipped"
   exit 77
 fi
 fail() { echo "text demo: $*" >&2; exit 1; }

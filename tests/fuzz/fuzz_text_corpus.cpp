@@ -1,6 +1,7 @@
 // libFuzzer target: the text corpus readers (cpc/data/text_corpus.hpp) on arbitrary content.
-// Input: byte 0 selects the reader (even: read_kjv, the `bible` program's output; odd:
-// read_wordnet_glosses, a WordNet data file), the rest is the file. Only cpc::error may escape, and
+// Input: byte 0 selects the reader (even: read_kjv, the `bible` program's output; 1 mod 4:
+// read_wordnet_glosses, a WordNet data file; 3 mod 4: read_fortunes, cut into sentences when
+// 3 mod 8), the rest is the file. Only cpc::error may escape, and
 // a corpus that loads must satisfy the documented invariants (checked below); a KJV corpus with at
 // least two sentences also feeds text_sampler for one batch.
 #include <cstddef>
@@ -54,9 +55,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       sampler.next(b);
       for (std::size_t r = 0; r < 3; ++r)
         if (b.info.lengths[r] < 2 || b.info.lengths[r] > 3) __builtin_trap();
-    } else {
+    } else if (data[0] % 4 == 1) {
       cpc::text_corpus c;
       cpc::read_wordnet_glosses(in, "fuzz", c);
+      if (!c.sentences.empty()) check_invariants(c);
+    } else {
+      cpc::text_corpus c;
+      cpc::read_fortunes(in, "fuzz", "category", c, data[0] % 8 == 3);
       if (!c.sentences.empty()) check_invariants(c);
     }
   } catch (const cpc::error&) {

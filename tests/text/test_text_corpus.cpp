@@ -1,6 +1,7 @@
-// The text data path (issue 16): the King James Bible and WordNet gloss readers (values and typed
-// errors), the fixed split, text_sampler's batches, the SentencePiece tokenizer (trained here on
-// a small text) and the TF-IDF baseline. The last case reads the Debian packages when installed.
+// The text data path (issue 16): the King James Bible, WordNet gloss and fortune readers (values
+// and typed errors), the sentence splitter, the fixed split, text_sampler's batches, the SentencePiece
+// tokenizer (trained here on a small text) and the TF-IDF baseline. The last case reads the Debian packages
+// when installed.
 #include <doctest/doctest.h>
 
 #include <cpc/data/sentencepiece_tokenizer.hpp>
@@ -104,6 +105,49 @@ TEST_CASE(
   CHECK_THROWS_AS(read_wordnet_glosses_dir("/nonexistent"), io_error);
 }
 
+TEST_CASE(
+    "split_into_sentences and read_fortunes: quotations as documents, attributions dropped, category "
+    "labels") {
+  CHECK(split_into_sentences("One.  Two!\tThree? \"Four.\" five") ==
+        std::vector<std::string>{"One.", "Two!", "Three?", "\"Four.\"", "five"});
+  CHECK(split_into_sentences("  \n ").empty());
+  CHECK(split_into_sentences("3.14 is pi.") == std::vector<std::string>{"3.14 is pi."});
+  const char* file =
+      "A clash of doctrine is not a disaster.  It is an\nopportunity.\n%\n"
+      "A dream will always triumph.\n\t\t-- Stanislaw Lem\n%\n"
+      "   \n%\n"
+      "Last one\n";
+  text_corpus c;
+  std::istringstream a(file), b("Other.\n");
+  read_fortunes(a, "wisdom", "wisdom", c, true);
+  read_fortunes(b, "art", "art", c, true);
+  CHECK(c.sentences == std::vector<std::string>{"A clash of doctrine is not a disaster.",
+                                                "It is an opportunity.", "A dream will always triumph.",
+                                                "Last one", "Other."});
+  CHECK(c.document_begin == std::vector<std::size_t>{0, 2, 3, 4, 5});
+  CHECK(c.label_set("category").classes == std::vector<std::string>{"wisdom", "art"});
+  CHECK(c.label_set("category").of_sentence == std::vector<int>{0, 0, 0, 0, 1});
+  text_corpus q;
+  std::istringstream a2(file);
+  read_fortunes(a2, "wisdom", "wisdom", q, false);
+  CHECK(q.sentences ==
+        std::vector<std::string>{"A clash of doctrine is not a disaster. It is an opportunity.",
+                                 "A dream will always triumph.", "Last one"});
+  std::istringstream bin(std::string("abc\0def\n", 8));
+  text_corpus z;
+  CHECK_THROWS_WITH_AS(read_fortunes(bin, "x.dat", "x", z, true),
+                       "x.dat:1: expected text (quotations separated by lines '%'), found a NUL byte",
+                       io_error);
+  text_corpus wrong = kjv("Ge1:1 x\n");
+  std::istringstream ok("q\n");
+  CHECK_THROWS_AS(read_fortunes(ok, "f", "f", wrong, true), config_error);
+  CHECK_THROWS_AS(read_fortunes_dir("/nonexistent", true), io_error);
+  const auto both = concatenate_documents({&c, &q});
+  CHECK(both.sentences.size() == 8);
+  CHECK(both.document_begin == std::vector<std::size_t>{0, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(both.labels.empty());
+}
+
 TEST_CASE("split_sentences and text_sampler: rows of consecutive sentences inside one document and split") {
   std::string text;
   for (int ch = 1; ch <= 20; ++ch)
@@ -205,6 +249,13 @@ TEST_CASE("the Debian packages: the whole Bible (bible-kjv) and WordNet's glosse
     MESSAGE("bible-kjv not installed: the Bible check is skipped (scripts/install-deps.sh text)");
   }
   std::filesystem::remove_all(dir);
+  if (std::filesystem::exists("/usr/share/games/fortunes/wisdom")) {
+    const auto q = read_fortunes_dir("/usr/share/games/fortunes", false);
+    CHECK(q.labels[0].classes.size() >= 40);
+    CHECK(q.sentences.size() > 10000);
+  } else {
+    MESSAGE("fortunes not installed: the fortune check is skipped");
+  }
   if (std::filesystem::exists("/usr/share/wordnet/data.noun")) {
     const auto g = read_wordnet_glosses_dir("/usr/share/wordnet");
     CHECK(g.sentences.size() == 117659);

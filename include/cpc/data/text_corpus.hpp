@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <istream>
 #include <map>
@@ -235,6 +236,127 @@ inline text_corpus read_wordnet_glosses_dir(const std::string& dir) {
   }
   if (c.sentences.empty()) throw io_error(dir + ": no WordNet glosses in data.noun/verb/adj/adv");
   return c;
+}
+
+/// Cuts running text into sentences: after '.', '!' or '?' (and any closing quotes or brackets
+/// right after it) followed by whitespace; whitespace runs become one space. Never returns an
+/// empty sentence.
+inline std::vector<std::string> split_into_sentences(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  const auto flush = [&] {
+    const std::string_view t = detail::trim(cur);
+    if (!t.empty()) out.emplace_back(t);
+    cur.clear();
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (std::isspace(static_cast<unsigned char>(ch)) != 0) {
+      if (!cur.empty() && cur.back() != ' ') cur += ' ';
+      continue;
+    }
+    cur += ch;
+    if (ch == '.' || ch == '!' || ch == '?') {
+      while (i + 1 < text.size() && (text[i + 1] == '"' || text[i + 1] == '\'' || text[i + 1] == ')'))
+        cur += text[++i];
+      if (i + 1 == text.size() || std::isspace(static_cast<unsigned char>(text[i + 1])) != 0) flush();
+    }
+  }
+  flush();
+  return out;
+}
+
+/// Appends the quotations of one fortune-mod file (Debian fortunes: /usr/share/games/fortunes/<category>;
+/// quotations separated by lines "%") to `c`, one document per quotation, with the label set
+/// "category" (created on the first call) naming `category`. Attribution lines (starting, after
+/// whitespace, with "--") are dropped. `sentences`: the quotation cut into sentences
+/// (`split_into_sentences`, running text for training); otherwise the whole quotation is one
+/// sentence (a probe item). Quotations with no text are skipped.
+/// Errors: `cpc::config_error` when `c` holds another kind of corpus; `cpc::io_error`
+/// "<source>:<line>: ..." for a NUL byte (a binary file, e.g. the .dat index) or a quotation
+/// longer than 64 KiB.
+inline void read_fortunes(std::istream& in, std::string_view source, std::string_view category,
+                          text_corpus& c, bool sentences) {
+  if (c.labels.empty()) c.labels.push_back({"category", {}, {}});
+  if (c.labels.size() != 1 || c.labels[0].name != "category")
+    throw config_error("read_fortunes: expected an empty corpus or one of fortune quotations");
+  if (c.document_begin.empty()) c.document_begin.push_back(0);
+  auto& classes = c.labels[0].classes;
+  auto found = std::find(classes.begin(), classes.end(), category);
+  const int label = static_cast<int>(found - classes.begin());
+  if (found == classes.end()) classes.emplace_back(category);
+  std::string line, quote;
+  std::size_t line_no = 0, quotes = 0;
+  const auto finish = [&] {
+    std::vector<std::string> parts;
+    if (sentences) {
+      parts = split_into_sentences(quote);
+    } else {
+      auto one = split_into_sentences(quote);
+      std::string joined;
+      for (const auto& p : one) joined += (joined.empty() ? "" : " ") + p;
+      if (!joined.empty()) parts.push_back(joined);
+    }
+    quote.clear();
+    if (parts.empty()) return;
+    for (auto& p : parts) {
+      c.sentences.push_back(std::move(p));
+      c.labels[0].of_sentence.push_back(label);
+    }
+    c.document_names.push_back(std::string(category) + " " + std::to_string(quotes++));
+    c.document_begin.push_back(c.sentences.size());
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find('\0') != std::string::npos)
+      throw io_error(std::string(source) + ":" + std::to_string(line_no) +
+                     ": expected text (quotations separated by lines '%'), found a NUL byte");
+    if (detail::trim(line) == "%") {
+      finish();
+      continue;
+    }
+    if (detail::trim(line).substr(0, 2) == "--") continue;  // attribution
+    quote += line;
+    quote += '\n';
+    if (quote.size() > 65536)
+      throw io_error(std::string(source) + ":" + std::to_string(line_no) +
+                     ": a quotation longer than 64 KiB (expected quotations separated by lines '%')");
+  }
+  finish();
+}
+
+/// Every category file of a fortune-mod folder (Debian fortunes: /usr/share/games/fortunes; the
+/// files without an extension), in name order, through `read_fortunes`.
+/// Errors: `cpc::io_error` when the folder has no category file or one cannot be opened.
+inline text_corpus read_fortunes_dir(const std::string& dir, bool sentences) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_regular_file() && !e.path().has_extension()) files.push_back(e.path());
+  if (files.empty()) throw io_error(dir + ": no fortune files (Debian: apt-get install fortunes)");
+  std::sort(files.begin(), files.end());
+  text_corpus c;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    if (!in) throw io_error(f.string() + ": cannot open");
+    read_fortunes(in, f.string(), f.filename().string(), c, sentences);
+  }
+  return c;
+}
+
+/// The documents of several corpora in one corpus without labels (e.g. the training text of
+/// several sources); document names are kept.
+inline text_corpus concatenate_documents(const std::vector<const text_corpus*>& parts) {
+  text_corpus out;
+  out.document_begin.push_back(0);
+  for (const text_corpus* p : parts) {
+    out.sentences.insert(out.sentences.end(), p->sentences.begin(), p->sentences.end());
+    out.document_names.insert(out.document_names.end(), p->document_names.begin(), p->document_names.end());
+    const std::size_t base = out.document_begin.back();
+    for (std::size_t d = 1; d < p->document_begin.size(); ++d)
+      out.document_begin.push_back(base + p->document_begin[d]);
+  }
+  return out;
 }
 
 /// The fixed document split of a corpus: document d is in the test split when d % every == offset,
