@@ -1,13 +1,16 @@
 // cpc-text: CPC on text (van den Oord et al. 2018, section 3.3) at a small scale, from Debian
 // packages only. Subcommands:
-//   train  learns a SentencePiece vocabulary on the Bible's train chapters, trains the text model
+//   train  learns a SentencePiece vocabulary on the training text (the Bible's train chapters and
+//          the train fortune quotations), trains the text model
 //          (sentence encoder, GRU, InfoNCE over up to 3 sentences ahead) and saves a checkpoint;
 //   probe  loads a checkpoint and runs the linear probes on frozen sentence features: CPC, the
-//          random-init encoder and TF-IDF, on the Bible (testament, book of a verse) and WordNet
-//          glosses (part of speech, lexicographer file);
+//          random-init encoder and TF-IDF, on the Bible (testament, book of a verse), WordNet
+//          glosses (part of speech, lexicographer file) and fortune quotations (category);
 //   demo   train then probe, printing the table in the form of the paper's Table 3.
 // Data: the King James Bible as `bible -f gen1:1-rev22:21` prints it (Debian bible-kjv; written to
-// <out>/kjv.txt when --bible is not given) and WordNet's data files (Debian wordnet-base).
+// <out>/kjv.txt when --bible is not given), fortune-mod's quotations (Debian fortunes) and WordNet's
+// data files (Debian wordnet-base). Defaults (batch 64 x 8 sentences, Adam 3e-4, Bible + fortunes):
+// README "Text" gives the runs that chose them.
 // A command line over the library: cpc::read_kjv_file, cpc::sentencepiece_tokenizer,
 // cpc::text_sampler, cpc::train, cpc::encode_sentences, cpc::tfidf, cpc::linear_probe.
 #include <algorithm>
@@ -45,13 +48,14 @@ namespace {
 
 struct settings {
   std::string bible, wordnet = "/usr/share/wordnet", fortunes = "/usr/share/games/fortunes",
-                     out = "cpc-text-out", checkpoint, negative_source = "batch", train_text = "bible";
+                     out = "cpc-text-out", checkpoint, negative_source = "batch",
+                     train_text = "bible+fortunes";
   // Architecture (defaults: cpc::presets::text_small); saved in and restored from checkpoints.
   std::size_t vocabulary = preset::vocabulary, embedding = preset::embedding_dim,
               channels = preset::latent_channels, kernel = preset::kernel, context = preset::context_channels,
               steps_ahead = preset::prediction_steps, negatives = preset::negatives, seed = 1;
-  std::size_t batch = 32, sentences = 8, max_tokens = 64, steps = 0, warmup = 100, threads = 0;
-  double minutes = 10.0, learning_rate = 1e-3;
+  std::size_t batch = 64, sentences = 8, max_tokens = 64, steps = 0, warmup = 100, threads = 0;
+  double minutes = 10.0, learning_rate = 3e-4;
   std::size_t probe_train = 10000, probe_epochs = 20, probe_updates = 4000;
 };
 
