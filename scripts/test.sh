@@ -3,7 +3,7 @@
 # (the dev preset builds with MPI when found, so the 2-rank tests run under mpirun here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh build corpus images mpi
+bash scripts/install-deps.sh build corpus images mpi text
 cmake --preset dev
 cmake --build --preset dev
 ctest --preset dev

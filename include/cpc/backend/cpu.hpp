@@ -11,4 +11,5 @@
 #include "cpc/backend/cpu/optim.hpp"
 #include "cpc/backend/cpu/patches.hpp"
 #include "cpc/backend/cpu/recurrent.hpp"
+#include "cpc/backend/cpu/text.hpp"
 #include "cpc/backend/tags.hpp"

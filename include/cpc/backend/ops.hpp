@@ -16,6 +16,7 @@
 ///   recurrent   rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
 ///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
+///   text        embedding_forward, embedding_backward, masked_mean_pool, masked_mean_pool_backward
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"
 #include "cpc/backend/op/activation.hpp"
@@ -28,5 +29,6 @@
 #include "cpc/backend/op/optim.hpp"
 #include "cpc/backend/op/patches.hpp"
 #include "cpc/backend/op/recurrent.hpp"
+#include "cpc/backend/op/text.hpp"
 #include "cpc/backend/reference.hpp"
 #include "cpc/backend/storage.hpp"

@@ -10,4 +10,5 @@
 #include "cpc/backend/reference/optim.hpp"
 #include "cpc/backend/reference/patches.hpp"
 #include "cpc/backend/reference/recurrent.hpp"
+#include "cpc/backend/reference/text.hpp"
 #include "cpc/backend/tags.hpp"

@@ -41,4 +41,18 @@ struct image_batch {
   std::size_t size() const { return images.shape()[0]; }
 };
 
+/// A batch of text, as `cpc::text_sampler` yields it and `cpc::text_model` trains on it: B rows of
+/// S consecutive sentences of one document each, every sentence L token ids (padded with the
+/// padding id after its last token). `info.lengths[b]`: the sentences of row b that are real
+/// (sentences s >= lengths[b] are empty slots: never an anchor, target or negative); empty = all S.
+/// `documents` and `starts` (optional) name each row's document and first sentence in it.
+struct text_batch {
+  tensor3<std::int32_t> ids;           ///< `[B, S, L]` token ids
+  batch_info info;                     ///< real sentences per row (see above)
+  std::vector<std::size_t> documents;  ///< `[B]` document index of each row
+  std::vector<std::size_t> starts;     ///< `[B]` first sentence of each row in its document
+  /// Number of rows B.
+  std::size_t size() const { return ids.shape()[0]; }
+};
+
 }  // namespace cpc
