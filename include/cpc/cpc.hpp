@@ -44,6 +44,7 @@
 #include "cpc/model/presets.hpp"
 #include "cpc/optim/adam.hpp"
 #include "cpc/optim/clip.hpp"
+#include "cpc/optim/rmsprop.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/optim/sgd.hpp"
 #include "cpc/train/checkpoint.hpp"
