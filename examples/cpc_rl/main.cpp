@@ -31,7 +31,7 @@ namespace {
 struct settings {
   std::string out = "runs/rl";
   std::vector<std::string> envs{"cue_corridor", "memory_maze"};
-  std::size_t steps = 400000;  // environment steps per run
+  std::size_t steps = 1000000;  // environment steps per run
   std::size_t seeds = 5;
   std::size_t parallel_envs = 16;
   std::size_t rollout = 20;

@@ -16,7 +16,7 @@ set key top left
 set style fill transparent solid 0.25 noborder
 do for [i = 1:n] {
   f = dir.'/'.word(envs, i).'_mean.csv'
-  set title word(envs, i)
+  set title word(envs, i) noenhanced
   plot f using 1:($2-$3):($2+$3) with filledcurves lc rgb '#1f77b4' notitle, \
        f using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'A2C', \
        f using 1:($4-$5):($4+$5) with filledcurves lc rgb '#d62728' notitle, \

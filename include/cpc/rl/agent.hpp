@@ -60,18 +60,19 @@ struct a2c_update_stats {
   std::size_t segments = 0;  ///< episode segments in the rollout (rows of the core's batch)
 };
 
-/// The agent's networks, float on the cpu backend.
+/// The agent's networks, element type T (float or double) on the cpu backend.
 /// Encoder: observation `[B, h, w, c]` -> conv 3 x 3 (padding 1) -> ReLU -> flatten -> linear ->
 /// ReLU = latent z `[B, latent_dim]`. Core: one LSTM layer, z -> c `[hidden_size]`. Heads: linear
 /// c -> policy logits `[actions]`, linear c -> value. Parameters "encoder.conv.*",
 /// "encoder.fc.*", "core.*", "policy.*", "value.*" and with CPC "cpc.predictor.{k}.*".
-class a2c_agent {
+template <class T>
+class basic_a2c_agent {
  public:
   /// Builds the networks for `spec`'s observations and actions; draws initial weights from `gen`.
   /// With `cpc_steps` > 0 also the InfoNCE prediction heads (K = cpc_steps, N = cpc_negatives).
   /// Errors: `cpc::config_error` for zero sizes.
-  a2c_agent(const env_spec& spec, agent_options opt, std::size_t cpc_steps, std::size_t cpc_negatives,
-            rng& gen)
+  basic_a2c_agent(const env_spec& spec, agent_options opt, std::size_t cpc_steps, std::size_t cpc_negatives,
+                  rng& gen)
       : spec_(spec),
         opt_(opt),
         conv_({.in_channels = spec.channels, .out_channels = opt.conv_channels, .kernel = 3, .padding = 1},
@@ -97,14 +98,14 @@ class a2c_agent {
   bool has_cpc() const { return !cpc_.empty(); }
 
   /// Zero core state for `envs` environments: `[2, envs, hidden_size]` (h then c).
-  tensor3<float> initial_state(std::size_t envs) const {
-    return tensor3<float>(std::array<std::size_t, 3>{2, envs, opt_.hidden_size}, 0.0f);
+  tensor3<T> initial_state(std::size_t envs) const {
+    return tensor3<T>(std::array<std::size_t, 3>{2, envs, opt_.hidden_size}, 0.0f);
   }
 
   /// One acting step: obs `[N, h, w, c]`, core state `hc` `[2, N, hidden]` (advanced in place
   /// unless `advance` is false) -> logits `[N, actions]` and values `[N]`.
-  void act(const tensor4<float>& obs, tensor3<float>& hc, tensor<float, 2>& logits,
-           std::vector<float>& values, bool advance = true) {
+  void act(const tensor4<T>& obs, tensor3<T>& hc, tensor<T, 2>& logits, std::vector<T>& values,
+           bool advance = true) {
     const std::size_t n = obs.shape(0);
     encode(obs);
     if (advance) {
@@ -126,14 +127,14 @@ class a2c_agent {
   /// `cpc_weight` > 0, `cpc_weight` times the InfoNCE loss's) into every parameter's gradient
   /// (accumulated). Returns the InfoNCE loss (0 when off).
   template <class LossGrad>
-  double train(const tensor4<float>& obs, std::size_t steps, std::size_t envs,
-               const std::vector<rollout_segment>& segments, const tensor3<float>& hc0, double cpc_weight,
+  double train(const tensor4<T>& obs, std::size_t steps, std::size_t envs,
+               const std::vector<rollout_segment>& segments, const tensor3<T>& hc0, double cpc_weight,
                rng& gen, LossGrad&& loss_grad) {
     const std::size_t frames = steps * envs, D = opt_.latent_dim, H = opt_.hidden_size;
     encode(obs);
     // Pack latents into one row per episode segment; the rows' initial states.
     pack_segments(z_.data(), steps, envs, D, segments, zp_);
-    tensor3<float> hcp(std::array<std::size_t, 3>{2, segments.size(), H}, 0.0f);
+    tensor3<T> hcp(std::array<std::size_t, 3>{2, segments.size(), H}, 0.0f);
     for (std::size_t r = 0; r < segments.size(); ++r)
       if (segments[r].start == 0)
         for (std::size_t k = 0; k < 2; ++k)
@@ -142,18 +143,18 @@ class a2c_agent {
     ensure_shape(c_, std::array<std::size_t, 3>{frames, 1, H});
     unpack_segments(cp_, envs, segments, c_.data());
     heads(c_);
-    tensor<float, 3> logits = xt::adapt(logits_.data(), frames * spec_.actions, xt::no_ownership(),
-                                        std::array<std::size_t, 3>{steps, envs, spec_.actions});
-    tensor<float, 2> values =
+    tensor<T, 3> logits = xt::adapt(logits_.data(), frames * spec_.actions, xt::no_ownership(),
+                                    std::array<std::size_t, 3>{steps, envs, spec_.actions});
+    tensor<T, 2> values =
         xt::adapt(value_out_.data(), frames, xt::no_ownership(), std::array<std::size_t, 2>{steps, envs});
-    tensor<float, 3> d_logits;
-    tensor<float, 2> d_values;
+    tensor<T, 3> d_logits;
+    tensor<T, 2> d_values;
     loss_grad(logits, values, d_logits, d_values);
     // Heads backward: dc = dlogits W_pi + dvalue W_v.
-    tensor3<float> dl = xt::adapt(d_logits.data(), d_logits.size(), xt::no_ownership(),
-                                  std::array<std::size_t, 3>{frames, 1, spec_.actions});
-    tensor3<float> dv = xt::adapt(d_values.data(), d_values.size(), xt::no_ownership(),
-                                  std::array<std::size_t, 3>{frames, 1, 1});
+    tensor3<T> dl = xt::adapt(d_logits.data(), d_logits.size(), xt::no_ownership(),
+                              std::array<std::size_t, 3>{frames, 1, spec_.actions});
+    tensor3<T> dv = xt::adapt(d_values.data(), d_values.size(), xt::no_ownership(),
+                              std::array<std::size_t, 3>{frames, 1, 1});
     policy_.backward(c_, logits_, dl, &dc_);
     value_.backward(c_, value_out_, dv, &dc_value_);
     dc_ += dc_value_;
@@ -168,7 +169,7 @@ class a2c_agent {
         for (const auto& [name, p] : cpc_parameters()) p->zero_grad();
         const auto r = cpc_.front().compute(zp_, cp_, info, gen, &dzp_extra_, &dcp_cpc_);
         cpc_loss = r.loss;
-        const auto w = static_cast<float>(cpc_weight);
+        const auto w = static_cast<T>(cpc_weight);
         dcp_ += w * dcp_cpc_;
         dzp_extra_ *= w;
         for (const auto& [name, p] : cpc_parameters()) p->grad *= w;
@@ -195,55 +196,57 @@ class a2c_agent {
   }
 
  private:
-  named_parameter_list<float> cpc_parameters() {
-    named_parameter_list<float> out;
+  named_parameter_list<T> cpc_parameters() {
+    named_parameter_list<T> out;
     if (has_cpc())
-      cpc_.front().for_each_parameter(
-          [&](const std::string& n, parameter<float>& p) { out.emplace_back(n, &p); }, "");
+      cpc_.front().for_each_parameter([&](const std::string& n, parameter<T>& p) { out.emplace_back(n, &p); },
+                                      "");
     return out;
   }
 
   /// z_ `[B, 1, latent]` from obs `[B, h, w, c]`, keeping the intermediates for `encode_backward`.
-  void encode(const tensor4<float>& obs) {
+  void encode(const tensor4<T>& obs) {
     const std::size_t b = obs.shape(0);
     conv_.forward(obs, conv_out_);
     ensure_shape(conv_relu_,
                  std::array<std::size_t, 3>{b, 1, conv_out_.size() / std::max<std::size_t>(b, 1)});
     ops::relu_forward<cpu>(
-        ops::relu_forward_args<float>{.n = conv_out_.size(), .x = conv_out_.data(), .y = conv_relu_.data()});
+        ops::relu_forward_args<T>{.n = conv_out_.size(), .x = conv_out_.data(), .y = conv_relu_.data()});
     fc_.forward(conv_relu_, fc_out_);
     fc_relu_.forward(fc_out_, z_);
   }
 
   /// Accumulates the encoder's parameter gradients from dz_ `[B, 1, latent]`.
-  void encode_backward(const tensor4<float>& obs) {
+  void encode_backward(const tensor4<T>& obs) {
     fc_relu_.backward(fc_out_, z_, dz_, &d_fc_out_);
     fc_.backward(conv_relu_, fc_out_, d_fc_out_, &d_conv_relu_);
     ensure_shape(d_conv_out_, conv_out_.shape());
-    ops::relu_backward<cpu>(ops::relu_backward_args<float>{
+    ops::relu_backward<cpu>(ops::relu_backward_args<T>{
         .n = conv_relu_.size(), .y = conv_relu_.data(), .dy = d_conv_relu_.data(), .dx = d_conv_out_.data()});
     conv_.backward(obs, conv_out_, d_conv_out_, nullptr);
   }
 
   /// logits_ `[B, 1, actions]` and value_out_ `[B, 1, 1]` from c `[B, 1, hidden]`.
-  void heads(const tensor3<float>& c) {
+  void heads(const tensor3<T>& c) {
     policy_.forward(c, logits_);
     value_.forward(c, value_out_);
   }
 
   env_spec spec_;
   agent_options opt_;
-  conv2d<float> conv_;
-  linear<float> fc_;
-  relu<float> fc_relu_;
-  lstm<float> core_;
-  linear<float> policy_, value_;
-  std::vector<info_nce<float>> cpc_;  // empty without CPC
-  tensor4<float> conv_out_, d_conv_out_;
-  tensor3<float> conv_relu_, d_conv_relu_, fc_out_, d_fc_out_, z_, dz_, c_, dc_, dc_value_, logits_,
-      value_out_;
-  tensor3<float> zp_, cp_, dcp_, dcp_cpc_, dzp_, dzp_extra_, scratch_state_;
+  conv2d<T> conv_;
+  linear<T> fc_;
+  relu<T> fc_relu_;
+  lstm<T> core_;
+  linear<T> policy_, value_;
+  std::vector<info_nce<T>> cpc_;  // empty without CPC
+  tensor4<T> conv_out_, d_conv_out_;
+  tensor3<T> conv_relu_, d_conv_relu_, fc_out_, d_fc_out_, z_, dz_, c_, dc_, dc_value_, logits_, value_out_;
+  tensor3<T> zp_, cp_, dcp_, dcp_cpc_, dzp_, dzp_extra_, scratch_state_;
 };
+
+/// The agent in float, as `a2c_learner` trains it.
+using a2c_agent = basic_a2c_agent<float>;
 
 /// Batched A2C on a `vector_env`, with optional CPC auxiliary loss (paper section 3.4):
 /// each `update()` acts `rollout` steps in every environment (actions sampled from the policy),
