@@ -35,7 +35,7 @@ struct settings {
   std::size_t seeds = 5;
   std::size_t parallel_envs = 16;
   std::size_t rollout = 20;
-  double cpc_weight = 0.1;
+  double cpc_weight = 0.02;
   std::size_t cpc_steps = 19;
   std::size_t cpc_negatives = 16;
   double lr = 7e-4;

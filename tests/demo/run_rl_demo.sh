@@ -13,7 +13,7 @@ args=(demo --steps 3000 --seeds 2 --points 5 --jobs 2 --rollout 10 --cpc-steps 5
 "$bin" "${args[@]}" --out "$work/a" > "$work/a.txt"
 cat "$work/a.txt"
 for env in cue_corridor memory_maze; do
-  for variant in "a2c     " "a2c+cpc "; do
+  for variant in "a2c     " "a2c\\+cpc "; do
     grep -Eq "^$env +$variant +2 +-?[0-9.]+ \+- [0-9.]+ +-?[0-9.]+ \+- [0-9.]+$" "$work/a.txt" ||
       fail "no table row for $env $variant"
   done
