@@ -50,6 +50,7 @@
 #include "cpc/model/text_model.hpp"
 #include "cpc/optim/adam.hpp"
 #include "cpc/optim/clip.hpp"
+#include "cpc/optim/rmsprop.hpp"
 #include "cpc/optim/schedule.hpp"
 #include "cpc/optim/sgd.hpp"
 #include "cpc/train/checkpoint.hpp"

@@ -15,7 +15,7 @@
 ///   attention   causal_attention_forward, causal_attention_backward
 ///   recurrent   rnn_cell_forward, rnn_cell_backward, recurrent_forward, recurrent_backward
 ///   info_nce    info_nce_anchor_terms, info_nce_scatter_dz, transpose_grid
-///   optim       adam_update, sgd_update, sum_squares, find_nonfinite
+///   optim       adam_update, sgd_update, rmsprop_update, sum_squares, find_nonfinite
 ///   text        embedding_forward, embedding_backward, masked_mean_pool, masked_mean_pool_backward
 #include "cpc/backend/cpu.hpp"
 #include "cpc/backend/dispatch.hpp"

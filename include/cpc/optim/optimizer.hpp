@@ -35,11 +35,11 @@ void check_parameter_list(std::string_view where, const named_parameter_list<T>&
 /// order, so the result does not depend on the thread count). Chunks never span two parameters.
 inline constexpr std::size_t optimizer_chunk_size = 16384;
 
-/// Base of `cpc::adam` and `cpc::sgd`: owns the parameter list, the learning rate, the step count
-/// and the layout of the state buffers. State lives in flat buffers allocated by `Backend`, laid
-/// out like the parameters: when the list is a model's flat buffers (`flat` set) the state has the
-/// same slots and one update covers the whole model; otherwise parameter i's state starts after
-/// the sizes of parameters 0..i-1 and the update runs per parameter.
+/// Base of `cpc::adam`, `cpc::sgd` and `cpc::rmsprop`: owns the parameter list, the learning rate, the step
+/// count and the layout of the state buffers. State lives in flat buffers allocated by `Backend`, laid out
+/// like the parameters: when the list is a model's flat buffers (`flat` set) the state has the same slots and
+/// one update covers the whole model; otherwise parameter i's state starts after the sizes of parameters
+/// 0..i-1 and the update runs per parameter.
 template <class T, class Backend>
 class optimizer_base {
  public:

@@ -68,6 +68,38 @@ void run(cpu, const sgd_update_args<T>& a) {
   });
 }
 
+/// cpu rmsprop_update.
+template <class T>
+void run(cpu, const rmsprop_update_args<T>& a) {
+  cpu_detail::for_each_optimizer_block(a.n, [&](std::size_t begin, std::size_t count) {
+    T* p = a.value + begin;
+    const T* grad = a.grad + begin;
+    T* s = a.square_avg + begin;
+    T* ga = a.grad_avg == nullptr ? nullptr : a.grad_avg + begin;
+    T* b = a.momentum_buffer == nullptr ? nullptr : a.momentum_buffer + begin;
+    const T lr = a.lr, alpha = a.alpha, one_minus_alpha = a.one_minus_alpha, eps = a.eps, wd = a.weight_decay,
+            mu = a.momentum;
+    const bool decay = a.decay;
+    for (std::size_t i = 0; i < count; ++i) {
+      const T g = decay ? grad[i] + wd * p[i] : grad[i];
+      s[i] = alpha * s[i] + one_minus_alpha * g * g;
+      T d;
+      if (ga != nullptr) {
+        ga[i] = alpha * ga[i] + one_minus_alpha * g;
+        d = std::sqrt(s[i] - ga[i] * ga[i]) + eps;
+      } else {
+        d = std::sqrt(s[i]) + eps;
+      }
+      if (b != nullptr) {
+        b[i] = mu * b[i] + g / d;
+        p[i] -= lr * b[i];
+      } else {
+        p[i] -= lr * (g / d);
+      }
+    }
+  });
+}
+
 /// cpu sum_squares: one task per chunk.
 template <class T>
 void run(cpu, const sum_squares_args<T>& a) {

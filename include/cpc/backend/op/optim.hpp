@@ -51,6 +51,29 @@ void sgd_update(const sgd_update_args<T>& args) {
   CPC_DISPATCH("sgd_update", Backend, args);
 }
 
+/// RMSprop (torch.optim.RMSprop) on n scalars, element-wise:
+///   g = grad + weight_decay * p (when decay); s = alpha s + (1 - alpha) g^2;
+///   centered: a = alpha a + (1 - alpha) g, d = sqrt(s - a^2) + eps; else d = sqrt(s) + eps;
+///   with momentum: b = momentum b + g / d, p -= lr b; else p -= lr g / d.
+/// `grad_avg` is null unless centered, `momentum_buffer` null without momentum. All arrays `[n]`.
+template <class T>
+struct rmsprop_update_args {
+  std::size_t n = 0;
+  T* value = nullptr;
+  const T* grad = nullptr;
+  T* square_avg = nullptr;
+  T* grad_avg = nullptr;
+  T* momentum_buffer = nullptr;
+  T lr = 0, alpha = 0, one_minus_alpha = 1, eps = 0, weight_decay = 0, momentum = 0;
+  bool decay = false;
+};
+
+/// One RMSprop update of n scalars (see `rmsprop_update_args`).
+template <class Backend, class T>
+void rmsprop_update(const rmsprop_update_args<T>& args) {
+  CPC_DISPATCH("rmsprop_update", Backend, args);
+}
+
 /// partials[c] = sum of x[i]^2 (in double, i ascending) over chunk c = [c * chunk, (c + 1) * chunk)
 /// of x `[n]`, for c < ceil(n / chunk). `partials` is host memory (the caller combines them in
 /// order, so a norm does not depend on threads).

@@ -42,6 +42,34 @@ void run(reference, const sgd_update_args<T>& a) {
   }
 }
 
+/// reference rmsprop_update.
+template <class T>
+void run(reference, const rmsprop_update_args<T>& a) {
+  for (std::size_t i = 0; i < a.n; ++i) {
+    const double p = a.value[i];
+    const double g =
+        a.decay ? a.grad[i] + static_cast<double>(a.weight_decay) * p : static_cast<double>(a.grad[i]);
+    const double alpha = a.alpha, one_minus_alpha = a.one_minus_alpha;
+    const double s = alpha * static_cast<double>(a.square_avg[i]) + one_minus_alpha * g * g;
+    a.square_avg[i] = static_cast<T>(s);
+    double d = 0;
+    if (a.grad_avg != nullptr) {
+      const double m = alpha * static_cast<double>(a.grad_avg[i]) + one_minus_alpha * g;
+      a.grad_avg[i] = static_cast<T>(m);
+      d = std::sqrt(s - m * m) + a.eps;
+    } else {
+      d = std::sqrt(s) + a.eps;
+    }
+    if (a.momentum_buffer != nullptr) {
+      const double b = a.momentum * static_cast<double>(a.momentum_buffer[i]) + g / d;
+      a.momentum_buffer[i] = static_cast<T>(b);
+      a.value[i] = static_cast<T>(p - a.lr * b);
+    } else {
+      a.value[i] = static_cast<T>(p - a.lr * (g / d));
+    }
+  }
+}
+
 /// reference sum_squares.
 template <class T>
 void run(reference, const sum_squares_args<T>& a) {
