@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages cpc needs, only those that are missing. Run as root (or with
 # sudo available). Groups: build (compiler, cmake, libraries), corpus (speech synthesizers),
 # images (Fashion-MNIST), mpi (Open MPI: multi-process training, `mpirun`),
-# text (SentencePiece, the King James Bible, WordNet, fortunes: cpc-text),
+# text (SentencePiece, the King James Bible, WordNet, fortunes: cpc-text), rl (gnuplot: cpc-rl's picture),
 # torch (PyTorch for golden fixtures and side-by-side benchmarks), fuzz (clang + libFuzzer runtime,
 # clang-tidy). Usage: install-deps.sh [group...]
 set -euo pipefail
@@ -16,12 +16,13 @@ for g in "${groups[@]}"; do
     images) pkgs+=(dataset-fashion-mnist) ;;
     text) pkgs+=(libsentencepiece-dev bible-kjv bible-kjv-text wordnet-base fortunes) ;;
     mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
+    rl) pkgs+=(gnuplot-nox) ;;
     corpus) pkgs+=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite espeak-ng
                    libespeak-ng-dev sox wordnet-base gnuplot-nox) ;;
     torch) pkgs+=(python3-torch libopenblas0-pthread libjemalloc2) ;;
     fuzz) pkgs+=(clang libclang-rt-14-dev llvm clang-tidy) ;;
     format) pkgs+=(clang-format) ;;
-    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, text, mpi, torch, fuzz or format)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$g' (expected build, corpus, images, text, mpi, rl, torch, fuzz or format)" >&2; exit 2 ;;
   esac
 done
 missing=()
