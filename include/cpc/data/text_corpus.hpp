@@ -59,7 +59,8 @@ struct text_corpus {
 };
 
 namespace detail {
-inline std::string_view trim(std::string_view s) {
+/// `s` without leading and trailing white space (any std::isspace character, line breaks included).
+inline std::string_view trim_space(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
@@ -97,7 +98,7 @@ inline text_corpus read_kjv(std::istream& in, std::string_view source) {
   };
   while (std::getline(in, line)) {
     ++line_no;
-    const std::string_view l = detail::trim(line);
+    const std::string_view l = detail::trim_space(line);
     if (l.empty()) continue;
     std::size_t i = 0;
     if (std::isdigit(static_cast<unsigned char>(l[0])) != 0) ++i;
@@ -110,7 +111,7 @@ inline text_corpus read_kjv(std::istream& in, std::string_view source) {
         !detail::all_digits(l.substr(i, colon - i)) ||
         !detail::all_digits(l.substr(colon + 1, space - colon - 1)))
       throw fail("expected '<book><chapter>:<verse> <text>' with a numeric chapter and verse");
-    const std::string_view text = detail::trim(l.substr(space + 1));
+    const std::string_view text = detail::trim_space(l.substr(space + 1));
     if (text.empty()) throw fail("expected verse text after the reference");
     const std::string chapter = code + " " + std::string(l.substr(i, colon - i));
     if (chapter != current) {
@@ -208,11 +209,11 @@ inline void read_wordnet_glosses(std::istream& in, std::string_view source, text
     if (type == "a" || type == "s") pos = 2;
     if (type == "r") pos = 3;
     if (pos < 0) throw fail("expected a synset type n, v, a, s or r, got '" + std::string(type) + "'");
-    std::string_view gloss = detail::trim(std::string_view(line).substr(bar + 3));
+    std::string_view gloss = detail::trim_space(std::string_view(line).substr(bar + 3));
     const std::size_t quote = gloss.find('"');
-    std::string_view definition = detail::trim(gloss.substr(0, quote));
+    std::string_view definition = detail::trim_space(gloss.substr(0, quote));
     while (!definition.empty() && definition.back() == ';')
-      definition = detail::trim(definition.substr(0, definition.size() - 1));
+      definition = detail::trim_space(definition.substr(0, definition.size() - 1));
     if (!definition.empty()) gloss = definition;
     if (gloss.empty()) throw fail("expected a gloss after '|'");
     c.sentences.emplace_back(gloss);
@@ -245,7 +246,7 @@ inline std::vector<std::string> split_into_sentences(std::string_view text) {
   std::vector<std::string> out;
   std::string cur;
   const auto flush = [&] {
-    const std::string_view t = detail::trim(cur);
+    const std::string_view t = detail::trim_space(cur);
     if (!t.empty()) out.emplace_back(t);
     cur.clear();
   };
@@ -311,11 +312,11 @@ inline void read_fortunes(std::istream& in, std::string_view source, std::string
     if (line.find('\0') != std::string::npos)
       throw io_error(std::string(source) + ":" + std::to_string(line_no) +
                      ": expected text (quotations separated by lines '%'), found a NUL byte");
-    if (detail::trim(line) == "%") {
+    if (detail::trim_space(line) == "%") {
       finish();
       continue;
     }
-    if (detail::trim(line).substr(0, 2) == "--") continue;  // attribution
+    if (detail::trim_space(line).substr(0, 2) == "--") continue;  // attribution
     quote += line;
     quote += '\n';
     if (quote.size() > 65536)
