@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Text CPC (paper section 3.3) on the King James Bible: installs what is missing (Debian's
-# libsentencepiece-dev, bible-kjv, wordnet-base included), builds cpc-text, writes the Bible's text
-# with the `bible` program, learns a SentencePiece vocabulary, trains for 10 minutes, runs the
-# linear probes (CPC vs random-init encoder vs TF-IDF on the Bible and WordNet glosses) and writes
+# Text CPC (paper section 3.3) on the King James Bible and fortune's quotations (--train-text):
+# installs what is missing (Debian's libsentencepiece-dev, bible-kjv, wordnet-base, fortunes
+# included), builds cpc-text, writes the Bible's text with the `bible` program, learns a
+# SentencePiece vocabulary, trains for 10 minutes, runs the linear probes (CPC vs random-init
+# encoder vs TF-IDF on the Bible, WordNet glosses and fortune categories) and writes
 # the checkpoint, training.csv, probes.csv and results.md to ./runs/text. Extra arguments go to
-# `cpc-text demo`, e.g. `bash scripts/text-demo.sh --minutes 20`.
+# `cpc-text demo` (a later --out wins), e.g. `bash scripts/text-demo.sh --minutes 20`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh build text

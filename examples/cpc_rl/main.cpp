@@ -20,6 +20,7 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -221,30 +222,83 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* demo_cmd =
       app.add_subcommand("demo", "train both variants on every environment, write curves and a table");
-  demo_cmd->add_option("--out", s.out, "output directory");
+  // Readable refusals (CLI11's PositiveNumber prints its range as a 300-digit number).
+  const CLI::Validator whole(
+      [](std::string& v) -> std::string {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18 ||
+            std::stoull(v) == 0)
+          return "expected a whole number >= 1, got '" + v + "'";
+        return {};
+      },
+      "INT>=1");
+  const auto real = [](bool zero_ok) {
+    return CLI::Validator(
+        [zero_ok](std::string& v) -> std::string {
+          double x = 0;
+          std::size_t used = 0;
+          try {
+            x = std::stod(v, &used);
+          } catch (const std::exception&) {
+            used = 0;
+          }
+          if (used != v.size() || !std::isfinite(x) || x < 0 || (x == 0 && !zero_ok))
+            return std::string("expected a number ") + (zero_ok ? ">= 0" : "> 0") + ", got '" + v + "'";
+          return {};
+        },
+        zero_ok ? "NUMBER>=0" : "NUMBER>0");
+  };
+  demo_cmd->add_option("--out", s.out, "output directory (made if missing)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   demo_cmd->add_option("--envs", s.envs, "environments (cue_corridor, memory_maze)");
-  demo_cmd->add_option("--steps", s.steps, "environment steps per run")->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--seeds", s.seeds, "seeds per variant and environment")->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--parallel-envs", s.parallel_envs, "environments stepped as one batch")
-      ->check(CLI::PositiveNumber);
+  demo_cmd->add_option("--steps", s.steps, "environment steps per run, >= parallel-envs x rollout")
+      ->check(whole);
+  demo_cmd->add_option("--seeds", s.seeds, "seeds per variant and environment")->check(whole);
+  demo_cmd->add_option("--parallel-envs", s.parallel_envs, "environments stepped as one batch")->check(whole);
   demo_cmd->add_option("--rollout", s.rollout, "steps per environment between updates")
       ->check(CLI::Range(2, 100000));
-  demo_cmd->add_option("--cpc-weight", s.cpc_weight, "weight of the CPC auxiliary loss")
-      ->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--cpc-steps", s.cpc_steps, "prediction steps K (at most rollout - 1)")
-      ->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--cpc-negatives", s.cpc_negatives, "negatives per prediction")
-      ->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--lr", s.lr, "RMSprop learning rate")->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--entropy", s.entropy, "entropy bonus weight")->check(CLI::NonNegativeNumber);
-  demo_cmd->add_option("--points", s.points, "curve points per run")->check(CLI::PositiveNumber);
+  demo_cmd->add_option("--cpc-weight", s.cpc_weight, "weight of the CPC auxiliary loss")->check(real(false));
+  demo_cmd->add_option("--cpc-steps", s.cpc_steps, "prediction steps K (at most rollout - 1)")->check(whole);
+  demo_cmd->add_option("--cpc-negatives", s.cpc_negatives, "negatives per prediction")->check(whole);
+  demo_cmd->add_option("--lr", s.lr, "RMSprop learning rate")->check(real(false));
+  demo_cmd->add_option("--entropy", s.entropy, "entropy bonus weight")->check(real(true));
+  demo_cmd->add_option("--points", s.points, "curve points per run (at most the run's updates)")
+      ->check(whole);
   demo_cmd->add_option("--jobs", s.jobs, "runs trained at once (0: one per hardware thread)");
   demo_cmd->add_option("--plot-script", s.plot_script, "gnuplot script drawing <out>/returns.png");
-  CLI11_PARSE(app, argc, argv);
   try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "cpc-rl: %s (--help lists the options)\n", e.what());
+    return 2;
+  }
+  // Every option against the others, and the output folder, before any training (exit status 2).
+  try {
+    const auto need = [](bool ok, const std::string& what) {
+      if (!ok) throw cpc::config_error(what);
+    };
     for (const auto& e : s.envs)
-      if (e != "cue_corridor" && e != "memory_maze")
-        throw cpc::config_error("expected environments among cue_corridor, memory_maze, got '" + e + "'");
+      need(e == "cue_corridor" || e == "memory_maze",
+           "--envs: expected environments among cue_corridor, memory_maze, got '" + e + "'");
+    need(s.cpc_steps < s.rollout, "--cpc-steps: expected at most --rollout - 1 = " +
+                                      std::to_string(s.rollout - 1) + ", got " + std::to_string(s.cpc_steps));
+    const std::size_t per_update = s.parallel_envs * s.rollout;
+    need(s.steps >= per_update, "--steps: expected at least one update's --parallel-envs x --rollout = " +
+                                    std::to_string(per_update) + " environment steps, got " +
+                                    std::to_string(s.steps));
+    need(s.points <= s.steps / per_update, "--points: expected at most the run's " +
+                                               std::to_string(s.steps / per_update) + " updates, got " +
+                                               std::to_string(s.points));
+    std::error_code ec;
+    std::filesystem::create_directories(s.out, ec);
+    need(!ec && std::filesystem::is_directory(s.out),
+         "--out: cannot make the folder '" + s.out + "'" +
+             (ec ? " (" + ec.message() + ")" : " (a file is there)"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cpc-rl: %s\n", e.what());
+    return 2;
+  }
+  try {
     return demo(s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cpc-rl: %s\n", e.what());

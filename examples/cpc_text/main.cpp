@@ -291,7 +291,8 @@ int main(int argc, char** argv) {
                   "written with the bible program when missing)");
     c->add_option("--wordnet", s.wordnet, "WordNet's dict folder (data.noun, ...)");
     c->add_option("--fortunes", s.fortunes, "fortune-mod's quotation files, one per category");
-    c->add_option("--out", s.out, "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md)");
+    c->add_option("--out", s.out, "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     c->add_option("--threads", s.threads, "threads (0: all cores)");
   }
   for (auto* c : {train_cmd, demo_cmd}) {

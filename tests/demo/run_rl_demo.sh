@@ -30,4 +30,17 @@ cmp -s "$work/a/summary.csv" "$work/b/summary.csv" || fail "a second run gave an
 if "$bin" demo --envs nowhere --out "$work/c" 2> "$work/c.txt"; then fail "an unknown environment was accepted"; fi
 grep -q "expected environments among cue_corridor, memory_maze, got 'nowhere'" "$work/c.txt" ||
   fail "unclear refusal: $(cat "$work/c.txt")"
+# Bad options: one line naming the option and what was expected, exit status 2, nothing trained.
+refuse() {  # refuse EXPECTED_PART ARGS...
+  local want=$1
+  shift
+  if "$bin" demo "$@" > /dev/null 2> "$work/r.txt"; then fail "accepted: $*"; fi
+  grep -qF -- "$want" "$work/r.txt" || fail "unclear refusal of '$*': $(cat "$work/r.txt")"
+  [ "$(wc -l < "$work/r.txt")" -eq 1 ] || fail "more than one line for '$*': $(cat "$work/r.txt")"
+}
+refuse "expected a whole number >= 1, got '0'" --seeds 0 --out "$work/r"
+refuse "--cpc-steps: expected at most --rollout - 1 = 19, got 25" --cpc-steps 25 --out "$work/r"
+refuse "--steps: expected at least one update's --parallel-envs x --rollout = 320 environment steps, got 10" \
+  --steps 10 --out "$work/r"
+refuse "--out: cannot make the folder '$work/b/summary.csv'" --out "$work/b/summary.csv"
 echo "rl demo: ok"
