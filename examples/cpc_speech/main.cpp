@@ -726,8 +726,8 @@ const std::vector<std::string>& recipe_options() {
 // Replaces s.recipe by the checkpoint's (but for a given --batch), refusing recipe options given
 // with other values. Errors: cpc::config_error "--<option>: the checkpoint '<path>' ... got
 // --<option> <value>", or speech_recipe::check's for a --batch the checkpoint's recipe cannot use.
-void take_recipe_from(settings& s, const fs::path& ckpt) {
-  cpc::speech_recipe saved = cpc::read_speech_recipe(ckpt);
+void take_recipe_from(settings& s, const fs::path& ckpt, const cpc::safetensors_metadata& metadata) {
+  cpc::speech_recipe saved = cpc::speech_recipe::from_metadata(metadata, ckpt.string());
   const auto mine = s.recipe.metadata(), theirs = saved.metadata();
   for (const auto& option : recipe_options()) {
     const std::string key = option.substr(2);
@@ -759,7 +759,8 @@ void take_cpc_audio_model(settings& s, const fs::path& ckpt, command cmd,
     throw cpc::config_error("--model: the checkpoint '" + ckpt.string() + "' holds a '" +
                             cpc::cpc_audio_model_name + "' model, got --model " + s.recipe.model +
                             " (leave out --model)");
-  cpc_speech::load_cpc_audio(ckpt, false);  // its metadata describes a model
+  (void)cpc::cpc_audio_options<cpc_speech::cpc_audio_model_t::options>(m,
+                                                                       ckpt.string());  // describes a model
   s.recipe.model = cpc::cpc_audio_model_name;
   const auto g = m.find("gain");
   float gain = 0;
@@ -802,7 +803,7 @@ void check_before_work(settings& s, command cmd) {
     if (const auto m = metadata.find("model"); m != metadata.end() && m->second == cpc::cpc_audio_model_name)
       take_cpc_audio_model(s, ckpt, cmd, metadata);
     else
-      take_recipe_from(s, ckpt);
+      take_recipe_from(s, ckpt, metadata);
   }
   if (cmd == command::demo || cmd == command::train || cmd == command::ablation)
     prepare_folder("--out", s.out);
