@@ -5,6 +5,8 @@
 // scripts/plots/rl_returns.gp) and prints a table of final and area-under-curve returns.
 #include <CLI/CLI.hpp>
 
+#include "../common/cli_checks.hpp"
+
 #include <cpc/core/allocator.hpp>
 #include <cpc/core/threads.hpp>
 #include <cpc/rl/agent.hpp>
@@ -222,31 +224,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* demo_cmd =
       app.add_subcommand("demo", "train both variants on every environment, write curves and a table");
-  // Readable refusals (CLI11's PositiveNumber prints its range as a 300-digit number).
-  const CLI::Validator whole(
-      [](std::string& v) -> std::string {
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18 ||
-            std::stoull(v) == 0)
-          return "expected a whole number >= 1, got '" + v + "'";
-        return {};
-      },
-      "INT>=1");
-  const auto real = [](bool zero_ok) {
-    return CLI::Validator(
-        [zero_ok](std::string& v) -> std::string {
-          double x = 0;
-          std::size_t used = 0;
-          try {
-            x = std::stod(v, &used);
-          } catch (const std::exception&) {
-            used = 0;
-          }
-          if (used != v.size() || !std::isfinite(x) || x < 0 || (x == 0 && !zero_ok))
-            return std::string("expected a number ") + (zero_ok ? ">= 0" : "> 0") + ", got '" + v + "'";
-          return {};
-        },
-        zero_ok ? "NUMBER>=0" : "NUMBER>0");
-  };
+  const CLI::Validator whole = cpc_examples::whole_number(1);
+  const auto real = cpc_examples::positive_number;
   demo_cmd->add_option("--out", s.out, "output directory (made if missing)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   demo_cmd->add_option("--envs", s.envs, "environments (cue_corridor, memory_maze)");

@@ -25,6 +25,7 @@
 #include <cpc/dist/mpi.hpp>
 #endif
 
+#include "../common/cli_checks.hpp"
 #include "abx_command.hpp"
 
 #include <unistd.h>
@@ -826,19 +827,7 @@ int main(int argc, char** argv) {
       "refused before any work (nothing was read or written).");
   app.require_subcommand(1);
   settings s;
-  // CLI11 2.1 reads "-1" into an unsigned option as 2^64 - 1: refuse signs in whole numbers.
-  const CLI::Validator whole_number(
-      [](std::string& v) -> std::string {
-        if (v.find_first_not_of("0123456789") != std::string::npos || v.empty())
-          return "expected a whole number >= 0, got '" + v + "'";
-        try {
-          (void)std::stoull(v);  // CLI11 would saturate a number past 2^64 - 1 silently
-        } catch (const std::out_of_range&) {
-          return "expected a whole number <= 18446744073709551615, got '" + v + "'";
-        }
-        return {};
-      },
-      "UINT");
+  const CLI::Validator whole_number = cpc_examples::whole_number();
   cpc::speech_recipe& r = s.recipe;
   const auto corpus_opt = [&](CLI::App* c, bool labels) {
     c->add_option("--corpus", s.corpus, "corpus root (LibriSpeech/CPC layout; see README)")
