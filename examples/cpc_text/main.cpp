@@ -1,7 +1,8 @@
 // cpc-text: CPC on text (van den Oord et al. 2018, section 3.3) at a small scale, from Debian
 // packages only. Subcommands:
-//   train  learns a SentencePiece vocabulary on the training text (the Bible's train chapters and
-//          the train fortune quotations), trains the text model
+//   train  learns a SentencePiece vocabulary on the training text (by default the Bible's train
+//          chapters, the train fortune quotations and the WordNet glosses not held out), trains the
+//          text model
 //          (sentence encoder, GRU, InfoNCE over up to 3 sentences ahead) and saves a checkpoint;
 //   probe  loads a checkpoint and runs the linear probes on frozen sentence features: CPC, the
 //          random-init encoder and TF-IDF, on the Bible (testament, book of a verse), WordNet
@@ -9,7 +10,8 @@
 //   demo   train then probe, printing the table in the form of the paper's Table 3.
 // Data: the King James Bible as `bible -f gen1:1-rev22:21` prints it (Debian bible-kjv; written to
 // <out>/kjv.txt when --bible is not given), fortune-mod's quotations (Debian fortunes) and WordNet's
-// data files (Debian wordnet-base). Defaults (batch 64 x 8 sentences, Adam 3e-4, Bible + fortunes):
+// data files (Debian wordnet-base). Defaults (batch 64 x 8 sentences, Adam 3e-4, Bible + fortunes +
+// WordNet):
 // README "Text" gives the runs that chose them.
 // A command line over the library: cpc::read_kjv_file, cpc::sentencepiece_tokenizer,
 // cpc::text_sampler, cpc::train, cpc::encode_sentences, cpc::tfidf, cpc::linear_probe.
@@ -49,7 +51,7 @@ namespace {
 struct settings {
   std::string bible, wordnet = "/usr/share/wordnet", fortunes = "/usr/share/games/fortunes",
                      out = "cpc-text-out", checkpoint, negative_source = "batch",
-                     train_text = "bible+fortunes";
+                     train_text = "bible+fortunes+wordnet";
   // Architecture (defaults: cpc::presets::text_small); saved in and restored from checkpoints.
   std::size_t vocabulary = preset::vocabulary, embedding = preset::embedding_dim,
               channels = preset::latent_channels, kernel = preset::kernel, context = preset::context_channels,
@@ -84,6 +86,23 @@ model_t::options model_options(const settings& s) {
   return o;
 }
 
+// The sources of --train-text ("bible+fortunes+wordnet"): each of bible, fortunes, wordnet at most
+// once; empty when the text is not such a list.
+std::vector<std::string> train_sources(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t end = std::min(text.find('+', begin), text.size());
+    const std::string part = text.substr(begin, end - begin);
+    if ((part != "bible" && part != "fortunes" && part != "wordnet") ||
+        std::find(out.begin(), out.end(), part) != out.end())
+      return {};
+    out.push_back(part);
+    begin = end + 1;
+  }
+  return out;
+}
+
 // Checks options before any work. Errors: cpc::config_error naming the option.
 void check_settings(const settings& s, bool training) {
   const auto need = [](bool ok, const std::string& what) {
@@ -107,8 +126,10 @@ void check_settings(const settings& s, bool training) {
        "got " +
            s.negative_source);
   need(std::isfinite(s.minutes) && s.minutes > 0, "--minutes: expected a time budget > 0");
-  need(s.train_text == "bible" || s.train_text == "bible+fortunes",
-       "--train-text: expected bible or bible+fortunes, got '" + s.train_text + "'");
+  need(!train_sources(s.train_text).empty(),
+       "--train-text: expected sources from bible, fortunes and wordnet joined by '+' (e.g. "
+       "bible+fortunes+wordnet), got '" +
+           s.train_text + "'");
 }
 
 // The Bible's text: --bible, or <out>/kjv.txt written by the `bible` program when missing.
@@ -184,11 +205,10 @@ void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const text_data&
   // Bible: verses of the train chapters (thinned) vs the test chapters (every tenth chapter).
   const auto btrain = thin(cpc::split_sentences(bible, false), s.probe_train),
              btest = cpc::split_sentences(bible, true);
-  // WordNet: glosses thinned to probe_train * 5 / 4, every fifth of those in the test split.
-  std::vector<std::size_t> all(glosses.sentences.size()), gtrain, gtest;
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const auto picked = thin(all, s.probe_train * 5 / 4);
-  for (std::size_t i = 0; i < picked.size(); ++i) (i % 5 == 4 ? gtest : gtrain).push_back(picked[i]);
+  // WordNet: every tenth gloss is held out (training never sees it); probe_train glosses from the
+  // others, probe_train / 4 from the held-out ones, each thinned by a fixed stride.
+  const auto gtrain = thin(cpc::split_sentences(glosses, false), s.probe_train),
+             gtest = thin(cpc::split_sentences(glosses, true), s.probe_train / 4);
   // Fortunes: whole quotations, every tenth in the test split (the quotations training never sees).
   const auto qtrain = thin(cpc::split_sentences(quotes, false), s.probe_train),
              qtest = cpc::split_sentences(quotes, true);
@@ -304,8 +324,9 @@ int main(int argc, char** argv) {
     c->add_option("--steps-ahead", s.steps_ahead, "sentences predicted ahead (K)");
     c->add_option("--negatives", s.negatives, "negatives per prediction (N)");
     c->add_option("--train-text", s.train_text,
-                  "running text CPC trains on: bible (train chapters) or bible+fortunes (and the train "
-                  "quotations)");
+                  "running text CPC trains on, sources joined by '+': bible (train chapters), fortunes "
+                  "(train quotations, a category file as one text), wordnet (glosses not held out, a data "
+                  "file as one text)");
     c->add_option(
         "--negative-source", s.negative_source,
         "where negatives come from: batch (the paper's), same-sequence (the row's own sentences) or "
@@ -343,20 +364,36 @@ int main(int argc, char** argv) {
     std::printf("fortunes: %s: %zu quotations in %zu categories (%zu sentences)\n", s.fortunes.c_str(),
                 data.fortune_quotes.sentences.size(), data.fortune_quotes.labels[0].classes.size(),
                 data.fortune_sentences.sentences.size());
-    if (*probe_cmd || *demo_cmd) {
+    const auto sources = train_sources(s.train_text);
+    const auto uses = [&](const char* name) {
+      return training && std::find(sources.begin(), sources.end(), name) != sources.end();
+    };
+    if (*probe_cmd || *demo_cmd || uses("wordnet")) {
       data.glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
       std::printf("wordnet: %s: %zu glosses\n", s.wordnet.c_str(), data.glosses.sentences.size());
     }
-    // The running text CPC trains on: the Bible's train chapters, and with bible+fortunes also the
-    // train quotations (cut into sentences); the test chapters and quotations are never seen.
-    const bool with_fortunes = s.train_text == "bible+fortunes";
-    const cpc::text_corpus corpus = with_fortunes
-                                        ? cpc::concatenate_documents({&data.bible, &data.fortune_sentences})
-                                        : cpc::concatenate_documents({&data.bible});
-    std::vector<std::size_t> train_sentences = cpc::split_sentences(data.bible, false);
-    if (with_fortunes)
-      for (std::size_t i : cpc::split_sentences(data.fortune_sentences, false))
-        train_sentences.push_back(data.bible.sentences.size() + i);
+    // The running text CPC trains on (--train-text): the Bible's train chapters (a chapter is a
+    // document), the train quotations of each fortune category file in file order (cut into
+    // sentences; a category file is a document) and the glosses of each WordNet data file in file
+    // order (a data file is a document; WordNet lists its synsets grouped by lexicographer file).
+    // Held-out chapters, quotations and glosses are never seen, and rows never cross them.
+    std::vector<cpc::text_corpus> running;
+    std::vector<std::size_t> train_sentences;
+    std::size_t base = 0;
+    for (const auto& name : sources) {
+      const cpc::text_corpus& source = name == "bible"      ? data.bible
+                                       : name == "fortunes" ? data.fortune_sentences
+                                                            : data.glosses;
+      // The held-out split is made on the source's own documents (chapters, quotations, glosses).
+      for (std::size_t i : cpc::split_sentences(source, false)) train_sentences.push_back(base + i);
+      running.push_back(name == "bible" ? source
+                                        : cpc::merge_documents_by_label(
+                                              source, name == "fortunes" ? "category" : "part of speech"));
+      base += source.sentences.size();
+    }
+    std::vector<const cpc::text_corpus*> parts;
+    for (const auto& r : running) parts.push_back(&r);
+    const cpc::text_corpus corpus = cpc::concatenate_documents(parts);
     const fs::path spm_prefix = ckpt.parent_path() / "tokenizer";
     if (training) {
       const auto t0 = clock_type::now();

@@ -41,4 +41,9 @@ grep -q "bad.safetensors" "$work/bad.txt" || fail "the error does not name the f
 if "$bin" demo --out "$work/unused" --kernel 4 2> "$work/bad-option.txt"; then fail "--kernel 4 was accepted"; fi
 grep -q -- "--kernel: expected an odd width, got 4" "$work/bad-option.txt" || fail "unclear --kernel error"
 [ ! -e "$work/unused" ] || fail "a refused run created its output folder"
+if "$bin" demo --out "$work/unused" --train-text bible+bible 2> "$work/bad-text.txt"; then
+  fail "--train-text bible+bible was accepted"
+fi
+grep -q -- "--train-text: expected sources from bible, fortunes and wordnet joined by '+'" "$work/bad-text.txt" ||
+  fail "unclear --train-text error"
 echo "text demo: ok"

@@ -146,6 +146,18 @@ TEST_CASE(
   CHECK(both.sentences.size() == 8);
   CHECK(both.document_begin == std::vector<std::size_t>{0, 2, 3, 4, 5, 6, 7, 8});
   CHECK(both.labels.empty());
+  // A category's quotations as one running text: documents merge while the category stays, the
+  // sentences and their indices do not move.
+  const auto running = merge_documents_by_label(c, "category");
+  CHECK(running.sentences == c.sentences);
+  CHECK(running.document_begin == std::vector<std::size_t>{0, 4, 5});
+  CHECK(running.document_names == std::vector<std::string>{"wisdom 0", "art 0"});
+  CHECK(running.label_set("category").of_sentence == c.label_set("category").of_sentence);
+  CHECK_THROWS_WITH_AS(merge_documents_by_label(c, "book"),
+                       "text_corpus: no label set 'book' (have: category)", config_error);
+  CHECK(
+      merge_documents_by_label(text_corpus{{}, {0}, {}, {{"category", {}, {}}}}, "category").document_begin ==
+      std::vector<std::size_t>{0});
 }
 
 TEST_CASE("split_sentences and text_sampler: rows of consecutive sentences inside one document and split") {

@@ -360,6 +360,30 @@ inline text_corpus concatenate_documents(const std::vector<const text_corpus*>& 
   return out;
 }
 
+/// `c` with consecutive documents merged while the class of label set `label` stays the same
+/// (compared on each document's first sentence); sentences, their order and their indices are
+/// kept, so splits made on `c` (`split_sentences`) still apply. Used to read a source as running
+/// text: a fortune category file's quotations (label "category") or a WordNet data file's glosses
+/// (label "part of speech": one document per data file, whose synsets WordNet lists grouped by
+/// lexicographer file). A merged document keeps its first document's name; label sets are kept.
+/// Errors: `cpc::config_error` naming the sets there are, when `c` has no label set `label`.
+inline text_corpus merge_documents_by_label(const text_corpus& c, std::string_view label) {
+  const text_label_set& l = c.label_set(label);
+  if (c.documents() == 0) return c;
+  text_corpus out;
+  out.sentences = c.sentences;
+  out.labels = c.labels;
+  out.document_begin.push_back(0);
+  for (std::size_t d = 0; d < c.documents(); ++d) {
+    const std::size_t first = c.document_begin[d];
+    if (d > 0 && l.of_sentence[first] == l.of_sentence[c.document_begin[d - 1]]) continue;
+    if (d > 0) out.document_begin.push_back(first);
+    out.document_names.push_back(c.document_names[d]);
+  }
+  out.document_begin.push_back(c.sentences.size());
+  return out;
+}
+
 /// The fixed document split of a corpus: document d is in the test split when d % every == offset,
 /// else in the train split (the Bible: every tenth chapter, `every` = 10, `offset` = 9). Returns
 /// the sentence indices of the chosen split, in order.
