@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Text CPC (paper section 3.3) on the King James Bible and fortune's quotations (--train-text):
+# Text CPC (paper section 3.3) on the King James Bible, fortune's quotations and WordNet's glosses (--train-text):
 # installs what is missing (Debian's libsentencepiece-dev, bible-kjv, wordnet-base, fortunes
 # included), builds cpc-text, writes the Bible's text with the `bible` program, learns a
 # SentencePiece vocabulary, trains for 10 minutes, runs the linear probes (CPC vs random-init
