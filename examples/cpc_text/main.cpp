@@ -298,7 +298,8 @@ int main(int argc, char** argv) {
   cpc::configure_allocator();
   settings s;
   CLI::App app{
-      "CPC on text (paper section 3.3): King James Bible + WordNet glosses from Debian; train, probe, demo"};
+      "CPC on text (paper section 3.3): King James Bible, fortunes and WordNet glosses from Debian; train, "
+      "probe, demo"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
   auto* train_cmd =
@@ -311,7 +312,8 @@ int main(int argc, char** argv) {
                   "written with the bible program when missing)");
     c->add_option("--wordnet", s.wordnet, "WordNet's dict folder (data.noun, ...)");
     c->add_option("--fortunes", s.fortunes, "fortune-mod's quotation files, one per category");
-    c->add_option("--out", s.out, "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md)")
+    c->add_option("--out", s.out,
+                  "output folder (kjv.txt, tokenizer, checkpoint, training.csv, results.md, probes.csv)")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     c->add_option("--threads", s.threads, "threads (0: all cores)");
   }
