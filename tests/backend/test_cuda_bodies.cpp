@@ -78,10 +78,13 @@ TEST_CASE("cuda bodies: plan_gemm maps every row-major and transposed operand on
   const std::vector<std::array<std::size_t, 3>> shapes{{1, 1, 1},     {1, 70, 37},   {13, 33, 1},
                                                        {25, 32, 300}, {12, 64, 8},   {100, 7, 1},
                                                        {1, 1, 513},   {37, 129, 64}, {3, 5, 0}};
-  for (const auto& [m, n, k] : shapes)
+  for (const auto& entry : shapes)
     for (int at = 0; at < 2; ++at)
       for (int bt = 0; bt < 2; ++bt)
         for (int acc = 0; acc < 2; ++acc) {
+          const std::size_t m = std::get<0>(entry);
+          const std::size_t n = std::get<1>(entry);
+          const std::size_t k = std::get<2>(entry);
           CAPTURE(m);
           CAPTURE(n);
           CAPTURE(k);
@@ -148,8 +151,9 @@ TEST_CASE("cuda bodies: plan_gemm refuses strides no cuBLAS call takes; gemm_ele
 
 TEST_CASE("cuda bodies: add_row_vector, axpby, fill, copy, sum_rows and the activations equal reference") {
   rng gen(3);
-  for (const auto& [rows, cols] :
-       std::vector<std::array<std::size_t, 2>>{{1, 1}, {3, 17}, {300, 70}, {513, 9}}) {
+  for (const auto& entry : std::vector<std::array<std::size_t, 2>>{{1, 1}, {3, 17}, {300, 70}, {513, 9}}) {
+    const auto& rows = std::get<0>(entry);
+    const auto& cols = std::get<1>(entry);
     CAPTURE(rows);
     CAPTURE(cols);
     const std::size_t n = rows * cols;
@@ -205,11 +209,13 @@ TEST_CASE("cuda bodies: add_row_vector, axpby, fill, copy, sum_rows and the acti
 
 TEST_CASE("cuda bodies: the layer-norm row algorithm (one lane) equals reference, forward and backward") {
   rng gen(4);
-  for (const auto& [rows, cols] :
+  for (const auto& entry :
        std::vector<std::array<std::size_t, 2>>{{1, 1}, {1, 7}, {3, 5}, {130, 6}, {300, 64}, {20, 513}})
     for (bool affine : {true, false})
       for (bool relu : {false, true})
         for (bool with_dx : {true, false}) {
+          const std::size_t rows = std::get<0>(entry);
+          const std::size_t cols = std::get<1>(entry);
           CAPTURE(rows);
           CAPTURE(cols);
           CAPTURE(affine);
@@ -511,7 +517,14 @@ TEST_CASE("cuda bodies: conv1d as im2col + GEMM and col2im equals reference (for
   const std::vector<std::array<std::size_t, 7>> shapes{{2, 160, 1, 8, 10, 5, 3}, {3, 32, 8, 6, 8, 4, 2},
                                                        {1, 9, 3, 2, 4, 2, 1},    {2, 7, 2, 3, 3, 1, 0},
                                                        {1, 5, 4, 2, 5, 1, 0},    {2, 20, 3, 4, 2, 3, 1}};
-  for (const auto& [batch, t_in, c_in, c_out, kernel, stride, padding] : shapes) {
+  for (const auto& entry : shapes) {
+    const auto& batch = std::get<0>(entry);
+    const auto& t_in = std::get<1>(entry);
+    const auto& c_in = std::get<2>(entry);
+    const auto& c_out = std::get<3>(entry);
+    const auto& kernel = std::get<4>(entry);
+    const auto& stride = std::get<5>(entry);
+    const auto& padding = std::get<6>(entry);
     CAPTURE(t_in);
     CAPTURE(kernel);
     CAPTURE(stride);
@@ -663,7 +676,15 @@ TEST_CASE("cuda bodies: conv2d as im2col + GEMM and col2im equals reference (for
   // stem, no padding, a kernel as large as the image.
   const std::vector<std::array<std::size_t, 8>> shapes{
       {2, 8, 8, 3, 4, 3, 1, 1}, {1, 7, 9, 2, 3, 3, 2, 1}, {2, 5, 5, 4, 2, 5, 1, 0}, {1, 6, 4, 1, 2, 2, 2, 0}};
-  for (const auto& [batch, h, w, ci, co, k, stride, padding] : shapes) {
+  for (const auto& entry : shapes) {
+    const auto& batch = std::get<0>(entry);
+    const auto& h = std::get<1>(entry);
+    const auto& w = std::get<2>(entry);
+    const auto& ci = std::get<3>(entry);
+    const auto& co = std::get<4>(entry);
+    const auto& k = std::get<5>(entry);
+    const auto& stride = std::get<6>(entry);
+    const auto& padding = std::get<7>(entry);
     CAPTURE(h);
     CAPTURE(k);
     CAPTURE(stride);

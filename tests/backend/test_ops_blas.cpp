@@ -27,10 +27,13 @@ TEST_CASE("ops::gemm: cpu equals reference (to 1e-5 of the scale) on random shap
   // (m, n, k): one row, edge tiles in both directions, a k above the depth block (256), sizes of 1.
   const std::vector<std::array<std::size_t, 3>> shapes{
       {1, 1, 1}, {1, 70, 37}, {13, 33, 1}, {25, 32, 300}, {12, 64, 8}, {100, 7, 513}, {37, 129, 64}};
-  for (const auto& [m, n, k] : shapes)
+  for (const auto& entry : shapes)
     for (int a_transposed = 0; a_transposed < 2; ++a_transposed)
       for (int b_transposed = 0; b_transposed < 2; ++b_transposed)
         for (int accumulate = 0; accumulate < 2; ++accumulate) {
+          const std::size_t m = std::get<0>(entry);
+          const std::size_t n = std::get<1>(entry);
+          const std::size_t k = std::get<2>(entry);
           CAPTURE(m);
           CAPTURE(n);
           CAPTURE(k);
@@ -88,8 +91,10 @@ TEST_CASE("ops::gemm: k = 0 gives C = 0, or leaves C with accumulate, on both ba
 
 TEST_CASE("ops: add_row_vector, sum_rows, axpby, fill and copy - cpu equals reference") {
   rng gen(2);
-  for (const auto& [rows, cols] :
+  for (const auto& entry :
        std::vector<std::pair<std::size_t, std::size_t>>{{1, 1}, {3, 17}, {300, 70}, {1000, 130}}) {
+    const auto& rows = std::get<0>(entry);
+    const auto& cols = std::get<1>(entry);
     CAPTURE(rows);
     CAPTURE(cols);
     const auto v = random_vector(cols, gen), x = random_vector(rows * cols, gen);

@@ -190,8 +190,11 @@ TEST_CASE("ops::conv2d: cpu y and dx of an image do not depend on the rest of th
 
 TEST_CASE("ops::zero_kernel_rows: rows from keep_rows on are zero, the rest untouched, on both backends") {
   rng gen(4);
-  for (const auto& [slices, k, keep] :
+  for (const auto& entry :
        std::vector<std::array<std::size_t, 3>>{{1, 1, 1}, {6, 3, 2}, {5, 5, 3}, {2, 4, 0}}) {
+    const auto& slices = std::get<0>(entry);
+    const auto& k = std::get<1>(entry);
+    const auto& keep = std::get<2>(entry);
     CAPTURE(k);
     CAPTURE(keep);
     const auto w0 = random_vector(slices * k * k, gen);

@@ -289,8 +289,12 @@ TEST_CASE(
 
 TEST_CASE("ops::transpose_grid: y[b, j, i] = x[b, i, j] on both backends; transposing back restores x") {
   rng gen(3);
-  for (const auto& [B, R, C, D] :
+  for (const auto& entry :
        std::vector<std::array<std::size_t, 4>>{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 4, 4, 64}, {1, 7, 2, 3}}) {
+    const auto& B = std::get<0>(entry);
+    const auto& R = std::get<1>(entry);
+    const auto& C = std::get<2>(entry);
+    const auto& D = std::get<3>(entry);
     CAPTURE(B);
     CAPTURE(R);
     CAPTURE(C);

@@ -38,11 +38,13 @@ bool all_finite(const std::vector<T>& v) {
 template <class T>
 void check_layer_norm_ops(double tol) {
   rng gen(9);
-  for (const auto& [rows, cols] : std::vector<std::array<std::size_t, 2>>{
+  for (const auto& entry : std::vector<std::array<std::size_t, 2>>{
            {1, 1}, {1, 7}, {3, 5}, {130, 6}, {65, 200}, {200, 513}, {700, 37}})
     for (bool affine : {true, false})
       for (bool relu : {false, true})
         for (bool with_dx : {true, false}) {
+          const std::size_t rows = std::get<0>(entry);
+          const std::size_t cols = std::get<1>(entry);
           CAPTURE(rows);
           CAPTURE(cols);
           CAPTURE(affine);

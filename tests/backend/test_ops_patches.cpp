@@ -65,8 +65,11 @@ TEST_CASE("ops::extract_patches: cpu equals reference exactly; padding is zero, 
 
 TEST_CASE("ops::patch_mean_pool and its backward: cpu equals reference (1e-6 of the scale)") {
   rng gen(2);
-  for (const auto& [patches, pixels, channels] :
+  for (const auto& entry :
        std::vector<std::array<std::size_t, 3>>{{1, 1, 1}, {1, 16, 64}, {130, 9, 5}, {65, 4, 70}}) {
+    const auto& patches = std::get<0>(entry);
+    const auto& pixels = std::get<1>(entry);
+    const auto& channels = std::get<2>(entry);
     CAPTURE(patches);
     CAPTURE(pixels);
     const auto x = random_vector(patches * pixels * channels, gen);

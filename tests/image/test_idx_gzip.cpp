@@ -71,7 +71,9 @@ std::vector<std::uint8_t> labels_file() {
 
 TEST_CASE("idx_gzip: plain and gzip-compressed files read as the plain reader reads them") {
   const temp_dir dir;
-  for (const auto& [name, bytes] : {std::pair{"images", images_file()}, std::pair{"labels", labels_file()}}) {
+  for (const auto& entry : {std::pair{"images", images_file()}, std::pair{"labels", labels_file()}}) {
+    const auto& name = std::get<0>(entry);
+    const auto& bytes = std::get<1>(entry);
     CAPTURE(name);
     const std::string plain = write_plain(dir.file(std::string(name) + ".idx"), bytes);
     const std::string gz = write_gzip(dir.file(std::string(name) + ".idx.gz"), bytes);

@@ -144,8 +144,15 @@ TEST_CASE_TEMPLATE("masked_conv_autoregressor: finite differences for z and ever
 
 TEST_CASE("masked_conv_autoregressor: cpu equals reference (1e-5) for c, dz and every gradient") {
   rng gen(12);
-  for (const auto& [b, r, c, in, hidden, layers, k] : std::vector<std::array<std::size_t, 7>>{
+  for (const auto& entry : std::vector<std::array<std::size_t, 7>>{
            {1, 1, 1, 1, 1, 1, 1}, {1, 7, 7, 64, 64, 3, 3}, {3, 5, 4, 6, 70, 2, 5}, {2, 3, 6, 5, 4, 4, 3}}) {
+    const auto& b = std::get<0>(entry);
+    const auto& r = std::get<1>(entry);
+    const auto& c = std::get<2>(entry);
+    const auto& in = std::get<3>(entry);
+    const auto& hidden = std::get<4>(entry);
+    const auto& layers = std::get<5>(entry);
+    const auto& k = std::get<6>(entry);
     CAPTURE(hidden);
     CAPTURE(layers);
     tensor4<float> z = xt::zeros<float>({b, r, c, in});
@@ -198,7 +205,9 @@ TEST_CASE(
     m.generator().set_state(state);
     return m.evaluate(img).loss;
   };
-  for (auto& [name, p] : m.parameters()) {
+  for (auto& entry : m.parameters()) {
+    auto& name = std::get<0>(entry);
+    auto& p = std::get<1>(entry);
     CAPTURE(name);
     const std::size_t n = std::min<std::size_t>(p->size(), 12);
     CHECK(gradient_error(loss, p->value.data(), n, p->grad.data()) < 1e-6);

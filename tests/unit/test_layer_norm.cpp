@@ -182,7 +182,10 @@ void check_fused_relu_backends(const Options& opt, const tensor3<float>& x, doub
 TEST_CASE("layer_norm: cpu equals reference (1e-5) with and without affine, plain and fused ReLU") {
   rng gen(12);
   // One frame of one channel, row counts across 64-frame blocks, channels across 64-channel blocks.
-  for (const auto& [b, t, c] : std::vector<std::array<std::size_t, 3>>{{1, 1, 1}, {2, 65, 7}, {3, 50, 200}}) {
+  for (const auto& entry : std::vector<std::array<std::size_t, 3>>{{1, 1, 1}, {2, 65, 7}, {3, 50, 200}}) {
+    const auto& b = std::get<0>(entry);
+    const auto& t = std::get<1>(entry);
+    const auto& c = std::get<2>(entry);
     CAPTURE(c);
     tensor3<float> x = xt::zeros<float>({b, t, c});
     fill_uniform(x, gen, 3.0);

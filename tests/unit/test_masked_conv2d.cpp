@@ -107,8 +107,14 @@ TEST_CASE_TEMPLATE("masked_conv2d: an even kernel is a config_error", Backend, C
 
 TEST_CASE("masked_conv2d: cpu equals reference (1e-5) on kernels 1, 3, 5, batch 1, with and without bias") {
   rng gen(31);
-  for (const auto& [b, h, w, c_in, c_out, k] : std::vector<std::array<std::size_t, 6>>{
+  for (const auto& entry : std::vector<std::array<std::size_t, 6>>{
            {1, 1, 1, 1, 1, 1}, {1, 7, 7, 4, 6, 3}, {3, 5, 6, 3, 70, 5}, {2, 7, 7, 64, 64, 3}}) {
+    const auto& b = std::get<0>(entry);
+    const auto& h = std::get<1>(entry);
+    const auto& w = std::get<2>(entry);
+    const auto& c_in = std::get<3>(entry);
+    const auto& c_out = std::get<4>(entry);
+    const auto& k = std::get<5>(entry);
     for (bool bias : {true, false}) {
       CAPTURE(k);
       CAPTURE(bias);

@@ -77,7 +77,9 @@ TEST_CASE("model: finite differences through the whole tiny model in double") {
     m.generator().set_state(state);  // the same negatives every time
     return m.evaluate(audio).loss;
   };
-  for (auto& [name, p] : m.parameters()) {
+  for (auto& entry : m.parameters()) {
+    auto& name = std::get<0>(entry);
+    auto& p = std::get<1>(entry);
     // A few coordinates of each parameter keep the test quick.
     const std::size_t n = std::min<std::size_t>(p->size(), 24);
     std::vector<double> analytic(p->grad.data(), p->grad.data() + n);
@@ -185,7 +187,9 @@ TEST_CASE("model: owns one flat value and one flat gradient buffer; cannot be co
   const auto& params = m.parameters();
   REQUIRE(params.flat);
   std::size_t expected = 0;
-  for (const auto& [name, p] : params) {
+  for (const auto& entry : params) {
+    const auto& name = std::get<0>(entry);
+    const auto& p = std::get<1>(entry);
     CAPTURE(name);
     // Each parameter is a slot of the flat buffers at the same offset in both, 64-byte aligned.
     CHECK(p->value.data() == params.flat.values + expected);

@@ -92,8 +92,13 @@ TEST_CASE_TEMPLATE("resnet_block: wrong channel count is a shape_error", Backend
 
 TEST_CASE("resnet_block: cpu equals reference (1e-5) on odd sizes, batch 1, kernels 1, 3, 5") {
   rng gen(51);
-  for (const auto& [b, h, w, c, k] : std::vector<std::array<std::size_t, 5>>{
+  for (const auto& entry : std::vector<std::array<std::size_t, 5>>{
            {1, 1, 1, 1, 1}, {1, 4, 4, 64, 3}, {3, 5, 7, 6, 3}, {2, 6, 5, 70, 5}}) {
+    const auto& b = std::get<0>(entry);
+    const auto& h = std::get<1>(entry);
+    const auto& w = std::get<2>(entry);
+    const auto& c = std::get<3>(entry);
+    const auto& k = std::get<4>(entry);
     CAPTURE(c);
     CAPTURE(k);
     tensor4<float> x = xt::zeros<float>({b, h, w, c});
