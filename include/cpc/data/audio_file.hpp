@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,12 +58,21 @@ inline std::string audio_where(const std::filesystem::path& path) {
 /// RAII owner of a SNDFILE*.
 class sndfile_handle {
  public:
+  /// Opens under one process-wide lock: a failed sf_open leaves its reason in libsndfile's one
+  /// global error, which another thread's open would overwrite before sf_strerror(nullptr) reads
+  /// it (the corpus opens files in parallel; the reason then read "No Error.").
   sndfile_handle(const std::filesystem::path& path, int mode, SF_INFO& info) {
-    handle_ = sf_open(path.c_str(), mode, &info);
-    if (!handle_) {
-      const char* why = sf_strerror(nullptr);
-      throw io_error(audio_where(path) + ": cannot open (" + (why ? why : "unknown error") + ")");
+    static std::mutex open_lock;
+    std::string why;
+    {
+      const std::lock_guard<std::mutex> hold(open_lock);
+      handle_ = sf_open(path.c_str(), mode, &info);
+      if (!handle_) {
+        const char* reason = sf_strerror(nullptr);
+        why = reason ? reason : "unknown error";
+      }
     }
+    if (!handle_) throw io_error(audio_where(path) + ": cannot open (" + why + ")");
   }
   sndfile_handle(const sndfile_handle&) = delete;
   sndfile_handle& operator=(const sndfile_handle&) = delete;
