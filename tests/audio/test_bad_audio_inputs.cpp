@@ -9,10 +9,13 @@
 #include <cpc/data/audio_file.hpp>
 #include <cpc/data/corpus.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "audio_test_util.hpp"
 
@@ -139,6 +142,40 @@ TEST_CASE(
   write_audio(dir / "one-written.wav", std::vector<float>{0.5f, 0.5f}, 44100, 2);
   CHECK_THROWS_AS(read_audio(dir / "one-written.wav"), io_error);
   CHECK(read_audio(dir / "one-written.wav", {.sample_rate = 44100}).size() == 1);
+}
+
+TEST_CASE("bad audio: a file that is not audio names libsndfile's reason while other threads open files") {
+  // libsndfile keeps a failed open's reason in one global that any other open overwrites; the
+  // corpus opens files in parallel, and on a fresh Debian the reason read "No Error." (found by
+  // the README test command in a new Debian 12). Each of these reads must name the real reason;
+  // without the lock in sndfile_handle about one run in three lost 10% of them.
+  temp_dir dir;
+  write_wav(dir / "good.wav", tone(300.0, 16000, 160), 16000);
+  write_bytes(dir / "bad.flac", "this is not audio at all, just text in a file named .flac\n");
+  std::atomic<bool> stop{false};
+  std::atomic<int> good_reads{0}, wrong_sizes{0};
+  std::vector<std::thread> openers;
+  for (int t = 0; t < 3; ++t)
+    openers.emplace_back([&] {
+      while (!stop.load()) {
+        wrong_sizes += read_audio(dir / "good.wav").size() != 160;
+        ++good_reads;
+      }
+    });
+  int named = 0;
+  for (int i = 0; i < 2000; ++i) {
+    try {
+      (void)read_audio(dir / "bad.flac");
+    } catch (const io_error& e) {
+      named +=
+          std::string(e.what()).find("bad.flac': cannot open (Format not recognised") != std::string::npos;
+    }
+  }
+  stop = true;
+  for (auto& t : openers) t.join();
+  CHECK(named == 2000);
+  CHECK(good_reads.load() > 0);
+  CHECK(wrong_sizes.load() == 0);
 }
 
 TEST_CASE("bad labels: a label of 2^31 - 1 without a phone list gives 2^31 classes, not a signed overflow") {
