@@ -196,6 +196,36 @@ struct text_data {
   cpc::text_corpus bible, glosses, fortune_sentences, fortune_quotes;
 };
 
+// The running text CPC trains on (--train-text) and the indices of its training sentences: the
+// Bible's train chapters (a chapter is a document), the train quotations of each fortune category
+// file in file order (cut into sentences; a category file is a document) and the glosses of each
+// WordNet data file in file order (a data file is a document; WordNet lists its synsets grouped by
+// lexicographer file). Held-out chapters, quotations and glosses are never seen, and rows of the
+// sampler never cross them: the split is made on each source's own documents.
+struct training_text {
+  cpc::text_corpus corpus;
+  std::vector<std::size_t> train_sentences;
+};
+
+training_text make_training_text(const text_data& data, const std::vector<std::string>& sources) {
+  training_text out;
+  std::vector<cpc::text_corpus> merged;
+  merged.reserve(sources.size());  // `parts` points into it
+  std::vector<const cpc::text_corpus*> parts;
+  std::size_t base = 0;
+  for (const auto& name : sources) {
+    const bool bible = name == "bible", fortunes = name == "fortunes";
+    const cpc::text_corpus& source = bible ? data.bible : fortunes ? data.fortune_sentences : data.glosses;
+    for (std::size_t i : cpc::split_sentences(source, false)) out.train_sentences.push_back(base + i);
+    if (!bible)
+      merged.push_back(cpc::merge_documents_by_label(source, fortunes ? "category" : "part of speech"));
+    parts.push_back(bible ? &source : &merged.back());
+    base += source.sentences.size();
+  }
+  out.corpus = cpc::concatenate_documents(parts);
+  return out;
+}
+
 void probe(model_t& m, const cpc::sentencepiece_tokenizer& tok, const text_data& data, const settings& s,
            const std::string& trained) {
   const auto t0 = clock_type::now();
@@ -374,28 +404,10 @@ int main(int argc, char** argv) {
       data.glosses = cpc::read_wordnet_glosses_dir(s.wordnet);
       std::printf("wordnet: %s: %zu glosses\n", s.wordnet.c_str(), data.glosses.sentences.size());
     }
-    // The running text CPC trains on (--train-text): the Bible's train chapters (a chapter is a
-    // document), the train quotations of each fortune category file in file order (cut into
-    // sentences; a category file is a document) and the glosses of each WordNet data file in file
-    // order (a data file is a document; WordNet lists its synsets grouped by lexicographer file).
-    // Held-out chapters, quotations and glosses are never seen, and rows never cross them.
-    std::vector<cpc::text_corpus> running;
-    std::vector<std::size_t> train_sentences;
-    std::size_t base = 0;
-    for (const auto& name : sources) {
-      const cpc::text_corpus& source = name == "bible"      ? data.bible
-                                       : name == "fortunes" ? data.fortune_sentences
-                                                            : data.glosses;
-      // The held-out split is made on the source's own documents (chapters, quotations, glosses).
-      for (std::size_t i : cpc::split_sentences(source, false)) train_sentences.push_back(base + i);
-      running.push_back(name == "bible" ? source
-                                        : cpc::merge_documents_by_label(
-                                              source, name == "fortunes" ? "category" : "part of speech"));
-      base += source.sentences.size();
-    }
-    std::vector<const cpc::text_corpus*> parts;
-    for (const auto& r : running) parts.push_back(&r);
-    const cpc::text_corpus corpus = cpc::concatenate_documents(parts);
+    // The running text is assembled only when training (probe never reads it).
+    const training_text text = training ? make_training_text(data, sources) : training_text{};
+    const cpc::text_corpus& corpus = text.corpus;
+    const std::vector<std::size_t>& train_sentences = text.train_sentences;
     const fs::path spm_prefix = ckpt.parent_path() / "tokenizer";
     if (training) {
       const auto t0 = clock_type::now();
