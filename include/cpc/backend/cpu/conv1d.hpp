@@ -118,6 +118,7 @@ class conv1d_kernel {
     if (c_in % W == 0) {
       // Packed straight from the weight: within a panel (one r) the columns are K apart.
       const T* zero = zeros_row();
+      ws_.dxpack.use_bf16(cpu_kernels::convolution_bf16<T>());
       ws_.dxpack.pack_panels(
           a_width, c_width,
           [&](std::size_t row, std::size_t j0) -> const T* {
@@ -136,6 +137,7 @@ class conv1d_kernel {
           for (std::size_t c = 0; c < c_in; ++c) dst[c] = src[c * kk];
         }
       });
+      ws_.dxpack.use_bf16(cpu_kernels::convolution_bf16<T>());
       ws_.dxpack.pack(ws_.dxdense.data(), static_cast<std::ptrdiff_t>(c_width), 1, a_width, c_width);
     }
     // Edge super rows: A rows padded with zero dy rows, C rows in scratch; index of each
@@ -298,6 +300,7 @@ class conv1d_kernel {
   // straight from the weight (row j starts at weight + c * K + k, columns C_in * K apart).
   void pack_forward_weight(const T* w) {
     const std::size_t c_in = s_.c_in, kk = s_.kernel;
+    ws_.wpack.use_bf16(cpu_kernels::convolution_bf16<T>());
     ws_.wpack.pack_rows(
         kk * c_in, s_.c_out, [&](std::size_t j) { return w + (j % c_in) * kk + j / c_in; },
         static_cast<std::ptrdiff_t>(c_in * kk));
@@ -421,6 +424,7 @@ class conv1d_kernel {
     ws_.frames.resize(frames);
     for (std::size_t b = 0; b < g_.batch; ++b)
       for (std::size_t t = 0; t < g_.t_out; ++t) ws_.frames[b * g_.t_out + t] = window(x, b, t);
+    ws_.dypack.use_bf16(cpu_kernels::convolution_bf16<T>());
     ws_.dypack.pack(dy, static_cast<std::ptrdiff_t>(c_out), 1, frames, c_out);
     const std::size_t blocks = (win + window_block - 1) / window_block;
     parallel_for(0, blocks, [&](std::size_t blk) {

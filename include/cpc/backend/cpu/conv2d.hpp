@@ -168,6 +168,7 @@ void run(cpu, const conv2d_forward_args<T>& a, conv2d_workspace<cpu, T>& ws) {
   const cpu_detail::conv2d_plan plan = cpu_detail::conv2d_make_plan<T>(s);
   const std::size_t c_out = s.out_channels, win = s.window(), kk = s.kernel * s.kernel, c_in = s.in_channels;
   if (plan.groups == 0) return;
+  ws.wpack.use_bf16(cpu_kernels::convolution_bf16<T>());
   ws.wpack.pack_rows(
       win, c_out, [&](std::size_t p) { return a.weight + (p % c_in) * kk + p / c_in; },
       static_cast<std::ptrdiff_t>(c_in * kk));
@@ -201,6 +202,7 @@ void run(cpu, const conv2d_backward_args<T>& a, conv2d_workspace<cpu, T>& ws) {
   if (a.dx != nullptr) {
     // B(o, p) = weight[o, c, u, v] for p = (u * k + v) * C_in + c: reordered, then packed.
     cpu_detail::conv2d_reorder_weight(s, a.weight, ws.wk);
+    ws.wkpack.use_bf16(cpu_kernels::convolution_bf16<T>());
     ws.wkpack.pack(ws.wk.data(), static_cast<std::ptrdiff_t>(win), 1, c_out, win);
   }
   parallel_for(0, plan.parts, [&](std::size_t part) {
@@ -210,6 +212,7 @@ void run(cpu, const conv2d_backward_args<T>& a, conv2d_workspace<cpu, T>& ws) {
     const std::size_t g0 = part * plan.groups_per_part, g1 = std::min(plan.groups, g0 + plan.groups_per_part);
     cpu_detail::conv2d_scratch<T> cols(std::min(plan.images_per_group, s.batch) * plan.pixels * win);
     cpu_kernels::packed_rhs<T> dypack;
+    dypack.use_bf16(cpu_kernels::convolution_bf16<T>());
     alignas(64) std::array<T, cpu_kernels::gemm_workspace_size<T>()> work;
     for (std::size_t g = g0; g < g1; ++g) {
       const std::size_t b0 = g * plan.images_per_group, nb = std::min(plan.images_per_group, s.batch - b0);

@@ -20,12 +20,16 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
+#include "cpc/backend/cpu/bf16.hpp"
+#include "cpc/core/error.hpp"
 #include "cpc/core/memory.hpp"
+#include "cpc/core/precision.hpp"
 #include "cpc/core/threads.hpp"
 
 namespace cpc::cpu_kernels {
@@ -66,6 +70,9 @@ struct gemm_tile {
 
 /// B `[k, n]` packed for `gemm`: per block of `gemm_tile<T>::depth` rows of k, panels of
 /// `gemm_tile<T>::cols` columns, each stored k-major (zero-padded to a whole panel).
+/// With `use_bf16(true)` (float only, `CPC_HAVE_AMX_BF16` builds) the values are rounded to bf16
+/// and each panel is stored as rows of k-pairs (see `bf16.hpp`), the k-blocks padded to whole
+/// 32-k chunks: `gemm` then runs its AMX path.
 template <class T>
 class packed_rhs {
   using tile = gemm_tile<T>;
@@ -86,27 +93,19 @@ class packed_rhs {
   template <class RowFn>
   void pack_rows(std::size_t depth, std::size_t cols, RowFn&& row, std::ptrdiff_t col_stride,
                  std::size_t k_block = tile::depth) {
-    resize(depth, cols, k_block);
-    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
-    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
-      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
-      const std::size_t kb = std::min(kblock_, depth - k0);
-      T* dst = block(k0, p);
-      const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
-      for (std::size_t k = 0; k < kb; ++k) {
-        const T* src = row(k0 + k) + static_cast<std::ptrdiff_t>(j0) * col_stride;
-        T* d = dst + k * tile::cols;
-        if (col_stride == 1 && nj == tile::cols) {
-          std::memcpy(d, src, tile::cols * sizeof(T));  // fixed size: a few vector moves
-          continue;
-        }
-        if (col_stride == 1) {
-          std::copy_n(src, nj, d);
-        } else {
-          for (std::size_t j = 0; j < nj; ++j) d[j] = src[static_cast<std::ptrdiff_t>(j) * col_stride];
-        }
-        std::fill(d + nj, d + tile::cols, T(0));
+    pack_units(depth, cols, k_block, [&](std::size_t k, std::size_t j0, T* d) {
+      const std::size_t nj = std::min(tile::cols, cols - j0);
+      const T* src = row(k) + static_cast<std::ptrdiff_t>(j0) * col_stride;
+      if (col_stride == 1 && nj == tile::cols) {
+        std::memcpy(d, src, tile::cols * sizeof(T));  // fixed size: a few vector moves
+        return;
       }
+      if (col_stride == 1) {
+        std::copy_n(src, nj, d);
+      } else {
+        for (std::size_t j = 0; j < nj; ++j) d[j] = src[static_cast<std::ptrdiff_t>(j) * col_stride];
+      }
+      std::fill(d + nj, d + tile::cols, T(0));
     });
   }
 
@@ -117,20 +116,27 @@ class packed_rhs {
   template <class PanelFn>
   void pack_panels(std::size_t depth, std::size_t cols, PanelFn&& panel, std::ptrdiff_t col_stride,
                    std::size_t k_block = tile::depth) {
-    resize(depth, cols, k_block);
-    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
-    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
-      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_;
-      const std::size_t kb = std::min(kblock_, depth - k0);
-      T* dst = block(k0, p);
-      const std::size_t j0 = p * tile::cols, nj = std::min(tile::cols, cols - j0);
-      for (std::size_t k = 0; k < kb; ++k) {
-        const T* src = panel(k0 + k, j0);
-        for (std::size_t j = 0; j < tile::cols; ++j)
-          dst[k * tile::cols + j] = j < nj ? src[static_cast<std::ptrdiff_t>(j) * col_stride] : T(0);
-      }
+    pack_units(depth, cols, k_block, [&](std::size_t k, std::size_t j0, T* d) {
+      const std::size_t nj = std::min(tile::cols, cols - j0);
+      const T* src = panel(k, j0);
+      for (std::size_t j = 0; j < tile::cols; ++j)
+        d[j] = j < nj ? src[static_cast<std::ptrdiff_t>(j) * col_stride] : T(0);
     });
   }
+
+  /// Selects the bf16 layout for the next pack (see the class comment); false: fp32 (default).
+  /// Errors: `cpc::config_error` when bf16 is asked for and unavailable (the reason from
+  /// `cpc::bf16_matmul_unavailable_reason`, e.g. a build without AMX-BF16, or T is not float).
+  void use_bf16(bool on) {
+    if (on) {
+      if constexpr (!std::is_same_v<T, float>) throw config_error("packed_rhs: bf16 needs float operands");
+      const std::string why = bf16_matmul_unavailable_reason();
+      if (!why.empty()) throw config_error("bf16 matmul precision is unavailable: " + why);
+    }
+    bf16_ = on;
+  }
+  /// True when packed as bf16 k-pairs (`gemm` then runs its AMX path).
+  bool bf16() const { return bf16_; }
 
   std::size_t depth() const { return k_; }
   std::size_t cols() const { return n_; }
@@ -140,7 +146,7 @@ class packed_rhs {
   /// Start of the packed panel p of the k-block that begins at k0.
   const T* block(std::size_t k0, std::size_t p) const {
     const std::size_t kb = std::min(kblock_, k_ - k0);
-    return data_.data() + k0 * panels_ * tile::cols + p * kb * tile::cols;
+    return data_.data() + (k0 * panels_ + p * padded(kb)) * tile::cols / (bf16_ ? 2 : 1);
   }
 
  private:
@@ -148,18 +154,65 @@ class packed_rhs {
     return const_cast<T*>(static_cast<const packed_rhs&>(*this).block(k0, p));
   }
 
-  // Sets the shape; k_block: a positive multiple of 16, at most tile::depth (the workspace's).
+  // k-steps a block of kb occupies: kb, or whole 32-k chunks in the bf16 layout.
+  std::size_t padded(std::size_t kb) const { return bf16_ ? (kb + 31) / 32 * 32 : kb; }
+
+  // Packs every (k-block, panel) unit in parallel; fetch(k, j0, out) writes B(k, j0 + j) for
+  // j < tile::cols (zeros past the last column) to out.
+  template <class Fetch>
+  void pack_units(std::size_t depth, std::size_t cols, std::size_t k_block, const Fetch& fetch) {
+    resize(depth, cols, k_block);
+    const std::size_t k_blocks = (depth + kblock_ - 1) / kblock_;
+    parallel_for(0, k_blocks * panels_, [&](std::size_t unit) {
+      const std::size_t k0 = unit / panels_ * kblock_, p = unit % panels_, j0 = p * tile::cols;
+      const std::size_t kb = std::min(kblock_, depth - k0);
+      T* dst = block(k0, p);
+      if (!bf16_) {
+        for (std::size_t k = 0; k < kb; ++k) fetch(k0 + k, j0, dst + k * tile::cols);
+        return;
+      }
+#if CPC_HAVE_AMX_BF16
+      if constexpr (std::is_same_v<T, float>) {
+        alignas(64) float rows[2][tile::cols];
+        for (std::size_t q = 0; q < padded(kb) / 2; ++q) {
+          for (std::size_t h = 0; h < 2; ++h) {
+            if (2 * q + h < kb)
+              fetch(k0 + 2 * q + h, j0, rows[h]);
+            else
+              std::fill_n(rows[h], tile::cols, 0.0f);
+          }
+          for (std::size_t j = 0; j < tile::cols; j += 16)
+            _mm512_store_ps(dst + q * tile::cols + j,
+                            bf16::pairs(_mm512_load_ps(rows[0] + j), _mm512_load_ps(rows[1] + j)));
+        }
+      }
+#endif
+    });
+  }
+
+  // Sets the shape; k_block: a positive multiple of 16 (32 in the bf16 layout), at most
+  // tile::depth (the workspace's).
   void resize(std::size_t depth, std::size_t cols, std::size_t k_block) {
     k_ = depth;
     n_ = cols;
-    kblock_ = std::clamp<std::size_t>(k_block / 16 * 16, 16, tile::depth);
+    const std::size_t step = bf16_ ? 32 : 16;
+    kblock_ = std::clamp<std::size_t>(k_block / step * step, step, tile::depth);
     panels_ = (cols + tile::cols - 1) / tile::cols;
-    data_.resize(panels_ * tile::cols * depth);
+    data_.resize(panels_ * tile::cols * padded(depth) / (bf16_ ? 2 : 1));
   }
 
   std::size_t k_ = 0, n_ = 0, panels_ = 0, kblock_ = tile::depth;
+  bool bf16_ = false;
   host_buffer<T> data_;
 };
+
+/// Whether a convolution's GEMM operands of type T are packed as bf16: T is float and the
+/// process's matmul precision is bf16 (`cpc::set_matmul_precision`). The convolutions pass it to
+/// `packed_rhs::use_bf16` before packing.
+template <class T>
+bool convolution_bf16() {
+  return std::is_same_v<T, float> && get_matmul_precision() == matmul_precision::bf16;
+}
 
 /// Scalars of workspace that `gemm` needs: a packed A block (`row_block` x `depth`) and one tile.
 template <class T>
@@ -280,6 +333,16 @@ constexpr std::size_t a_tile_stride(std::size_t kb) {
   return R * ((kb + a_group - 1) / a_group * a_group);
 }
 
+// The AMX path's packed A block: for each 16-row tile t, its 32-k chunks c in order, each an A tile
+// of 16 rows x 64 bytes (1 KB = 256 float slots); rows padded to whole 32-row micro-tiles.
+inline constexpr std::size_t amx_micro_rows = 32;
+inline constexpr std::size_t amx_rows(std::size_t mb) {
+  return (mb + amx_micro_rows - 1) / amx_micro_rows * amx_micro_rows;
+}
+inline constexpr std::size_t amx_a_offset(std::size_t t, std::size_t c, std::size_t chunks) {
+  return (t * chunks + c) * 256;
+}
+
 // The A operand of gemm, given by rows: A(i, k) = row(i)[k] (each row contiguous in k; rows anywhere,
 // e.g. an im2col view whose edge rows come from another buffer). Packed as row chunks.
 template <class T, class RowFn>
@@ -309,6 +372,17 @@ struct a_rows {
       }
     }
   }
+
+#if CPC_HAVE_AMX_BF16
+  // Packs A(i0 + i, k0 + k), i < mb, k < kb, as bf16 AMX A tiles (see `amx_a_offset`).
+  void pack_bf16(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t chunks = (kb + 31) / 32;
+    for (std::size_t i = 0; i < amx_rows(mb); ++i)
+      for (std::size_t c = 0; c < chunks; ++c)
+        bf16::row32(i < mb ? row(i0 + i) + k0 + c * 32 : nullptr, i < mb ? std::min<std::size_t>(32, kb - c * 32) : 0,
+                    ap + amx_a_offset(i / 16, c, chunks) + i % 16 * 16);
+  }
+#endif
 
   // Cache line c of the o-th row of the block (i0.., k0..), the order in which pack reads them.
   const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
@@ -342,6 +416,18 @@ struct a_cols {
     }
   }
 
+#if CPC_HAVE_AMX_BF16
+  void pack_bf16(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t chunks = (kb + 31) / 32;
+    for (std::size_t t = 0; t < amx_rows(mb) / 16; ++t) {
+      const std::size_t rows = t * 16 < mb ? std::min<std::size_t>(16, mb - t * 16) : 0;
+      for (std::size_t c = 0; c < chunks; ++c)
+        bf16::a_tile_from_columns([&](std::size_t k) { return col(k0 + c * 32 + k) + i0 + t * 16; }, rows,
+                                  std::min<std::size_t>(32, kb - c * 32), ap + amx_a_offset(t, c, chunks));
+    }
+  }
+#endif
+
   // Cache line c of the o-th column of the block (i0.., k0..).
   const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
     return col(k0 + o) + i0 + c * (64 / sizeof(T));
@@ -370,6 +456,20 @@ struct a_strided {
                      : T(0);
       }
   }
+
+#if CPC_HAVE_AMX_BF16
+  void pack_bf16(std::size_t i0, std::size_t mb, std::size_t k0, std::size_t kb, T* ap) const {
+    const std::size_t chunks = (kb + 31) / 32;
+    alignas(64) T row[32];
+    for (std::size_t i = 0; i < amx_rows(mb); ++i)
+      for (std::size_t c = 0; c < chunks; ++c) {
+        const std::size_t n = i < mb ? std::min<std::size_t>(32, kb - c * 32) : 0;
+        for (std::size_t k = 0; k < n; ++k)
+          row[k] = a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(k0 + c * 32 + k) * ds];
+        bf16::row32(row, n, ap + amx_a_offset(i / 16, c, chunks) + i % 16 * 16);
+      }
+  }
+#endif
 
   const T* line(std::size_t, std::size_t, std::size_t, std::size_t) const { return a; }
   static std::size_t outer(std::size_t, std::size_t) { return 0; }
@@ -435,6 +535,90 @@ struct c_rows {
   }
 };
 
+#if CPC_HAVE_AMX_BF16
+// gemm_source's AMX path, for B packed as bf16 (`packed_rhs::use_bf16`): the same loops (groups of
+// rows within the C budget, ascending k-blocks, row blocks with A rounded to bf16 into `work`,
+// column panels), then micro-tiles of 32 x 32 C: four 16 x 16 fp32 C tiles (tiles 0-3), two A
+// tiles (4-5) and two B tiles (6-7) per 32-k chunk. Each element of C is summed in ascending k
+// (TDPBF16PS adds the two products of a k-pair in order, each exact in fp32), whatever the
+// thread or the tile it falls in. Partial tiles and irregular C rows go through a 32 x 32 scratch.
+template <class Source, class CRows>
+void gemm_source_amx(std::size_t m, const Source& a, const packed_rhs<float>& b, const CRows& c, bool accumulate,
+                     float* work, std::size_t p_begin, std::size_t p_end) {
+  using tile = gemm_tile<float>;
+  constexpr std::size_t R = amx_micro_rows, W = tile::cols, MB = tile::row_block / R * R;
+  static_assert(W == 32 && MB >= R, "gemm: the AMX path needs 32-column panels");
+  const std::size_t KB = b.k_block(), depth = b.depth(), n = b.cols();
+  const std::size_t panels = p_end - p_begin;
+  const std::size_t group =
+      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(float)) / MB) * MB;
+  float* ap = work;                         // packed A block (bf16 tiles), at most MB x depth / 2 slots
+  float* ct = work + MB * tile::depth / 2;  // 32 x 32 scratch C
+  static_assert(MB * tile::depth / 2 + R * W <= gemm_workspace_size<float>(), "gemm: AMX scratch");
+  const std::ptrdiff_t ldc = c.ldc;
+  auto balanced = [](std::size_t rows, std::size_t most) {
+    const std::size_t blocks = (rows + most - 1) / most;
+    return ((rows + blocks - 1) / blocks + R - 1) / R * R;
+  };
+  const bf16::tile_scope tiles_in_use;
+  const std::size_t group_rows = balanced(m, group);
+  for (std::size_t io = 0; io < m; io += group_rows) {
+    const std::size_t ge = std::min(m, io + group_rows), block_rows = balanced(ge - io, MB);
+    for (std::size_t k0 = 0; k0 < depth; k0 += KB) {
+      const std::size_t kb = std::min(KB, depth - k0), chunks = (kb + 31) / 32;
+      const bool acc = accumulate || k0 > 0;
+      for (std::size_t ib = io; ib < ge; ib += block_rows) {
+        const std::size_t ie = std::min(ge, ib + block_rows), tiles = (ie - ib + R - 1) / R;
+        a.pack_bf16(ib, ie - ib, k0, kb, ap);
+        for (std::size_t p = p_begin; p < p_end; ++p) {
+          const std::size_t j0 = p * W, nj = std::min(W, n - j0);
+          const float* bp = b.block(k0, p);  // pair rows of 32 slots (128 bytes)
+          for (std::size_t t = 0; t < tiles; ++t) {
+            const std::size_t i0 = ib + t * R, mr = std::min(R, ie - i0);
+            const bool direct = mr == R && nj == W && c.regular(i0, R);
+            float* cp = direct ? c.row(i0) + j0 : ct;
+            const std::ptrdiff_t ld = direct ? ldc : static_cast<std::ptrdiff_t>(W);
+            if (!direct)
+              for (std::size_t r = 0; r < R; ++r)
+                for (std::size_t j = 0; j < W; ++j) ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : 0.0f;
+            const auto stride = static_cast<std::size_t>(ld) * sizeof(float);
+            if (acc || !direct) {
+              _tile_loadd(0, cp, stride);
+              _tile_loadd(1, cp + 16, stride);
+              _tile_loadd(2, cp + 16 * ld, stride);
+              _tile_loadd(3, cp + 16 * ld + 16, stride);
+            } else {
+              _tile_zero(0);
+              _tile_zero(1);
+              _tile_zero(2);
+              _tile_zero(3);
+            }
+            const float* a0 = ap + amx_a_offset(2 * t, 0, chunks);
+            const float* a1 = ap + amx_a_offset(2 * t + 1, 0, chunks);
+            for (std::size_t ch = 0; ch < chunks; ++ch) {
+              _tile_loadd(4, a0 + ch * 256, 64);
+              _tile_loadd(5, a1 + ch * 256, 64);
+              _tile_loadd(6, bp + ch * 16 * W, W * sizeof(float));
+              _tile_loadd(7, bp + ch * 16 * W + 16, W * sizeof(float));
+              _tile_dpbf16ps(0, 4, 6);
+              _tile_dpbf16ps(1, 4, 7);
+              _tile_dpbf16ps(2, 5, 6);
+              _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, cp, stride);
+            _tile_stored(1, cp + 16, stride);
+            _tile_stored(2, cp + 16 * ld, stride);
+            _tile_stored(3, cp + 16 * ld + 16, stride);
+            if (!direct)
+              for (std::size_t r = 0; r < mr; ++r) std::copy_n(ct + r * W, nj, c.row(i0 + r) + j0);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 // gemm for one A source (see `gemm`). Loops, outer to inner: groups of rows whose C fits the L2
 // budget; k-blocks in ascending order (the B k-block stays in L2 for the whole group); blocks
 // of `row_block` rows (A packed into `work`; the next block's source prefetched); column panels
@@ -452,6 +636,12 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
   const std::size_t depth = b.depth(), n = b.cols();
   p_end = std::min(p_end, b.panels());
   if (m == 0 || n == 0 || p_begin >= p_end) return;
+  if (b.bf16()) {
+#if CPC_HAVE_AMX_BF16
+    if constexpr (std::is_same_v<T, float>) gemm_source_amx(m, a, b, c, accumulate, work, p_begin, p_end);
+#endif
+    return;
+  }
   const std::size_t panels = p_end - p_begin;
   // Rows per group: C of the group within the budget, whole row blocks.
   const std::size_t group =
