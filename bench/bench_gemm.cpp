@@ -14,6 +14,8 @@
 //   conv_op/<case>           the conv1d op as the encoder calls it (strided im2col views of x,
 //                            weights packed per call, bias; din runs all K taps into strided
 //                            views of dx, so K times the one-tap FLOPs; dw one GEMM per batch item)
+//   conv_op_bf16/<case>      the same op with cpc::matmul_precision::bf16 (AMX tiles; skipped
+//                            with the reason where unavailable); peak-frac still over fp32 FMAs
 // Counters (support/flops.hpp): GFLOP/s (2 per multiply-add, wall time), peak-frac (that over the
 // FMA peak measured in this process for the thread count and the vectors of this build) and
 // cpu-frac (FLOPs per CPU second of the process over one core's peak: the figure that stays
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include <cpc/backend/ops.hpp>
+#include <cpc/core/precision.hpp>
 #include <cpc/core/random.hpp>
 
 #include "support/flops.hpp"
@@ -200,6 +203,18 @@ void bm_conv_op(benchmark::State& state) {
   cpc::bench::flops_counters(state, f * double(state.iterations()), threads, cpu.seconds());
 }
 
+// bm_conv_op with the convolution's products in bf16 (cpc::set_matmul_precision; AMX), or skipped
+// with the reason where this build or CPU cannot. Its peak-frac is over the fp32 FMA peak.
+void bm_conv_op_bf16(benchmark::State& state) {
+  const std::string why = cpc::bf16_matmul_unavailable_reason();
+  if (!why.empty()) {
+    state.SkipWithError(("bf16 unavailable: " + why).c_str());
+    return;
+  }
+  const cpc::matmul_precision_scope bf16(cpc::matmul_precision::bf16);
+  bm_conv_op(state);
+}
+
 // Registers, for each thread count, layer and pass, the cpc GEMM, OpenBLAS and the conv op next
 // to each other (so that a run interleaves them shape by shape).
 [[maybe_unused]] const bool registered = [] {
@@ -220,6 +235,7 @@ void bm_conv_op(benchmark::State& state) {
         add("gemm_openblas", bm_gemm_openblas);
 #endif
         add("conv_op", bm_conv_op);
+        add("conv_op_bf16", bm_conv_op_bf16);
       }
   return true;
 }();

@@ -67,6 +67,7 @@ struct settings {
   double minutes = 0;
   std::uint64_t steps = 0;
   std::size_t threads = 0;
+  std::string matmul_precision = "fp32";  // of the convolutions' products: fp32 or bf16 (AMX)
   bool resume = false, no_prefetch = false;
   double probe_minutes = 12;  // minutes of audio per split for the probes (0 = all)
   std::size_t probe_epochs = cpc::default_probe_options().epochs;
@@ -117,6 +118,11 @@ void check_options(settings& s, command cmd) {
   s.recipe.short_utterances = cpc::parse_short_utterance_policy(s.short_utterances, "--short-utterances");
   s.recipe.normalization = cpc::parse_input_normalization(s.normalize, "--normalize");
   if (cmd != command::encode) s.recipe.check();
+  try {
+    cpc::set_matmul_precision(cpc::parse_matmul_precision(s.matmul_precision));
+  } catch (const cpc::config_error& e) {
+    throw cpc::config_error(std::string("--matmul-precision: ") + e.what());
+  }
   if (training) {
     need(!s.is_given("--minutes") || (std::isfinite(s.minutes) && s.minutes > 0),
          "--minutes: expected a finite time budget > 0 minutes, got " + number(s.minutes));
@@ -450,7 +456,8 @@ int run_demo(settings& s) {
   const auto run = train_model<Config>(model, corpus, s, s.recipe, s.out, false);
   std::ostringstream cpc_name;
   cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60
-           << " min)";
+           << " min" << (cpc::get_matmul_precision() == cpc::matmul_precision::bf16 ? ", bf16 products" : "")
+           << ")";
   rows.push_back({cpc_name.str(),
                   probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "CPC", &cpc_test), "64.6",
                   "97.4"});
@@ -835,6 +842,10 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingDirectory);
     c->add_option("--threads", s.threads, "threads (0 = all cores)")
         ->check(whole_number)
+        ->capture_default_str();
+    c->add_option("--matmul-precision", s.matmul_precision,
+                  "the convolutions' matrix products: fp32, or bf16 (operands rounded to bfloat16, fp32 sums; "
+                  "Intel AMX, Sapphire Rapids or later)")
         ->capture_default_str();
     if (labels) {
       c->add_option(

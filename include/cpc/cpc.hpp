@@ -8,6 +8,7 @@
 #include "cpc/core/cpu_features.hpp"
 #include "cpc/core/error.hpp"
 #include "cpc/core/parameter.hpp"
+#include "cpc/core/precision.hpp"
 #include "cpc/core/random.hpp"
 #include "cpc/core/tensor.hpp"
 #include "cpc/core/threads.hpp"
