@@ -11,7 +11,9 @@ medians: wall and CPU seconds per step, peak RSS, GFLOP/s of the analytic FLOP c
 count on every side, see bench/bench_train_step.cpp) and that as a fraction of the machine's FMA
 peak for the thread count (measured by the cpc process of the same repetition, vectors of cpc's
 build), and cpc's time over the FASTEST PyTorch variant of the configuration (the yardstick is
-shown for reference and not counted as a variant).
+shown for reference and not counted as a variant). With --cpc-bf16, a second cpc side runs the
+same benchmark with the convolutions' products in bf16 (bm_*_bf16: Intel AMX; where the build or
+the CPU lacks it the row says why).
 
 Environment of each side, printed with the table:
   cpc      glibc malloc after cpc::configure_allocator() (what the benchmark does);
@@ -26,7 +28,7 @@ Where /usr/bin/python3 cannot import torch, it says so and exits 0 (cpc's side i
 Usage: bench/compare.py [--bench build/bench/bench/bench_train_step] [--mode train encode]
                         [--batch 8 16 32] [--encode-batch 32] [--threads 1 2] [--reps 3]
                         [--variants gathered public] [--yardstick ../shared/bench/cpc_torch.py]
-                        [--autogroup-nice -15]
+                        [--autogroup-nice -15] [--cpc-bf16]
 """
 import argparse
 import glob
@@ -88,8 +90,8 @@ def child_setup():
         pass
 
 
-def run_cpc(bench, mode, batch, threads):
-    name = "bm_train_step" if mode == "train" else "bm_encode"
+def run_cpc(bench, mode, batch, threads, bf16=False):
+    name = ("bm_train_step" if mode == "train" else "bm_encode") + ("_bf16" if bf16 else "")
     filt = "^%s/batch:%d/threads:%d/" % (name, batch, threads)
     r = subprocess.run([bench, "--benchmark_filter=" + filt, "--benchmark_min_time=0", "--benchmark_format=json"],
                        capture_output=True, text=True, preexec_fn=child_setup)
@@ -100,6 +102,8 @@ def run_cpc(bench, mode, batch, threads):
     if not b:
         raise RuntimeError("bench_train_step has no benchmark matching " + filt)
     x, ctx = b[0], d.get("context", {})
+    if x.get("error_occurred"):
+        return {"error": x.get("error_message", "skipped")}
     scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[x.get("time_unit", "ns")]
     # The FMA peak of `threads` threads for the vectors of cpc's build, as support/peak.hpp defines it.
     isa = "fma512" if ctx.get("peak_isa") == "avx512" else "fma256"
@@ -157,6 +161,9 @@ def main():
     ap.add_argument("--yardstick", default=None,
                     help="an outside PyTorch script with cpc_torch.py's command line, run side by side "
                          "(--loss fused --obauto) for reference")
+    ap.add_argument("--cpc-bf16", action="store_true",
+                    help="also run cpc with the convolutions' products in bf16 (cpc::matmul_precision::bf16, "
+                         "Intel AMX; side cpc-bf16; its 'of peak' is over the fp32 FMA peak)")
     ap.add_argument("--keep-coretype", action="store_true",
                     help="PyTorch: keep the environment's OPENBLAS_CORETYPE (default: OpenBLAS detects the CPU)")
     ap.add_argument("--autogroup-nice", type=int, default=None,
@@ -191,7 +198,7 @@ def main():
     sides_of = {}
     for rep in range(a.reps):
         for (m, b, t) in configs:
-            sides = ["cpc"]
+            sides = ["cpc"] + (["cpc-bf16"] if a.cpc_bf16 else [])
             if have_torch:
                 sides += ["pytorch-" + v for v in a.variants if not (m == "encode" and v == "public")]
                 if a.yardstick:
@@ -202,8 +209,8 @@ def main():
                 if side == "pytorch-public" and m == "train" and b * PUBLIC_BYTES_PER_ITEM > 0.7 * mem_available():
                     skipped[key] = "needs ~%s, %s available" % (gb(b * PUBLIC_BYTES_PER_ITEM), gb(mem_available()))
                     continue
-                if side == "cpc":
-                    r = run_cpc(bench, m, b, t)
+                if side.startswith("cpc"):
+                    r = run_cpc(bench, m, b, t, bf16=side == "cpc-bf16")
                 elif side == "yardstick":
                     r = run_yardstick(a.yardstick, m, b, t, a.torch_steps)
                 else:
@@ -248,9 +255,9 @@ def main():
             rss = max(x["peak_rss_bytes"] for x in runs)
             gf = gflop / w
             ratio = ""
-            if side == "cpc" and fastest:
-                ratio = "%.2f (vs %s, %.3f s)" % (cw / fastest[0], fastest[1], fastest[0])
-            elif side != "cpc":
+            if side.startswith("cpc") and fastest:
+                ratio = "%.2f (vs %s, %.3f s)" % (w / fastest[0], fastest[1], fastest[0])
+            elif not side.startswith("cpc"):
                 ratio = "%.2f" % (cw / w)
             print("| %s | %d | %d | %s | %.3f | %.3f | %s | %.1f | %.2f | %s |" % (
                 m, b, t, side, w, c, gb(rss), gf, gf / peak if peak else float("nan"), ratio))

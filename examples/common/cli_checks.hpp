@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cpc/core/error.hpp>
+#include <cpc/core/precision.hpp>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -46,6 +49,28 @@ inline CLI::Validator positive_number(bool zero_ok = false) {
         return {};
       },
       zero_ok ? "NUMBER>=0" : "NUMBER>0");
+}
+
+/// Adds `--matmul-precision fp32|bf16` (the convolutions' products, cpc/core/precision.hpp) to
+/// `c`, stored in `value` (default fp32); `apply_matmul_precision` checks and sets it.
+inline CLI::Option* add_matmul_precision_option(CLI::App* c, std::string& value) {
+  return c
+      ->add_option("--matmul-precision", value,
+                   "the convolutions' matrix products: fp32, or bf16 (operands rounded to bfloat16, fp32 "
+                   "sums; Intel AMX, Sapphire Rapids or later)")
+      ->capture_default_str();
+}
+
+/// Parses `value` and sets cpc's matmul precision for the process.
+/// Errors: cpc::config_error "--matmul-precision: expected fp32 or bf16, got '<value>'", or
+/// "--matmul-precision: bf16 is unavailable: <why>" (the build, the CPU or the kernel).
+inline void apply_matmul_precision(const std::string& value) {
+  const cpc::matmul_precision p = cpc::parse_matmul_precision(value, "--matmul-precision");
+  if (p == cpc::matmul_precision::bf16) {
+    const std::string why = cpc::bf16_matmul_unavailable_reason();
+    if (!why.empty()) throw cpc::config_error("--matmul-precision: bf16 is unavailable: " + why);
+  }
+  cpc::set_matmul_precision(p);
 }
 
 }  // namespace cpc_examples

@@ -33,6 +33,8 @@
 #include <cpc/train/checkpoint.hpp>
 #include <cpc/train/trainer.hpp>
 
+#include "../common/cli_checks.hpp"
+
 namespace fs = std::filesystem;
 using preset = cpc::presets::image_small;
 using model_t = cpc::cpc_image_model<preset>;
@@ -48,6 +50,7 @@ struct settings {
   std::size_t channels = preset::latent_channels, blocks = preset::encoder_blocks,
               stem_stride = preset::stem_stride, ar_layers = preset::autoregressor_layers,
               steps_ahead = preset::prediction_steps, negatives = preset::negatives;
+  std::string matmul_precision = "fp32";           // of the convolutions' products: fp32 or bf16 (AMX)
   std::size_t batch = 32, steps = 0, threads = 0;  // steps 0: only the time budget stops training
   double minutes = 5.0, learning_rate = 1e-3;
   std::size_t probe_train = 10000, probe_test = 10000, probe_epochs = 30;
@@ -273,6 +276,7 @@ int main(int argc, char** argv) {
                   "checkpoint's data unless given)");
     c->add_option("--out", s.out, "output directory (checkpoint, results.md, neighbours.pgm)");
     c->add_option("--threads", s.threads, "threads (0: all cores)");
+    cpc_examples::add_matmul_precision_option(c, s.matmul_precision);
   };
   auto probing = [&](CLI::App* c) {
     c->add_option("--probe-train", s.probe_train, "training images used to fit the probes");
@@ -308,6 +312,7 @@ int main(int argc, char** argv) {
   const bool training_run = *train_cmd || *demo_cmd;
   try {
     if (s.threads > 0) cpc::set_num_threads(s.threads);
+    cpc_examples::apply_matmul_precision(s.matmul_precision);
     const fs::path ckpt =
         s.checkpoint.empty() ? fs::path(s.out) / "model.safetensors" : fs::path(s.checkpoint);
     if (*probe_cmd) read_architecture(ckpt, s, probe_cmd->count("--data") == 0);

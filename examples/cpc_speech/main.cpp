@@ -118,11 +118,7 @@ void check_options(settings& s, command cmd) {
   s.recipe.short_utterances = cpc::parse_short_utterance_policy(s.short_utterances, "--short-utterances");
   s.recipe.normalization = cpc::parse_input_normalization(s.normalize, "--normalize");
   if (cmd != command::encode) s.recipe.check();
-  try {
-    cpc::set_matmul_precision(cpc::parse_matmul_precision(s.matmul_precision));
-  } catch (const cpc::config_error& e) {
-    throw cpc::config_error(std::string("--matmul-precision: ") + e.what());
-  }
+  cpc_examples::apply_matmul_precision(s.matmul_precision);
   if (training) {
     need(!s.is_given("--minutes") || (std::isfinite(s.minutes) && s.minutes > 0),
          "--minutes: expected a finite time budget > 0 minutes, got " + number(s.minutes));
@@ -843,10 +839,7 @@ int main(int argc, char** argv) {
     c->add_option("--threads", s.threads, "threads (0 = all cores)")
         ->check(whole_number)
         ->capture_default_str();
-    c->add_option("--matmul-precision", s.matmul_precision,
-                  "the convolutions' matrix products: fp32, or bf16 (operands rounded to bfloat16, fp32 sums; "
-                  "Intel AMX, Sapphire Rapids or later)")
-        ->capture_default_str();
+    cpc_examples::add_matmul_precision_option(c, s.matmul_precision);
     if (labels) {
       c->add_option(
           "--alignments", s.alignments,

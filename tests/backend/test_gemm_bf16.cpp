@@ -37,17 +37,20 @@ std::vector<float> random_vector(std::size_t n, rng& gen) {
   return v;
 }
 
-bool bf16_available() { return bf16_matmul_unavailable_reason().empty(); }
+bool bf16_available() {
+  return bf16_matmul_unavailable_reason().empty();
+}
 
 // C (+)= A B with A(i, k) = a(i, k), B(k, j) = b[k * n + j], operands rounded to bf16, products
 // summed in fp32 in ascending k (what TDPBF16PS computes); also the |A||B| scale per element.
 template <class AFn>
-void bf16_reference(std::size_t m, std::size_t n, std::size_t k, AFn&& a, const std::vector<float>& b, float* c,
-               std::ptrdiff_t ldc, bool accumulate, std::vector<double>& scale) {
+void bf16_reference(std::size_t m, std::size_t n, std::size_t k, AFn&& a, const std::vector<float>& b,
+                    float* c, std::ptrdiff_t ldc, bool accumulate, std::vector<double>& scale) {
   scale.assign(m * n, 0.0);
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j) {
-      float acc = accumulate ? c[static_cast<std::ptrdiff_t>(i) * ldc + static_cast<std::ptrdiff_t>(j)] : 0.0f;
+      float acc =
+          accumulate ? c[static_cast<std::ptrdiff_t>(i) * ldc + static_cast<std::ptrdiff_t>(j)] : 0.0f;
       for (std::size_t kk = 0; kk < k; ++kk) {
         const float p = round_bf16(a(i, kk)) * round_bf16(b[kk * n + j]);  // exact in fp32
         acc += p;
@@ -100,8 +103,8 @@ TEST_CASE("gemm bf16: every A source equals the bf16-rounded fp32-sum reference 
   if (!bf16_available()) return;  // refused above with the reason
   rng gen(7);
   // (m, n, k): one row, edge tiles, k across the depth block (512) and not a multiple of 32.
-  const std::vector<std::array<std::size_t, 3>> shapes{
-      {1, 1, 1}, {5, 40, 33}, {32, 32, 32}, {97, 64, 700}, {40, 100, 1100}, {130, 33, 64}};
+  const std::vector<std::array<std::size_t, 3>> shapes{{1, 1, 1},     {5, 40, 33},     {32, 32, 32},
+                                                       {97, 64, 700}, {40, 100, 1100}, {130, 33, 64}};
   for (const auto& entry : shapes)
     for (int source = 0; source < 3; ++source)
       for (int accumulate = 0; accumulate < 2; ++accumulate) {
@@ -113,14 +116,16 @@ TEST_CASE("gemm bf16: every A source equals the bf16-rounded fp32-sum reference 
         CAPTURE(accumulate);
         // A stored with padding so that each source reads it through its own strides.
         const std::ptrdiff_t rs = source == 0 ? static_cast<std::ptrdiff_t>(k) + 3 : source == 1 ? 1 : 2;
-        const std::ptrdiff_t ds = source == 0 ? 1 : source == 1 ? static_cast<std::ptrdiff_t>(m) + 5
-                                                               : 2 * static_cast<std::ptrdiff_t>(m) + 1;
+        const std::ptrdiff_t ds = source == 0   ? 1
+                                  : source == 1 ? static_cast<std::ptrdiff_t>(m) + 5
+                                                : 2 * static_cast<std::ptrdiff_t>(m) + 1;
         const auto a = random_vector(static_cast<std::size_t>(rs * static_cast<std::ptrdiff_t>(m) +
                                                               ds * static_cast<std::ptrdiff_t>(k) + 1),
                                      gen);
         const auto b = random_vector(k * n, gen);
         auto a_at = [&](std::size_t i, std::size_t kk) {
-          return a[static_cast<std::size_t>(static_cast<std::ptrdiff_t>(i) * rs + static_cast<std::ptrdiff_t>(kk) * ds)];
+          return a[static_cast<std::size_t>(static_cast<std::ptrdiff_t>(i) * rs +
+                                            static_cast<std::ptrdiff_t>(kk) * ds)];
         };
         const auto ldc = static_cast<std::ptrdiff_t>(n) + 2;
         auto c = random_vector(m * static_cast<std::size_t>(ldc), gen), want = c;
@@ -141,7 +146,8 @@ TEST_CASE("gemm bf16: every A source equals the bf16-rounded fp32-sum reference 
       }
 }
 
-TEST_CASE("gemm bf16: C given by rows (some redirected) and column-panel slices, as the convolutions call it") {
+TEST_CASE(
+    "gemm bf16: C given by rows (some redirected) and column-panel slices, as the convolutions call it") {
   if (!bf16_available()) return;
   rng gen(8);
   const std::size_t m = 75, n = 96, k = 200;
@@ -149,13 +155,18 @@ TEST_CASE("gemm bf16: C given by rows (some redirected) and column-panel slices,
   auto c = random_vector(m * n, gen), scratch = random_vector(3 * n, gen);
   // Rows 10, 11 and 60 of C live in `scratch` (as a convolution's edge rows do).
   auto c_row = [&](std::size_t i) {
-    return i == 10 ? scratch.data() : i == 11 ? scratch.data() + n : i == 60 ? scratch.data() + 2 * n : c.data() + i * n;
+    return i == 10   ? scratch.data()
+           : i == 11 ? scratch.data() + n
+           : i == 60 ? scratch.data() + 2 * n
+                     : c.data() + i * n;
   };
   std::vector<float> want(m * n);
-  for (std::size_t i = 0; i < m; ++i) std::copy_n(c_row(i), n, want.begin() + static_cast<std::ptrdiff_t>(i * n));
+  for (std::size_t i = 0; i < m; ++i)
+    std::copy_n(c_row(i), n, want.begin() + static_cast<std::ptrdiff_t>(i * n));
   std::vector<double> scale;
-  bf16_reference(m, n, k, [&](std::size_t i, std::size_t kk) { return a[i * k + kk]; }, b, want.data(),
-            static_cast<std::ptrdiff_t>(n), true, scale);
+  bf16_reference(
+      m, n, k, [&](std::size_t i, std::size_t kk) { return a[i * k + kk]; }, b, want.data(),
+      static_cast<std::ptrdiff_t>(n), true, scale);
   ck::packed_rhs<float> bp;
   bp.use_bf16(true);
   bp.pack(b.data(), static_cast<std::ptrdiff_t>(n), 1, k, n);
@@ -166,15 +177,19 @@ TEST_CASE("gemm bf16: C given by rows (some redirected) and column-panel slices,
         m, [&](std::size_t i) { return a.data() + i * k; }, bp, c_row, static_cast<std::ptrdiff_t>(n), true,
         work.data(), p0, p1);
   std::vector<float> got(m * n);
-  for (std::size_t i = 0; i < m; ++i) std::copy_n(c_row(i), n, got.begin() + static_cast<std::ptrdiff_t>(i * n));
+  for (std::size_t i = 0; i < m; ++i)
+    std::copy_n(c_row(i), n, got.begin() + static_cast<std::ptrdiff_t>(i * n));
   CHECK(max_error(m, n, got.data(), want.data(), static_cast<std::ptrdiff_t>(n), scale) <= 1e-6);
 }
 
-TEST_CASE("conv1d under bf16: within bf16 rounding of fp32, not equal to it, and bit-identical on 1 and 2 threads") {
+TEST_CASE(
+    "conv1d under bf16: within bf16 rounding of fp32, not equal to it, and bit-identical on 1 and 2 "
+    "threads") {
   if (!bf16_available()) return;
   rng gen(9);
   // The paper's second layer at a small batch: K = 8, stride 4, 64 -> 96 channels (GEMM path).
-  const ops::conv1d_shape s{.batch = 2, .t_in = 203, .c_in = 64, .c_out = 96, .kernel = 8, .stride = 4, .padding = 2};
+  const ops::conv1d_shape s{
+      .batch = 2, .t_in = 203, .c_in = 64, .c_out = 96, .kernel = 8, .stride = 4, .padding = 2};
   const std::size_t t_out = (s.t_in + 2 * s.padding - s.kernel) / s.stride + 1;
   const auto x = random_vector(s.batch * s.t_in * s.c_in, gen);
   const auto w = random_vector(s.c_out * s.c_in * s.kernel, gen);
@@ -188,9 +203,18 @@ TEST_CASE("conv1d under bf16: within bf16 rounding of fp32, not equal to it, and
     ops::conv1d_workspace<cpu, float> ws;
     result r{std::vector<float>(s.batch * t_out * s.c_out), std::vector<float>(x.size(), 0.0f),
              std::vector<float>(w.size(), 0.0f)};
-    ops::conv1d_forward<cpu>(ops::conv1d_forward_args<float>{.shape = s, .x = x.data(), .weight = w.data(), .bias = nullptr, .y = r.y.data()}, ws);
-    ops::conv1d_backward_params<cpu>(ops::conv1d_backward_params_args<float>{.shape = s, .x = x.data(), .dy = dy.data(), .d_weight = r.dw.data(), .d_bias = nullptr}, ws);
-    ops::conv1d_backward_input<cpu>(ops::conv1d_backward_input_args<float>{.shape = s, .dy = dy.data(), .weight = w.data(), .dx = r.dx.data()}, ws);
+    ops::conv1d_forward<cpu>(
+        ops::conv1d_forward_args<float>{
+            .shape = s, .x = x.data(), .weight = w.data(), .bias = nullptr, .y = r.y.data()},
+        ws);
+    ops::conv1d_backward_params<cpu>(
+        ops::conv1d_backward_params_args<float>{
+            .shape = s, .x = x.data(), .dy = dy.data(), .d_weight = r.dw.data(), .d_bias = nullptr},
+        ws);
+    ops::conv1d_backward_input<cpu>(
+        ops::conv1d_backward_input_args<float>{
+            .shape = s, .dy = dy.data(), .weight = w.data(), .dx = r.dx.data()},
+        ws);
     return r;
   };
   const result f32 = run(matmul_precision::fp32, 1), b1 = run(matmul_precision::bf16, 1),
@@ -198,7 +222,8 @@ TEST_CASE("conv1d under bf16: within bf16 rounding of fp32, not equal to it, and
   set_num_threads(2);
   auto compare = [](const std::vector<float>& got, const std::vector<float>& ref, double scale) {
     double worst = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(double(got[i]) - double(ref[i])));
+    for (std::size_t i = 0; i < got.size(); ++i)
+      worst = std::max(worst, std::abs(double(got[i]) - double(ref[i])));
     return worst / scale;
   };
   // Sums of window x C_in (512) and frames products of magnitude <= 1: bf16's relative error per

@@ -37,6 +37,11 @@ if "$bin" demo --data "$data" --out "$work/unused" --probe-epochs 0 2> "$work/ba
 fi
 grep -q -- "--probe-epochs: expected at least 1, got 0" "$work/bad-option.txt" || fail "unclear --probe-epochs error"
 [ ! -e "$work/unused" ] || fail "a refused run created its output directory"
+if "$bin" demo --data "$data" --out "$work/unused" --matmul-precision fp16 2> "$work/bad-precision.txt"; then
+  fail "--matmul-precision fp16 was accepted"
+fi
+grep -q -- "--matmul-precision: expected fp32 or bf16, got 'fp16'" "$work/bad-precision.txt" || fail "unclear --matmul-precision error"
+[ ! -e "$work/unused" ] || fail "a refused run created its output directory"
 # An --out below a file fails before training, not after it (the run would be lost).
 if "$bin" train --data "$data" --out "$out/results.md/sub" --steps 1000000 2> "$work/bad-out.txt"; then
   fail "an --out below a file was accepted"

@@ -102,6 +102,7 @@ refused "config_error: --negatives same-speaker-other-sequences: expected speake
   train "${c[@]}" --out new --negatives same-speaker-other-sequences
 refused "config_error: --short-utterances: expected skip or pad, got 'cut'" train "${c[@]}" --out new --short-utterances cut
 refused "config_error: --normalize: expected none or unit-rms, got 'peak'" demo "${c[@]}" --out new --normalize peak
+refused "config_error: --matmul-precision: expected fp32 or bf16, got 'fp16'" train "${c[@]}" --out new --matmul-precision fp16
 refused "config_error: --steps: expected the step budget of every ablation row" ablation "${c[@]}" --out new --speakers-per-batch 2
 refused "config_error: --speakers-per-batch: expected speaker-balanced batches for the same-speaker rows" ablation "${c[@]}" --out new --steps 2
 refused "config_error: --probe-epochs: expected at least 1 epoch, got 0" demo "${c[@]}" --out new --probe-epochs 0
@@ -133,6 +134,15 @@ refused "config_error: --model: the checkpoint 'run/model.safetensors' holds a '
   train "${c[@]}" --out run --steps 4 --resume --model paper
 refused "config_error: --lr: the checkpoint 'run/model.safetensors' was trained with --lr 2e-04, got --lr 0.001 (leave out --lr to continue its recipe)" \
   train "${c[@]}" --out run --steps 4 --resume --lr 1e-3
+# bf16 convolution products (AMX): a short training where the build and CPU have them; else
+# refused before any work with the reason.
+if "$bin" train "${c[@]}" --out run_bf16 --model small --steps 2 --batch 2 --matmul-precision bf16 > out.txt 2> err.txt; then
+  [ -s run_bf16/model.safetensors ] || fail "train --matmul-precision bf16 wrote no checkpoint"
+else
+  grep -qF "cpc-speech: config_error: --matmul-precision: bf16 is unavailable: " err.txt ||
+    fail "--matmul-precision bf16 failed without naming why: $(cat err.txt)"
+  [ ! -e run_bf16 ] || fail "a refused bf16 run created its --out folder"
+fi
 # Every recipe choice runs through the library: same-speaker negatives without the current
 # sequence from speaker-balanced batches, short utterances padded, no prefetching.
 run 0 train "${c[@]}" --out run2 --model small --steps 2 --batch 4 --speakers-per-batch 2 \

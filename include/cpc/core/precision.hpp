@@ -50,11 +50,13 @@ constexpr std::string_view to_string(matmul_precision p) noexcept {
   return p == matmul_precision::bf16 ? "bf16" : "fp32";
 }
 
-/// Parses "fp32" or "bf16". Errors: `cpc::config_error` naming the accepted values and the text.
-inline matmul_precision parse_matmul_precision(std::string_view text) {
+/// Parses "fp32" or "bf16". Errors: `cpc::config_error` "<what>: expected fp32 or bf16, got
+/// '<text>'" (`what` names the setting, e.g. a command-line option).
+inline matmul_precision parse_matmul_precision(std::string_view text,
+                                               std::string_view what = "matmul precision") {
   if (text == "fp32") return matmul_precision::fp32;
   if (text == "bf16") return matmul_precision::bf16;
-  throw config_error("matmul precision: expected fp32 or bf16, got '" + std::string(text) + "'");
+  throw config_error(std::string(what) + ": expected fp32 or bf16, got '" + std::string(text) + "'");
 }
 
 namespace detail {
@@ -88,7 +90,9 @@ inline std::atomic<matmul_precision>& matmul_precision_setting() {
 
 /// Why bf16 products cannot run here (the build's instructions, the CPU, or the kernel), or the
 /// empty string when they can. The first call asks Linux for the AMX state (once per process).
-inline std::string bf16_matmul_unavailable_reason() { return detail::request_amx_permission(); }
+inline std::string bf16_matmul_unavailable_reason() {
+  return detail::request_amx_permission();
+}
 
 /// Sets the precision of the convolutions' matrix products for the whole process (all threads,
 /// every model); takes effect at the next convolution call. Default fp32.
@@ -114,7 +118,9 @@ class matmul_precision_scope {
   explicit matmul_precision_scope(matmul_precision p) : previous_(get_matmul_precision()) {
     set_matmul_precision(p);
   }
-  ~matmul_precision_scope() { detail::matmul_precision_setting().store(previous_, std::memory_order_relaxed); }
+  ~matmul_precision_scope() {
+    detail::matmul_precision_setting().store(previous_, std::memory_order_relaxed);
+  }
   matmul_precision_scope(const matmul_precision_scope&) = delete;
   matmul_precision_scope& operator=(const matmul_precision_scope&) = delete;
 

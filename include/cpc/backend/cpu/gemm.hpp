@@ -16,6 +16,11 @@
 /// the position of the element in its tile, or the thread that runs the call. Partial tiles run
 /// the same instructions on zero-padded panels. So a row of C depends only on its row of A, B
 /// and k - not on how rows are grouped into calls or tasks.
+///
+/// bf16 (optional, `packed_rhs::use_bf16`; the convolutions use it under
+/// `cpc::matmul_precision::bf16`): B is packed as bf16 k-pairs and A rounded to bf16 into AMX tiles
+/// as it is packed; `gemm_detail::gemm_source_amx` runs the same loops with 32 x 32 micro-tiles of
+/// AMX tile products, fp32 sums in ascending k (same determinism). Source: Intel SDM, AMX.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -379,7 +384,8 @@ struct a_rows {
     const std::size_t chunks = (kb + 31) / 32;
     for (std::size_t i = 0; i < amx_rows(mb); ++i)
       for (std::size_t c = 0; c < chunks; ++c)
-        bf16::row32(i < mb ? row(i0 + i) + k0 + c * 32 : nullptr, i < mb ? std::min<std::size_t>(32, kb - c * 32) : 0,
+        bf16::row32(i < mb ? row(i0 + i) + k0 + c * 32 : nullptr,
+                    i < mb ? std::min<std::size_t>(32, kb - c * 32) : 0,
                     ap + amx_a_offset(i / 16, c, chunks) + i % 16 * 16);
   }
 #endif
@@ -388,8 +394,12 @@ struct a_rows {
   const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
     return row(i0 + o) + k0 + c * (64 / sizeof(T));
   }
-  static std::size_t outer(std::size_t mb, std::size_t) { return mb; }
-  static std::size_t inner(std::size_t, std::size_t kb) { return kb; }
+  static std::size_t outer(std::size_t mb, std::size_t) {
+    return mb;
+  }
+  static std::size_t inner(std::size_t, std::size_t kb) {
+    return kb;
+  }
 };
 
 // The A operand of gemm, given by columns: A(i, k) = col(k)[i] (each column contiguous in i, e.g.
@@ -432,8 +442,12 @@ struct a_cols {
   const T* line(std::size_t i0, std::size_t k0, std::size_t o, std::size_t c) const {
     return col(k0 + o) + i0 + c * (64 / sizeof(T));
   }
-  static std::size_t outer(std::size_t, std::size_t kb) { return kb; }
-  static std::size_t inner(std::size_t mb, std::size_t) { return mb; }
+  static std::size_t outer(std::size_t, std::size_t kb) {
+    return kb;
+  }
+  static std::size_t inner(std::size_t mb, std::size_t) {
+    return mb;
+  }
 };
 
 // The A operand with any two strides: A(i, k) = a[i * rs + k * ds], packed k-major one scalar at a
@@ -465,15 +479,22 @@ struct a_strided {
       for (std::size_t c = 0; c < chunks; ++c) {
         const std::size_t n = i < mb ? std::min<std::size_t>(32, kb - c * 32) : 0;
         for (std::size_t k = 0; k < n; ++k)
-          row[k] = a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(k0 + c * 32 + k) * ds];
+          row[k] =
+              a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(k0 + c * 32 + k) * ds];
         bf16::row32(row, n, ap + amx_a_offset(i / 16, c, chunks) + i % 16 * 16);
       }
   }
 #endif
 
-  const T* line(std::size_t, std::size_t, std::size_t, std::size_t) const { return a; }
-  static std::size_t outer(std::size_t, std::size_t) { return 0; }
-  static std::size_t inner(std::size_t, std::size_t) { return 0; }
+  const T* line(std::size_t, std::size_t, std::size_t, std::size_t) const {
+    return a;
+  }
+  static std::size_t outer(std::size_t, std::size_t) {
+    return 0;
+  }
+  static std::size_t inner(std::size_t, std::size_t) {
+    return 0;
+  }
 };
 
 // Lists (for prefetching into L2) the cache lines of an A block a slice at a time, so that the
@@ -543,15 +564,16 @@ struct c_rows {
 // (TDPBF16PS adds the two products of a k-pair in order, each exact in fp32), whatever the
 // thread or the tile it falls in. Partial tiles and irregular C rows go through a 32 x 32 scratch.
 template <class Source, class CRows>
-void gemm_source_amx(std::size_t m, const Source& a, const packed_rhs<float>& b, const CRows& c, bool accumulate,
-                     float* work, std::size_t p_begin, std::size_t p_end) {
+void gemm_source_amx(std::size_t m, const Source& a, const packed_rhs<float>& b, const CRows& c,
+                     bool accumulate, float* work, std::size_t p_begin, std::size_t p_end) {
   using tile = gemm_tile<float>;
   constexpr std::size_t R = amx_micro_rows, W = tile::cols, MB = tile::row_block / R * R;
   static_assert(W == 32 && MB >= R, "gemm: the AMX path needs 32-column panels");
   const std::size_t KB = b.k_block(), depth = b.depth(), n = b.cols();
   const std::size_t panels = p_end - p_begin;
   const std::size_t group =
-      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(float)) / MB) * MB;
+      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(float)) / MB) *
+      MB;
   float* ap = work;                         // packed A block (bf16 tiles), at most MB x depth / 2 slots
   float* ct = work + MB * tile::depth / 2;  // 32 x 32 scratch C
   static_assert(MB * tile::depth / 2 + R * W <= gemm_workspace_size<float>(), "gemm: AMX scratch");
@@ -580,7 +602,8 @@ void gemm_source_amx(std::size_t m, const Source& a, const packed_rhs<float>& b,
             const std::ptrdiff_t ld = direct ? ldc : static_cast<std::ptrdiff_t>(W);
             if (!direct)
               for (std::size_t r = 0; r < R; ++r)
-                for (std::size_t j = 0; j < W; ++j) ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : 0.0f;
+                for (std::size_t j = 0; j < W; ++j)
+                  ct[r * W + j] = acc && r < mr && j < nj ? c.row(i0 + r)[j0 + j] : 0.0f;
             const auto stride = static_cast<std::size_t>(ld) * sizeof(float);
             if (acc || !direct) {
               _tile_loadd(0, cp, stride);
