@@ -29,9 +29,9 @@
 #include <vector>
 
 #include <cpc/backend/ops.hpp>
-#include <cpc/core/precision.hpp>
 #include <cpc/core/random.hpp>
 
+#include "support/bf16.hpp"
 #include "support/flops.hpp"
 
 #if defined(CPC_BENCH_HAVE_OPENBLAS)
@@ -203,18 +203,6 @@ void bm_conv_op(benchmark::State& state) {
   cpc::bench::flops_counters(state, f * double(state.iterations()), threads, cpu.seconds());
 }
 
-// bm_conv_op with the convolution's products in bf16 (cpc::set_matmul_precision; AMX), or skipped
-// with the reason where this build or CPU cannot. Its peak-frac is over the fp32 FMA peak.
-void bm_conv_op_bf16(benchmark::State& state) {
-  const std::string why = cpc::bf16_matmul_unavailable_reason();
-  if (!why.empty()) {
-    state.SkipWithError(("bf16 unavailable: " + why).c_str());
-    return;
-  }
-  const cpc::matmul_precision_scope bf16(cpc::matmul_precision::bf16);
-  bm_conv_op(state);
-}
-
 // Registers, for each thread count, layer and pass, the cpc GEMM, OpenBLAS and the conv op next
 // to each other (so that a run interleaves them shape by shape).
 [[maybe_unused]] const bool registered = [] {
@@ -235,7 +223,7 @@ void bm_conv_op_bf16(benchmark::State& state) {
         add("gemm_openblas", bm_gemm_openblas);
 #endif
         add("conv_op", bm_conv_op);
-        add("conv_op_bf16", bm_conv_op_bf16);
+        add("conv_op_bf16", cpc::bench::in_bf16<bm_conv_op>);
       }
   return true;
 }();

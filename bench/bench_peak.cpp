@@ -15,6 +15,7 @@
 
 #include <cpc/backend/cpu/bf16.hpp>
 
+#include "support/bf16.hpp"
 #include "support/peak.hpp"
 
 namespace {
@@ -24,6 +25,15 @@ namespace pd = cpc::bench::peak_detail;
 // Threads given as a benchmark argument: 0 = every hardware thread.
 unsigned threads_of(std::int64_t arg) {
   return arg == 0 ? std::max(1u, std::thread::hardware_concurrency()) : static_cast<unsigned>(arg);
+}
+
+// GFLOP/s (wall), GFLOP/cpu-s and threads of a run of `n` threads that each did `flops` per
+// iteration; `per_cpu`: the sum over iterations of each iteration's FLOPs per CPU second.
+void rate_counters(benchmark::State& state, unsigned n, double flops, double per_cpu) {
+  const double it = double(state.iterations());
+  state.counters["GFLOP/s"] = benchmark::Counter(it * double(n) * flops * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/cpu-s"] = per_cpu / it * 1e-9;
+  state.counters["threads"] = n;
 }
 
 // range(0): vector bits (512 or 256); range(1): threads (0 = all).
@@ -46,10 +56,7 @@ void bm_fma(benchmark::State& state) {
     state.SetIterationTime(t.max_wall());
     per_cpu += pd::rate_per_cpu_second(t, flops);
   }
-  const double it = double(state.iterations());
-  state.counters["GFLOP/s"] = benchmark::Counter(it * double(n) * flops * 1e-9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/cpu-s"] = per_cpu / it * 1e-9;
-  state.counters["threads"] = n;
+  rate_counters(state, n, flops, per_cpu);
 }
 
 // range(0): threads (0 = all).
@@ -121,12 +128,8 @@ float dpbf16_loop(std::size_t iterations) {
 // Amx: AMX tdpbf16ps, else AVX512-BF16 vdpbf16ps; range(0): threads (0 = all).
 template <bool Amx>
 void bm_bf16(benchmark::State& state) {
+  if (cpc::bench::skip_without_bf16(state)) return;
 #if CPC_HAVE_AMX_BF16
-  const std::string why = cpc::bf16_matmul_unavailable_reason();
-  if (!why.empty()) {
-    state.SkipWithError(("bf16 unavailable: " + why).c_str());
-    return;
-  }
   constexpr bool amx = Amx;
   const unsigned n = threads_of(state.range(0));
   const std::size_t iterations = amx ? std::size_t(1) << 16 : std::size_t(1) << 20;
@@ -138,12 +141,7 @@ void bm_bf16(benchmark::State& state) {
     state.SetIterationTime(t.max_wall());
     per_cpu += pd::rate_per_cpu_second(t, flops);
   }
-  const double it = double(state.iterations());
-  state.counters["GFLOP/s"] = benchmark::Counter(it * double(n) * flops * 1e-9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/cpu-s"] = per_cpu / it * 1e-9;
-  state.counters["threads"] = n;
-#else
-  state.SkipWithError(("bf16 unavailable: " + cpc::bf16_matmul_unavailable_reason()).c_str());
+  rate_counters(state, n, flops, per_cpu);
 #endif
 }
 

@@ -38,10 +38,10 @@
 #include <string>
 #include <string_view>
 
+#include "support/bf16.hpp"
 #include "support/flops.hpp"
 
 #include <cpc/core/allocator.hpp>
-#include <cpc/core/precision.hpp>
 #include <cpc/model/model.hpp>
 #include <cpc/optim/adam.hpp>
 
@@ -228,36 +228,23 @@ void bm_encode(benchmark::State& state) {
   set_counters(state, batch, encode_flops_per_item(), cpu.seconds());
 }
 
-// `bench` with the convolutions' products in bf16 (cpc::set_matmul_precision; AMX), or skipped
-// with the reason where this build or CPU cannot.
-template <void (*bench)(benchmark::State&)>
-void in_bf16(benchmark::State& state) {
-  const std::string why = cpc::bf16_matmul_unavailable_reason();
-  if (!why.empty()) {
-    state.SkipWithError(("bf16 unavailable: " + why).c_str());
-    return;
-  }
-  const cpc::matmul_precision_scope bf16(cpc::matmul_precision::bf16);
-  bench(state);
-}
-
 }  // namespace
 
-BENCHMARK(in_bf16<bm_train_step>)
+BENCHMARK(cpc::bench::in_bf16<bm_train_step>)
     ->Name("bm_train_step_bf16")
     ->ArgNames({"batch", "threads"})
     ->ArgsProduct({{8, 32}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
-BENCHMARK(in_bf16<bm_train_phases>)
+BENCHMARK(cpc::bench::in_bf16<bm_train_phases>)
     ->Name("bm_train_phases_bf16")
     ->ArgNames({"batch", "threads"})
     ->Args({8, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
-BENCHMARK(in_bf16<bm_encode>)
+BENCHMARK(cpc::bench::in_bf16<bm_encode>)
     ->Name("bm_encode_bf16")
     ->ArgNames({"batch", "threads"})
     ->ArgsProduct({{32}, {1, 2}})
