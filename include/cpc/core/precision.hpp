@@ -28,8 +28,9 @@
 
 #include "cpc/core/error.hpp"
 
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__AVX512F__) && \
-    defined(__linux__)
+// GCC spells the AMX macros __AMX_TILE__ / __AMX_BF16__, clang 14 __AMXTILE__ / __AMXBF16__.
+#if (defined(__AMX_TILE__) || defined(__AMXTILE__)) && (defined(__AMX_BF16__) || defined(__AMXBF16__)) && \
+    defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)
 /// 1 when this translation unit is compiled with the instructions of the bf16 path (AMX-TILE,
 /// AMX-BF16, AVX512-BF16: `-march=sapphirerapids` or later, or `-march=native` on such a CPU).
 #define CPC_HAVE_AMX_BF16 1
