@@ -26,9 +26,10 @@ Environment of each side, printed with the table:
 Where /usr/bin/python3 cannot import torch, it says so and exits 0 (cpc's side is still shown).
 
 Usage: bench/compare.py [--bench build/bench/bench/bench_train_step] [--mode train encode]
-                        [--batch 8 16 32] [--encode-batch 32] [--threads 1 2] [--reps 3]
+                        [--batch 8] [--encode-batch 32] [--threads 1 2] [--reps 3] [--torch-steps 3]
                         [--variants gathered public] [--yardstick ../shared/bench/cpc_torch.py]
-                        [--autogroup-nice -15] [--cpc-bf16]
+                        [--keep-coretype] [--autogroup-nice -15] [--cpc-bf16]
+(the defaults shown; --batch takes any of 8 16 32, --mode encode runs --encode-batch)
 """
 import argparse
 import glob
@@ -150,9 +151,9 @@ def gb(n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench", default=None, help="path of bench_train_step (default: newest build*/**/bench/)")
+    ap.add_argument("--bench", default=None, help="path of bench_train_step (default: the newest build*/**/bench/bench_train_step)")
     ap.add_argument("--mode", nargs="+", default=["train"], choices=["train", "encode"])
-    ap.add_argument("--batch", nargs="+", type=int, default=[8], help="train-step batches (8, 16, 32)")
+    ap.add_argument("--batch", nargs="+", type=int, default=[8], help="train-step batches, any of 8 16 32 (default 8)")
     ap.add_argument("--encode-batch", nargs="+", type=int, default=[32], help="encode batches (32)")
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--reps", type=int, default=3, help="processes per side and configuration (median reported)")

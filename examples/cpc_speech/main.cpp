@@ -244,12 +244,19 @@ typename model_t<Config>::options model_options(const cpc::speech_recipe& r) {
   return o;
 }
 
+// ", bf16 convolutions" when the convolutions' products run in bf16 (--matmul-precision), else "".
+std::string bf16_label() {
+  return cpc::get_matmul_precision() == cpc::matmul_precision::bf16 ? ", bf16 convolutions" : "";
+}
+
 template <class Config>
 std::string describe_model(const cpc::speech_recipe& r) {
   std::ostringstream os;
   os << r.model << " model: encoder 5 strided convs x " << Config::latent_channels
      << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), GRU " << Config::context_channels
      << ", N = " << Config::negatives << " negatives; recipe: " << r.describe(Config::prediction_steps);
+  if (cpc::get_matmul_precision() == cpc::matmul_precision::bf16)
+    os << "; the convolutions' products in bf16 (--matmul-precision bf16, AMX)";
   return os.str();
 }
 
@@ -443,7 +450,7 @@ int run_demo(settings& s) {
   cpc::utterance_features random_test, cpc_test;
   std::vector<table_row> rows;
   rows.push_back(
-      {"random init",
+      {bf16_label().empty() ? "random init" : "random init (bf16 convolutions)",
        probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "the random-init model", &random_test),
        "27.6", "1.87"});
   print_table(rows, std::cerr);
@@ -452,8 +459,7 @@ int run_demo(settings& s) {
   const auto run = train_model<Config>(model, corpus, s, s.recipe, s.out, false);
   std::ostringstream cpc_name;
   cpc_name << "CPC (" << run.steps << " steps in " << std::fixed << std::setprecision(1) << run.seconds / 60
-           << " min" << (cpc::get_matmul_precision() == cpc::matmul_precision::bf16 ? ", bf16 products" : "")
-           << ")";
+           << " min" << bf16_label() << ")";
   rows.push_back({cpc_name.str(),
                   probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "CPC", &cpc_test), "64.6",
                   "97.4"});

@@ -2,8 +2,8 @@
 // that rounds both operands to bf16 (round to nearest even) and sums the exact products in fp32 in
 // ascending k, for every A source (rows, columns, two strides), C given by rows, edge tiles,
 // k across depth blocks, accumulation and column-panel slices; the convolution ops under
-// `matmul_precision::bf16`; the precision setting and its errors. Where the build or the CPU has no
-// AMX-BF16, the numeric cases check that bf16 is refused with the reason and return.
+// `matmul_precision::bf16` (conv1d and conv2d); the precision setting and its errors. Where the build or the
+// CPU has no AMX-BF16, the numeric cases check that bf16 is refused with the reason and return.
 #include <doctest/doctest.h>
 
 #include <cpc/backend/cpu/gemm.hpp>
@@ -187,55 +187,122 @@ TEST_CASE(
     "threads") {
   if (!bf16_available()) return;
   rng gen(9);
-  // The paper's second layer at a small batch: K = 8, stride 4, 64 -> 96 channels (GEMM path).
-  const ops::conv1d_shape s{
-      .batch = 2, .t_in = 203, .c_in = 64, .c_out = 96, .kernel = 8, .stride = 4, .padding = 2};
-  const std::size_t t_out = (s.t_in + 2 * s.padding - s.kernel) / s.stride + 1;
-  const auto x = random_vector(s.batch * s.t_in * s.c_in, gen);
-  const auto w = random_vector(s.c_out * s.c_in * s.kernel, gen);
-  const auto dy = random_vector(s.batch * t_out * s.c_out, gen);
+  // The paper's second layer at a small batch: K = 8, stride 4, C_in -> 96 channels (GEMM path);
+  // C_in = 64 packs d input's B straight from the weight (whole panels), 40 through a dense copy.
+  for (const std::size_t c_in : {std::size_t(64), std::size_t(40)}) {
+    CAPTURE(c_in);
+    const ops::conv1d_shape s{
+        .batch = 2, .t_in = 203, .c_in = c_in, .c_out = 96, .kernel = 8, .stride = 4, .padding = 2};
+    const std::size_t t_out = s.t_out();
+    const auto x = random_vector(s.batch * s.t_in * s.c_in, gen);
+    const auto w = random_vector(s.c_out * s.c_in * s.kernel, gen);
+    const auto dy = random_vector(s.batch * t_out * s.c_out, gen);
+    struct result {
+      std::vector<float> y, dx, dw;
+    };
+    auto run = [&](matmul_precision p, std::size_t threads) {
+      set_num_threads(threads);
+      matmul_precision_scope scope(p);
+      ops::conv1d_workspace<cpu, float> ws;
+      result r{std::vector<float>(s.batch * t_out * s.c_out), std::vector<float>(x.size(), 0.0f),
+               std::vector<float>(w.size(), 0.0f)};
+      ops::conv1d_forward<cpu>(
+          ops::conv1d_forward_args<float>{
+              .shape = s, .x = x.data(), .weight = w.data(), .bias = nullptr, .y = r.y.data()},
+          ws);
+      ops::conv1d_backward_params<cpu>(
+          ops::conv1d_backward_params_args<float>{
+              .shape = s, .x = x.data(), .dy = dy.data(), .d_weight = r.dw.data(), .d_bias = nullptr},
+          ws);
+      ops::conv1d_backward_input<cpu>(
+          ops::conv1d_backward_input_args<float>{
+              .shape = s, .dy = dy.data(), .weight = w.data(), .dx = r.dx.data()},
+          ws);
+      return r;
+    };
+    const result f32 = run(matmul_precision::fp32, 1), b1 = run(matmul_precision::bf16, 1),
+                 b2 = run(matmul_precision::bf16, 2);
+    set_num_threads(2);
+    auto compare = [](const std::vector<float>& got, const std::vector<float>& ref, double scale) {
+      double worst = 0;
+      for (std::size_t i = 0; i < got.size(); ++i)
+        worst = std::max(worst, std::abs(double(got[i]) - double(ref[i])));
+      return worst / scale;
+    };
+    // Each output sums products of magnitude <= 1 (mean 1/4 for uniform(-1, 1)): K x C_in of them
+    // for y, K / stride x C_out for dx, frames for d weight. bf16's relative error per operand is
+    // 2^-9, so |error| stays below ~2^-8 of the sum of |products|.
+    const double y_err = compare(b1.y, f32.y, double(s.kernel * c_in) / 4.0),
+                 dx_err = compare(b1.dx, f32.dx, double(s.kernel / s.stride * s.c_out) / 4.0),
+                 dw_err = compare(b1.dw, f32.dw, double(s.batch * t_out) / 4.0);
+    CHECK(y_err > 0);  // bf16 did run
+    CHECK(y_err < 1.0 / 256);
+    CHECK(dx_err > 0);
+    CHECK(dx_err < 1.0 / 256);
+    CHECK(dw_err > 0);
+    CHECK(dw_err < 1.0 / 256);
+    CHECK(b1.y == b2.y);
+    CHECK(b1.dx == b2.dx);
+    CHECK(b1.dw == b2.dw);
+  }
+}
+
+TEST_CASE(
+    "conv2d under bf16: within bf16 rounding of fp32, not equal to it, and bit-identical on 1 and 2 "
+    "threads") {
+  if (!bf16_available()) return;
+  rng gen(10);
+  // A residual block's 3 x 3 convolution of the image model at a small size: 16 -> 48 channels.
+  const ops::conv2d_shape s{.batch = 3,
+                            .height = 9,
+                            .width = 7,
+                            .in_channels = 16,
+                            .out_channels = 48,
+                            .kernel = 3,
+                            .stride = 1,
+                            .padding = 1};
+  const std::size_t pixels = s.out_height() * s.out_width();
+  const auto x = random_vector(s.batch * s.height * s.width * s.in_channels, gen);
+  const auto w = random_vector(s.out_channels * s.window(), gen);
+  const auto dy = random_vector(s.batch * pixels * s.out_channels, gen);
   struct result {
     std::vector<float> y, dx, dw;
   };
   auto run = [&](matmul_precision p, std::size_t threads) {
     set_num_threads(threads);
     matmul_precision_scope scope(p);
-    ops::conv1d_workspace<cpu, float> ws;
-    result r{std::vector<float>(s.batch * t_out * s.c_out), std::vector<float>(x.size(), 0.0f),
+    ops::conv2d_workspace<cpu, float> ws;
+    result r{std::vector<float>(s.batch * pixels * s.out_channels), std::vector<float>(x.size(), 0.0f),
              std::vector<float>(w.size(), 0.0f)};
-    ops::conv1d_forward<cpu>(
-        ops::conv1d_forward_args<float>{
+    ops::conv2d_forward<cpu>(
+        ops::conv2d_forward_args<float>{
             .shape = s, .x = x.data(), .weight = w.data(), .bias = nullptr, .y = r.y.data()},
         ws);
-    ops::conv1d_backward_params<cpu>(
-        ops::conv1d_backward_params_args<float>{
-            .shape = s, .x = x.data(), .dy = dy.data(), .d_weight = r.dw.data(), .d_bias = nullptr},
-        ws);
-    ops::conv1d_backward_input<cpu>(
-        ops::conv1d_backward_input_args<float>{
-            .shape = s, .dy = dy.data(), .weight = w.data(), .dx = r.dx.data()},
-        ws);
+    ops::conv2d_backward<cpu>(ops::conv2d_backward_args<float>{.shape = s,
+                                                               .x = x.data(),
+                                                               .weight = w.data(),
+                                                               .dy = dy.data(),
+                                                               .dweight = r.dw.data(),
+                                                               .dbias = nullptr,
+                                                               .dx = r.dx.data()},
+                              ws);
     return r;
   };
   const result f32 = run(matmul_precision::fp32, 1), b1 = run(matmul_precision::bf16, 1),
                b2 = run(matmul_precision::bf16, 2);
   set_num_threads(2);
-  auto compare = [](const std::vector<float>& got, const std::vector<float>& ref, double scale) {
-    double worst = 0;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      worst = std::max(worst, std::abs(double(got[i]) - double(ref[i])));
-    return worst / scale;
+  auto worst = [](const std::vector<float>& got, const std::vector<float>& ref) {
+    double e = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) e = std::max(e, std::abs(double(got[i]) - double(ref[i])));
+    return e;
   };
-  // Sums of window x C_in (512) and frames products of magnitude <= 1: bf16's relative error per
-  // operand is 2^-9, so |error| is below ~2^-8 of the sum of |products| (~n/4 for uniform(-1, 1)).
-  const double y_err = compare(b1.y, f32.y, 512 / 4.0), dx_err = compare(b1.dx, f32.dx, 2 * 96 / 4.0),
-               dw_err = compare(b1.dw, f32.dw, double(s.batch * t_out) / 4.0);
-  CHECK(y_err > 0);  // bf16 did run
-  CHECK(y_err < 1.0 / 256);
-  CHECK(dx_err > 0);
-  CHECK(dx_err < 1.0 / 256);
-  CHECK(dw_err > 0);
-  CHECK(dw_err < 1.0 / 256);
+  // Sums of |products| (mean 1/4): window (144) for y and dx's 9 x 48 taps, batch x pixels for d weight.
+  CHECK(worst(b1.y, f32.y) > 0);
+  CHECK(worst(b1.y, f32.y) < double(s.window()) / 4.0 / 256);
+  CHECK(worst(b1.dx, f32.dx) > 0);
+  CHECK(worst(b1.dx, f32.dx) < double(9 * s.out_channels) / 4.0 / 256);
+  CHECK(worst(b1.dw, f32.dw) > 0);
+  CHECK(worst(b1.dw, f32.dw) < double(s.batch * pixels) / 4.0 / 256);
   CHECK(b1.y == b2.y);
   CHECK(b1.dx == b2.dx);
   CHECK(b1.dw == b2.dw);
