@@ -1,7 +1,7 @@
 #pragma once
-/// The precision of the convolutions' matrix products on the CPU: fp32 (the default and the
-/// reference every test checks) or bf16 (inputs rounded to bfloat16, products summed in fp32,
-/// on Intel AMX tiles; master weights, activations, gradients and the optimiser stay fp32).
+/// The precision of the convolutions' matrix products on the CPU: fp32 (the default, and the
+/// precision of every test but the bf16 path's own) or bf16 (inputs rounded to bfloat16, products summed in
+/// fp32, on Intel AMX tiles; master weights, activations, gradients and the optimiser stay fp32).
 ///
 /// What bf16 changes: the convolutions of the encoders (`conv1d`, `conv2d`: forward, d input and
 /// d weight) round both operands of their GEMM to bf16 (round to nearest even) before multiplying;
@@ -10,9 +10,10 @@
 /// count. Measured speed and probe accuracies: README "Performance", docs/performance.md.
 ///
 /// Why AMX and not AVX512-BF16 `vdpbf16ps`: on the Xeon this was written on, `vdpbf16ps` ran at
-/// half the fp32 FMA rate (114 vs 227 GFLOP/s per core, same process), so it cannot speed up an
+/// half the fp32 FMA rate (119 vs 243 GFLOP/s per core, `bench_peak`), so it cannot speed up an
 /// fp32 GEMM; an AMX `tdpbf16ps` tile product ran at 3.5 TFLOP/s per core.
-/// Source: issue 14 ("an optional bf16 compute path for the large GEMMs, off by default").
+/// Source: issue 14 ("an optional bf16 compute path for the large GEMMs, off by default"); the
+/// instructions' semantics: Intel SDM (TDPBF16PS, VCVTNE2PS2BF16).
 #include <atomic>
 #include <string>
 #include <string_view>
@@ -67,9 +68,12 @@ inline std::string request_amx_permission() {
 #if CPC_HAVE_AMX_BF16
   static const std::string reason = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    // CPUID leaf 7: sub-leaf 0 EDX bit 22 AMX-BF16, bit 24 AMX-TILE; sub-leaf 1 EAX bit 5 AVX512-BF16.
     if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0 || (edx & (1u << 22)) == 0 ||
         (edx & (1u << 24)) == 0)
       return std::string("this CPU has no AMX-BF16 (Intel Xeon Sapphire Rapids or later)");
+    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0 || (eax & (1u << 5)) == 0)
+      return std::string("this CPU has no AVX512-BF16 (needed to round to bf16)");
     constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
     if (syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) != 0)
       return "the kernel refused AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM: " +

@@ -19,9 +19,6 @@
 
 namespace cpc::cpu_kernels::bf16 {
 
-/// Rows and k per A tile, k-pair rows and columns per B tile, C tile 16 x 16 fp32.
-inline constexpr std::size_t tile_rows = 16, tile_k = 32;
-
 /// Rounds lo[0..16) and hi[0..16) to bf16 and interleaves them: 32-bit slot j = (lo[j], hi[j]).
 inline __m512 pairs(__m512 lo, __m512 hi) {
   const __m512i l = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(lo)));
