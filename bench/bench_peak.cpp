@@ -87,18 +87,18 @@ void bm_triad(benchmark::State& state) {
 // Four independent AMX tile products per iteration (C tiles 0-3 += A tiles 4-5 x B tiles 6-7), each
 // 16 x 16 x 32 multiply-adds; returns a C value so that the work is kept.
 float amx_loop(std::size_t iterations) {
-  alignas(
-      64) static const std::uint16_t ones[16 * 32] = {};  // bf16 zeros: the rate does not depend on values
+  // bf16 zeros: the rate does not depend on the values.
+  alignas(64) static const std::uint16_t zeros[16 * 32] = {};
   alignas(64) float c[16 * 16];
   const cpc::cpu_kernels::bf16::tile_scope tiles;
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  _tile_loadd(4, ones, 64);
-  _tile_loadd(5, ones, 64);
-  _tile_loadd(6, ones, 64);
-  _tile_loadd(7, ones, 64);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
   for (std::size_t i = 0; i < iterations; ++i) {
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);

@@ -63,14 +63,14 @@ inline CLI::Option* add_matmul_precision_option(CLI::App* c, std::string& value)
 
 /// Parses `value` and sets cpc's matmul precision for the process.
 /// Errors: cpc::config_error "--matmul-precision: expected fp32 or bf16, got '<value>'", or
-/// "--matmul-precision: bf16 is unavailable: <why>" (the build, the CPU or the kernel).
+/// "--matmul-precision: bf16 matmul precision is unavailable: <why>" (the build, CPU or kernel).
 inline void apply_matmul_precision(const std::string& value) {
   const cpc::matmul_precision p = cpc::parse_matmul_precision(value, "--matmul-precision");
-  if (p == cpc::matmul_precision::bf16) {
-    const std::string why = cpc::bf16_matmul_unavailable_reason();
-    if (!why.empty()) throw cpc::config_error("--matmul-precision: bf16 is unavailable: " + why);
+  try {
+    cpc::set_matmul_precision(p);
+  } catch (const cpc::config_error& e) {  // bf16 unavailable: the option names it
+    throw cpc::config_error(std::string("--matmul-precision: ") + e.what());
   }
-  cpc::set_matmul_precision(p);
 }
 
 }  // namespace cpc_examples

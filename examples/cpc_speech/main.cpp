@@ -255,8 +255,7 @@ std::string describe_model(const cpc::speech_recipe& r) {
   os << r.model << " model: encoder 5 strided convs x " << Config::latent_channels
      << " channels (kernels 10,8,4,4,4, strides 5,4,2,2,2), GRU " << Config::context_channels
      << ", N = " << Config::negatives << " negatives; recipe: " << r.describe(Config::prediction_steps);
-  if (cpc::get_matmul_precision() == cpc::matmul_precision::bf16)
-    os << "; the convolutions' products in bf16 (--matmul-precision bf16, AMX)";
+  if (!bf16_label().empty()) os << "; the convolutions' products in bf16 (--matmul-precision bf16, AMX)";
   return os.str();
 }
 
@@ -450,7 +449,7 @@ int run_demo(settings& s) {
   cpc::utterance_features random_test, cpc_test;
   std::vector<table_row> rows;
   rows.push_back(
-      {bf16_label().empty() ? "random init" : "random init (bf16 convolutions)",
+      {"random init" + bf16_label(),
        probe_model<Config>(model, corpus, sets, p, s.recipe.gain, "the random-init model", &random_test),
        "27.6", "1.87"});
   print_table(rows, std::cerr);

@@ -139,7 +139,7 @@ refused "config_error: --lr: the checkpoint 'run/model.safetensors' was trained 
 if "$bin" train "${c[@]}" --out run_bf16 --model small --steps 2 --batch 2 --matmul-precision bf16 > out.txt 2> err.txt; then
   [ -s run_bf16/model.safetensors ] || fail "train --matmul-precision bf16 wrote no checkpoint"
 else
-  grep -qF "cpc-speech: config_error: --matmul-precision: bf16 is unavailable: " err.txt ||
+  grep -qF "cpc-speech: config_error: --matmul-precision: bf16 matmul precision is unavailable: " err.txt ||
     fail "--matmul-precision bf16 failed without naming why: $(cat err.txt)"
   [ ! -e run_bf16 ] || fail "a refused bf16 run created its --out folder"
 fi

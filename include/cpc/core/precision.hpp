@@ -64,7 +64,7 @@ inline matmul_precision parse_matmul_precision(std::string_view text,
 namespace detail {
 // Asks Linux once per process for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); the
 // empty string on success, else why not.
-inline std::string request_amx_permission() {
+inline const std::string& request_amx_permission() {
 #if CPC_HAVE_AMX_BF16
   static const std::string reason = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -82,8 +82,10 @@ inline std::string request_amx_permission() {
   }();
   return reason;
 #else
-  return "this program was compiled without AMX-BF16 and AVX512-BF16 (build with "
-         "-march=sapphirerapids, or -march=native on such a CPU: CMake cpc::native, -DCPC_NATIVE=ON)";
+  static const std::string reason =
+      "this program was compiled without AMX-BF16 and AVX512-BF16 (build with -march=sapphirerapids, or "
+      "-march=native on such a CPU: CMake cpc::native, -DCPC_NATIVE=ON)";
+  return reason;
 #endif
 }
 
@@ -95,8 +97,15 @@ inline std::atomic<matmul_precision>& matmul_precision_setting() {
 
 /// Why bf16 products cannot run here (the build's instructions, the CPU, or the kernel), or the
 /// empty string when they can. The first call asks Linux for the AMX state (once per process).
-inline std::string bf16_matmul_unavailable_reason() {
+inline const std::string& bf16_matmul_unavailable_reason() {
   return detail::request_amx_permission();
+}
+
+/// Checks that bf16 products can run here (see `bf16_matmul_unavailable_reason`).
+/// Errors: `cpc::config_error` "bf16 matmul precision is unavailable: <why>".
+inline void require_bf16_matmul() {
+  const std::string& why = bf16_matmul_unavailable_reason();
+  if (!why.empty()) throw config_error("bf16 matmul precision is unavailable: " + why);
 }
 
 /// Sets the precision of the convolutions' matrix products for the whole process (all threads,
@@ -104,10 +113,7 @@ inline std::string bf16_matmul_unavailable_reason() {
 /// Errors: `cpc::config_error` when bf16 is asked for and unavailable, with the reason (see
 /// `bf16_matmul_unavailable_reason`); the setting is then unchanged.
 inline void set_matmul_precision(matmul_precision p) {
-  if (p == matmul_precision::bf16) {
-    const std::string why = bf16_matmul_unavailable_reason();
-    if (!why.empty()) throw config_error("bf16 matmul precision is unavailable: " + why);
-  }
+  if (p == matmul_precision::bf16) require_bf16_matmul();
   detail::matmul_precision_setting().store(p, std::memory_order_relaxed);
 }
 

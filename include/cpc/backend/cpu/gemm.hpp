@@ -25,7 +25,6 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -135,8 +134,7 @@ class packed_rhs {
   void use_bf16(bool on) {
     if (on) {
       if constexpr (!std::is_same_v<T, float>) throw config_error("packed_rhs: bf16 needs float operands");
-      const std::string why = bf16_matmul_unavailable_reason();
-      if (!why.empty()) throw config_error("bf16 matmul precision is unavailable: " + why);
+      require_bf16_matmul();
     }
     bf16_ = on;
   }
@@ -556,6 +554,22 @@ struct c_rows {
   }
 };
 
+// Height of `rows` rows cut into equal blocks of at most `most` rows, rounded up to whole tiles of
+// `unit` rows, so that no block is left with a few rows.
+constexpr std::size_t balanced_block(std::size_t rows, std::size_t most, std::size_t unit) {
+  const std::size_t blocks = (rows + most - 1) / most;
+  return ((rows + blocks - 1) / blocks + unit - 1) / unit * unit;
+}
+
+// Rows of C per group: the group's C (`panels` panels of gemm_tile<T>::cols columns) within
+// CPC_GEMM_C_BUDGET_KB, whole blocks of `block` rows (at least one).
+template <class T>
+constexpr std::size_t c_budget_rows(std::size_t panels, std::size_t block) {
+  return std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 /
+                                      (panels * gemm_tile<T>::cols * sizeof(T)) / block) *
+         block;
+}
+
 #if CPC_HAVE_AMX_BF16
 // gemm_source's AMX path, for B packed as bf16 (`packed_rhs::use_bf16`): the same loops (groups of
 // rows within the C budget, ascending k-blocks, row blocks with A rounded to bf16 into `work`,
@@ -571,17 +585,12 @@ void gemm_source_amx(std::size_t m, const Source& a, const packed_rhs<float>& b,
   static_assert(W == 32 && MB >= R, "gemm: the AMX path needs 32-column panels");
   const std::size_t KB = b.k_block(), depth = b.depth(), n = b.cols();
   const std::size_t panels = p_end - p_begin;
-  const std::size_t group =
-      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(float)) / MB) *
-      MB;
+  const std::size_t group = c_budget_rows<float>(panels, MB);
   float* ap = work;                         // packed A block (bf16 tiles), at most MB x depth / 2 slots
   float* ct = work + MB * tile::depth / 2;  // 32 x 32 scratch C
   static_assert(MB * tile::depth / 2 + R * W <= gemm_workspace_size<float>(), "gemm: AMX scratch");
   const std::ptrdiff_t ldc = c.ldc;
-  auto balanced = [](std::size_t rows, std::size_t most) {
-    const std::size_t blocks = (rows + most - 1) / most;
-    return ((rows + blocks - 1) / blocks + R - 1) / R * R;
-  };
+  auto balanced = [](std::size_t rows, std::size_t most) { return balanced_block(rows, most, R); };
   const bf16::tile_scope tiles_in_use;
   const std::size_t group_rows = balanced(m, group);
   for (std::size_t io = 0; io < m; io += group_rows) {
@@ -667,8 +676,7 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
   }
   const std::size_t panels = p_end - p_begin;
   // Rows per group: C of the group within the budget, whole row blocks.
-  const std::size_t group =
-      std::max<std::size_t>(1, std::size_t(CPC_GEMM_C_BUDGET_KB) * 1024 / (panels * W * sizeof(T)) / MB) * MB;
+  const std::size_t group = c_budget_rows<T>(panels, MB);
   T* ap = work;                     // packed A block: tiles of [kb, R]
   T* ct = work + MB * tile::depth;  // [R, W] tile for partial rows / columns
   block_prefetcher<T, Source> prefetch(a);
@@ -677,10 +685,7 @@ void gemm_source(std::size_t m, const Source& a, const packed_rhs<T>& b, const C
   const std::ptrdiff_t ldc = c.ldc;
   bool regular[MB / R];  // per tile of the block: its C rows lie ldc apart
   // Blocks of equal size (whole tiles, at most MB rows), so that no block is left with a few rows.
-  auto balanced = [](std::size_t rows, std::size_t most) {
-    const std::size_t blocks = (rows + most - 1) / most;
-    return ((rows + blocks - 1) / blocks + R - 1) / R * R;
-  };
+  auto balanced = [](std::size_t rows, std::size_t most) { return balanced_block(rows, most, R); };
   const std::size_t group_rows = balanced(m, group);
   for (std::size_t io = 0; io < m; io += group_rows) {
     const std::size_t ge = std::min(m, io + group_rows), block_rows = balanced(ge - io, MB);
